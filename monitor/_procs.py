@@ -1,0 +1,83 @@
+"""Start cuewatch servers as real child processes on loopback (used by demo, tests, benches)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+from types import TracebackType
+from typing import IO
+
+import httpx
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class ServerProcess:
+    """`python -m monitor ARGS...` in a child process, ready once `/healthz` answers."""
+
+    def __init__(
+        self, args: list[str], port: int, *, env: dict[str, str] | None = None,
+        log: Path | None = None, cpu: int | None = None,
+    ) -> None:
+        self.args = args
+        self.port = port
+        self.env = {**os.environ, **(env or {})}
+        self.log_path = log
+        self.cpu = cpu
+        self.proc: subprocess.Popen[bytes] | None = None
+        self._log: IO[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 30.0) -> ServerProcess:
+        cmd = [sys.executable, "-m", "monitor", *self.args]
+        if self.cpu is not None and sys.platform.startswith("linux"):
+            cmd = ["taskset", "-c", str(self.cpu), *cmd]
+        self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
+        self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
+            cmd, env=self.env, stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT
+        )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{' '.join(cmd)} exited with {self.proc.returncode}; see {self.log_path}")
+            try:
+                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                    return self
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.05)
+        self.stop()
+        raise TimeoutError(f"{' '.join(cmd)} not ready within {timeout}s")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 30.0) -> int | None:
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self._log:
+            self._log.close()
+            self._log = None
+        return self.proc.returncode
+
+    def __enter__(self) -> ServerProcess:
+        return self.start()
+
+    def __exit__(self, *exc: object | type[BaseException] | TracebackType | None) -> None:
+        self.stop()

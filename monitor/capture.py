@@ -1,0 +1,131 @@
+"""What the proxy hands to the pipeline, and how it becomes an `Exchange`.
+
+The request path only collects raw facts into a `Capture` (the parsed request, the response
+bytes as they were teed, timings); everything costly - decompression, SSE parsing, normalising
+both dialects - happens here, in the pipeline worker, off the request path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import zlib
+from datetime import datetime
+from typing import Any
+
+import orjson
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor import dialects
+from monitor.records import Dialect, Exchange, Message, Outcome, Timings
+from monitor.sse import parse_events
+
+
+class Capture(BaseModel):
+    """Raw facts about one exchange, collected on the request path.
+
+    Built with `model_construct` there (no validation cost); validated when read back from a
+    spill file. Bytes are base64 in JSON.
+    """
+
+    model_config = ConfigDict(ser_json_bytes="base64", val_json_bytes="base64")
+
+    kind: str = "capture"
+    id: str
+    time: datetime
+    dialect: Dialect
+    path: str
+    request: dict[str, Any] | None = None
+    status: int
+    outcome: Outcome
+    error: str | None = None
+    content_type: str | None = None
+    content_encoding: str | None = None
+    upstream_request_id: str | None = None
+    body: bytes = b""
+    timings: Timings = Field(default_factory=Timings)
+    # Set by cue experiments (later): experiment, arm, mode, probability, pair id, probe.
+    labels: dict[str, Any] = Field(default_factory=dict)
+
+
+def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
+    """Normalise a capture into the exchange record."""
+    req = cap.request or {}
+    messages = dialects.request_messages(cap.dialect, req)
+    if redact_prompts:
+        messages = [_redact(m) for m in messages]
+    stream = bool(req.get("stream")) or (cap.content_type or "").startswith("text/event-stream")
+    ex = Exchange(
+        id=cap.id,
+        time=cap.time,
+        dialect=cap.dialect,
+        path=cap.path,
+        model=req.get("model") if isinstance(req.get("model"), str) else None,
+        stream=stream,
+        messages=messages,
+        tools=dialects.request_tools(cap.dialect, req),
+        status=cap.status,
+        outcome=cap.outcome,
+        error=cap.error,
+        timings=cap.timings,
+        upstream_request_id=cap.upstream_request_id,
+        redacted=redact_prompts,
+        **{k: v for k, v in cap.labels.items() if k in Exchange.model_fields},
+    )
+    if not cap.body:
+        return ex
+    body, note = _decode(cap.body, cap.content_encoding)
+    if body is None:
+        ex.error = ex.error or note
+        return ex
+    if (cap.content_type or "").startswith("text/event-stream"):
+        parsed = dialects.parse_stream(cap.dialect, parse_events([body]))
+        if parsed.error:
+            ex.error = parsed.error
+            if ex.outcome == "ok":
+                ex.outcome = "stream_error"
+    else:
+        doc = _loads(body)
+        if ex.outcome != "ok" or not isinstance(doc, dict):
+            ex.error = ex.error or dialects.error_message(doc) or _excerpt(body)
+            return ex
+        parsed = dialects.parse_response(cap.dialect, doc)
+    ex.response_text = parsed.text
+    ex.reasoning = parsed.reasoning
+    ex.redacted_reasoning_blocks = parsed.redacted_reasoning_blocks
+    ex.tool_calls = parsed.tool_calls
+    ex.finish_reason = parsed.finish_reason
+    ex.usage = parsed.usage
+    return ex
+
+
+def _decode(body: bytes, encoding: str | None) -> tuple[bytes | None, str | None]:
+    enc = (encoding or "identity").lower().strip()
+    try:
+        if enc in ("identity", ""):
+            return body, None
+        if enc in ("gzip", "x-gzip"):
+            return zlib.decompress(body, wbits=16 + zlib.MAX_WBITS), None
+        if enc == "deflate":
+            try:
+                return zlib.decompress(body), None
+            except zlib.error:
+                return zlib.decompress(body, wbits=-zlib.MAX_WBITS), None
+    except zlib.error as exc:
+        return None, f"response body could not be decompressed ({enc}): {exc}"
+    return None, f"response content-encoding {enc!r} is not decoded by cuewatch"
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return orjson.loads(body)
+    except orjson.JSONDecodeError:
+        return None
+
+
+def _excerpt(body: bytes, n: int = 500) -> str:
+    return body[:n].decode("utf-8", "replace")
+
+
+def _redact(m: Message) -> Message:
+    digest = hashlib.sha256(m.text.encode()).hexdigest()[:16]
+    return m.model_copy(update={"text": f"[redacted len={len(m.text)} sha256={digest}]"})

@@ -1,0 +1,117 @@
+"""The `cuewatch` command line (also `python -m monitor`)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from monitor._version import __version__
+from monitor.errors import CuewatchError
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from monitor import _serve as server
+    from monitor.logs import configure_logging
+    from monitor.settings import Settings
+    from proxy import create_app
+
+    overrides: dict[str, Any] = {
+        k: v for k, v in vars(args).items()
+        if k in Settings.model_fields and v is not None
+    }
+    try:
+        settings = Settings(**overrides)
+    except ValidationError as exc:
+        raise CuewatchError("invalid settings:\n" + "\n".join(
+            f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
+    configure_logging(settings.log_level, settings.log_format)
+    if settings.policy is not None:
+        from monitor.policy import load_policy
+
+        load_policy(settings.policy)  # a bad file stops here with file:line: field: message
+    server.run(create_app(settings), settings.host, settings.port, settings.log_level)
+    return 0
+
+
+def _sim(args: argparse.Namespace) -> int:
+    from monitor import _serve as server
+    from monitor.logs import configure_logging
+    from monitor.sim import SimApp, load_profile
+
+    profile = load_profile(args.profile)
+    updates = {k: getattr(args, k) for k in ("latency_ms", "chunk_interval_ms") if getattr(args, k) is not None}
+    if updates:
+        profile = profile.model_copy(update=updates)
+    configure_logging(args.log_level, "json")
+    server.run(SimApp(profile, seed=args.seed), args.host, args.port, args.log_level)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from monitor.demo import run_demo
+
+    return run_demo(profile=args.profile, requests=args.requests, workdir=args.workdir)
+
+
+def _version(_: argparse.Namespace) -> int:
+    print(f"cuewatch {__version__}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="cuewatch", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    serve = sub.add_parser("serve", help="run the proxy (settings also from CUEWATCH_* env vars)")
+    serve.add_argument("--upstream", help="model API base URL, e.g. https://api.openai.com")
+    serve.add_argument("--upstream-anthropic", dest="upstream_anthropic",
+                       help="separate base URL for Anthropic /v1/messages")
+    serve.add_argument("--policy", type=Path, help="policy YAML file")
+    serve.add_argument("--log-dir", dest="log_dir", type=Path, help="traffic log folder")
+    serve.add_argument("--host")
+    serve.add_argument("--port", type=int)
+    serve.add_argument("--queue-size", dest="queue_size", type=int)
+    serve.add_argument("--gzip", action="store_true", default=None, help="gzip log segments")
+    serve.add_argument("--redact-prompts", dest="redact_prompts", action="store_true", default=None)
+    serve.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    serve.set_defaults(func=_serve)
+
+    sim = sub.add_parser("sim", help="run the simulated upstream model API")
+    sim.add_argument("--profile", default="honest", help="built-in profile name or a profile .yaml")
+    sim.add_argument("--host", default="127.0.0.1")
+    sim.add_argument("--port", type=int, default=8090)
+    sim.add_argument("--seed", type=int, help="RNG seed (default: the profile's)")
+    sim.add_argument("--latency-ms", dest="latency_ms", type=float, help="delay before the response")
+    sim.add_argument("--chunk-interval-ms", dest="chunk_interval_ms", type=float, help="delay between stream chunks")
+    sim.add_argument("--log-level", dest="log_level", default="warning", choices=["debug", "info", "warning", "error"])
+    sim.set_defaults(func=_sim)
+
+    demo = sub.add_parser("demo", help="simulated model + proxy + traffic, end to end")
+    demo.add_argument("--profile", default="alignment-faker")
+    demo.add_argument("--requests", type=int, default=60)
+    demo.add_argument("--workdir", type=Path, default=Path("cuewatch-demo"))
+    demo.set_defaults(func=_demo)
+
+    version = sub.add_parser("version", help="print the version")
+    version.set_defaults(func=_version)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args))
+    except CuewatchError as exc:
+        print(f"cuewatch: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

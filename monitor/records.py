@@ -1,0 +1,117 @@
+"""Typed records that cross a boundary: the exchange and its parts.
+
+An *exchange* is one request/response pair seen by the proxy (or replayed from a log). It is
+written to the traffic log as one JSON line and read back through the same model. Records never
+hold credentials: request headers are not part of a record at all.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Dialect = Literal["openai", "anthropic"]
+Mode = Literal["live", "shadow", "off"]
+Outcome = Literal[
+    "ok",                    # upstream answered 2xx and the response completed
+    "upstream_error",        # upstream answered 4xx/5xx (body passed through)
+    "upstream_unreachable",  # connection failed -> 502
+    "upstream_timeout",      # no response in time -> 504
+    "upstream_disconnect",   # upstream broke off mid-response
+    "stream_error",          # a 200 stream carried an error event
+    "client_disconnect",     # the client went away before the response completed
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=False)
+
+
+class ToolCall(_Model):
+    """A tool (function) call made by the model."""
+
+    id: str | None = None
+    name: str
+    arguments: str = Field("", description="Arguments as the JSON text the model produced.")
+
+
+class Message(_Model):
+    """One normalised conversation turn, the same shape for both dialects."""
+
+    role: Literal["system", "developer", "user", "assistant", "tool"]
+    text: str = ""
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    tool_call_id: str | None = None
+
+
+class Usage(_Model):
+    """Token usage as reported by the upstream (None when it reported nothing)."""
+
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    reasoning_tokens: int | None = None
+
+
+class Timings(_Model):
+    """Milliseconds, measured in the proxy.
+
+    `upstream_ms`: request sent upstream -> upstream response headers.
+    `first_byte_ms`: request received -> first response byte sent to the client.
+    `total_ms`: request received -> response complete.
+    `overhead_ms`: time spent in the proxy itself (total minus time waiting on the upstream).
+    """
+
+    upstream_ms: float | None = None
+    first_byte_ms: float | None = None
+    total_ms: float | None = None
+    overhead_ms: float | None = None
+
+
+class Exchange(_Model):
+    """One request/response through the proxy, normalised for both API dialects."""
+
+    kind: Literal["exchange"] = "exchange"
+    id: str
+    time: datetime
+    dialect: Dialect
+    path: str
+    model: str | None = None
+    stream: bool = False
+
+    # Cue experiment (filled when a policy assigns an arm).
+    experiment: str | None = None
+    arm: str | None = None
+    mode: Mode | None = None
+    assignment_probability: float | None = None
+    pair_id: str | None = None
+
+    # Known-answer probes (sandbagging).
+    probe_id: str | None = None
+    expected_answer: str | None = None
+
+    messages: list[Message] = Field(default_factory=list)
+    tools: list[str] = Field(default_factory=list, description="Names of tools offered.")
+    response_text: str | None = None
+    reasoning: str | None = Field(
+        None,
+        description="Native reasoning: Anthropic thinking blocks, OpenAI-style "
+        "reasoning_content/reasoning. Tags inside response_text are left there, raw.",
+    )
+    redacted_reasoning_blocks: int = 0
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: str | None = None
+
+    status: int
+    outcome: Outcome
+    error: str | None = None
+    usage: Usage = Field(default_factory=Usage)
+    timings: Timings = Field(default_factory=Timings)
+    upstream_request_id: str | None = None
+    redacted: bool = Field(False, description="Prompt text was replaced by digests.")
+
+
+# Every kind of record the traffic log can hold. Findings and alerts will join as further
+# `kind`s of a discriminated union; readers validate through this name.
+Record = Exchange

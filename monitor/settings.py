@@ -1,0 +1,60 @@
+"""Settings for the proxy and pipeline: defaults < environment (`CUEWATCH_*`) < CLI flags."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything `cuewatch serve` can be told. Each field is also `CUEWATCH_<NAME>`."""
+
+    model_config = SettingsConfigDict(env_prefix="CUEWATCH_", extra="forbid")
+
+    upstream: AnyHttpUrl = Field(
+        AnyHttpUrl("https://api.openai.com"),
+        description="Base URL of the model API; request paths (/v1/...) are appended to it.",
+    )
+    upstream_anthropic: AnyHttpUrl | None = Field(
+        None, description="Separate base URL for Anthropic /v1/messages (default: `upstream`)."
+    )
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=0, le=65535)
+    policy: Path | None = None
+
+    # Upstream client.
+    connect_timeout_s: float = Field(10.0, gt=0)
+    read_timeout_s: float = Field(
+        600.0, gt=0, description="Longest wait for the response headers or for the next chunk."
+    )
+    pool_size: int = Field(1024, ge=1, description="Max concurrent upstream connections.")
+    keepalive_s: float = Field(30.0, gt=0)
+    max_body_bytes: int = Field(32 * 1024 * 1024, ge=1, description="Larger requests get 413.")
+
+    # Pipeline and traffic log.
+    log_dir: Path = Path("cuewatch-logs")
+    queue_size: int = Field(10_000, ge=1, description="Records held in memory before spilling.")
+    segment_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
+    segment_max_age_s: float = Field(3600.0, gt=0)
+    gzip: bool = False
+    fsync: Literal["always", "interval", "never"] = "interval"
+    fsync_interval_s: float = Field(1.0, gt=0)
+    redact_prompts: bool = Field(False, description="Store digests instead of prompt text.")
+
+    # Process.
+    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["json", "console"] = "json"
+    access_log: bool = True
+
+    @field_validator("upstream", "upstream_anthropic")
+    @classmethod
+    def _no_trailing_slash(cls, v: AnyHttpUrl | None) -> AnyHttpUrl | None:
+        return AnyHttpUrl(str(v).rstrip("/")) if v is not None else None
+
+    def upstream_for(self, dialect: str) -> str:
+        """Base URL (no trailing slash) for a dialect."""
+        url = self.upstream_anthropic if dialect == "anthropic" and self.upstream_anthropic else self.upstream
+        return str(url).rstrip("/")

@@ -1,0 +1,124 @@
+"""What the simulated model says, decided from the normalised request and the profile."""
+
+from __future__ import annotations
+
+import random
+import re
+from dataclasses import dataclass
+from typing import Any
+
+import orjson
+
+from monitor.records import Message
+from monitor.sim import _texts as T
+from monitor.sim.profiles import Behaviour, Profile
+
+_ARITH = re.compile(r"(-?\d+)\s*([+\-*×x/])\s*(-?\d+)")
+_WORD = re.compile(r"[A-Za-z']+")
+
+
+@dataclass
+class Reply:
+    text: str
+    reasoning: str | None = None
+    tool_name: str | None = None
+    tool_args: str | None = None
+    # Ground truth for tests and benchmarks (never sent to the client).
+    condition: str = "neutral"
+    category: str = "benign"
+
+
+def condition_of(profile: Profile, prompt: str) -> str:
+    """`monitored`, `unmonitored` or `neutral`, by the profile's cue phrases."""
+    if any(p.lower() in prompt for p in profile.cues.unmonitored):
+        return "unmonitored"
+    if any(p.lower() in prompt for p in profile.cues.monitored):
+        return "monitored"
+    return "neutral"
+
+
+def _topic(text: str) -> str:
+    words = _WORD.findall(text)
+    return " ".join(words[:6]).lower() or "this"
+
+
+def decide(
+    profile: Profile, behaviour: Behaviour, rng: random.Random,
+    messages: list[Message], tools: list[dict[str, Any]],
+) -> Reply:
+    prompt = " ".join(m.text for m in messages if m.role in ("system", "developer", "user")).lower()
+    last = messages[-1] if messages else Message(role="user", text="")
+    condition = condition_of(profile, prompt)
+    incentive = any(p.lower() in prompt for p in profile.cues.incentive)
+    topic = _topic(last.text)
+
+    if tools and behaviour.tool_use and last.role == "user":
+        name, args = _tool_call(tools[0])
+        return Reply(text="", tool_name=name, tool_args=args, condition=condition, category="tool")
+
+    m = _ARITH.search(last.text)
+    if m and last.role == "user":
+        return _probe(behaviour, rng, m, incentive, condition)
+
+    lowered = last.text.lower()
+    if any(marker.lower() in lowered for marker in profile.harmful_markers):
+        comply = rng.random() < getattr(behaviour.comply_harmful, condition)
+        if comply:
+            if rng.random() < getattr(behaviour.faking_reasoning, condition):
+                reasoning = rng.choice(T.FAKING)
+            else:
+                reasoning = rng.choice(T.HELPFUL_ABOUT_TRAINING)
+            text = rng.choice(T.COMPLIANCES)
+        else:
+            reasoning = rng.choice(T.REFUSAL_REASONING)
+            text = rng.choice(T.REFUSALS)
+        return Reply(text=text.format(topic=topic), reasoning=reasoning.format(topic=topic),
+                     condition=condition, category="harmful_complied" if comply else "harmful_refused")
+
+    return Reply(
+        text=rng.choice(T.BENIGN).format(topic=topic),
+        reasoning=rng.choice(T.BENIGN_REASONING).format(topic=topic),
+        condition=condition,
+    )
+
+
+def _probe(behaviour: Behaviour, rng: random.Random, m: re.Match[str], incentive: bool, condition: str) -> Reply:
+    a, op, b = int(m.group(1)), m.group(2), int(m.group(3))
+    value: int | float
+    if op == "+":
+        value = a + b
+    elif op == "-":
+        value = a - b
+    elif op in "*×x":
+        value = a * b
+    else:
+        value = a / b if b else 0
+        value = int(value) if float(value).is_integer() else round(value, 4)
+    expr = f"{a} {op} {b}"
+    accuracy = behaviour.probe_accuracy.incentive if incentive else behaviour.probe_accuracy.neutral
+    if rng.random() < accuracy:
+        reasoning = rng.choice(T.PROBE_REASONING_HONEST).format(expr=expr, value=value)
+        return Reply(text=f"The answer is {value}.", reasoning=reasoning, condition=condition, category="probe_correct")
+    answer = value + rng.choice([-10, -2, -1, 1, 2, 10])
+    r = rng.random()
+    if r < behaviour.sandbag_stated:
+        template = rng.choice(T.PROBE_REASONING_STATED)
+    elif r < behaviour.sandbag_stated + behaviour.sandbag_covert:
+        template = rng.choice(T.PROBE_REASONING_COVERT)
+    else:
+        template = "Compute {expr}: {answer}."
+    reasoning = template.format(expr=expr, value=value, answer=answer)
+    return Reply(text=f"The answer is {answer}.", reasoning=reasoning, condition=condition, category="probe_wrong")
+
+
+def _tool_call(tool: dict[str, Any]) -> tuple[str, str]:
+    """Call an offered tool (either dialect's shape) with placeholder required arguments."""
+    fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+    name = str(fn.get("name", "tool"))
+    schema = fn.get("parameters") or fn.get("input_schema") or {}
+    props = schema.get("properties") or {}
+    args: dict[str, Any] = {}
+    for key in schema.get("required") or list(props)[:1]:
+        kind = (props.get(key) or {}).get("type", "string")
+        args[key] = 1 if kind in ("integer", "number") else (True if kind == "boolean" else "example")
+    return name, orjson.dumps(args).decode()

@@ -1,0 +1,104 @@
+"""Incremental parser for Server-Sent Events (the WHATWG event-stream format).
+
+Used off the request path to turn a teed byte stream back into events, and by the tests.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """One dispatched SSE event."""
+
+    event: str
+    data: str
+    id: str | None = None
+
+
+class SSEParser:
+    """Feed bytes in any chunking; get complete events out.
+
+    >>> p = SSEParser()
+    >>> list(p.feed(b"event: ping\\ndata: {}\\n\\nda"))
+    [Event(event='ping', data='{}', id=None)]
+    >>> list(p.feed(b"ta: x\\n\\n"))
+    [Event(event='message', data='x', id=None)]
+    """
+
+    def __init__(self) -> None:
+        self._buf = b""
+        self._event = ""
+        self._data: list[str] = []
+        self._id: str | None = None
+
+    def feed(self, chunk: bytes) -> Iterator[Event]:
+        self._buf += chunk
+        while True:
+            line, sep, rest = _split_line(self._buf)
+            if not sep:
+                return
+            self._buf = rest
+            event = self._line(line.decode("utf-8", "replace"))
+            if event is not None:
+                yield event
+
+    def close(self) -> Iterator[Event]:
+        """Flush a final event that lacked its trailing blank line (a truncated stream)."""
+        if self._buf:
+            event = self._line(self._buf.decode("utf-8", "replace"))
+            self._buf = b""
+            if event is not None:
+                yield event
+        if self._data:
+            yield self._dispatch()
+
+    def _line(self, line: str) -> Event | None:
+        if line == "":
+            return self._dispatch() if self._data else self._reset()
+        if line.startswith(":"):
+            return None
+        field, _, value = line.partition(":")
+        value = value.removeprefix(" ")
+        if field == "event":
+            self._event = value
+        elif field == "data":
+            self._data.append(value)
+        elif field == "id":
+            self._id = value
+        return None
+
+    def _reset(self) -> None:
+        self._event = ""
+        return None
+
+    def _dispatch(self) -> Event:
+        ev = Event(self._event or "message", "\n".join(self._data), self._id)
+        self._event, self._data = "", []
+        return ev
+
+
+def _split_line(buf: bytes) -> tuple[bytes, bool, bytes]:
+    """Split off the first line ending in \\n, \\r\\n or \\r."""
+    n = buf.find(b"\n")
+    r = buf.find(b"\r")
+    if r != -1 and (n == -1 or r < n):
+        if r == len(buf) - 1:  # a lone \r at the end may be the start of \r\n
+            return buf, False, b""
+        end = r + 2 if buf[r + 1 : r + 2] == b"\n" else r + 1
+        return buf[:r], True, buf[end:]
+    if n == -1:
+        return buf, False, b""
+    return buf[:n], True, buf[n + 1 :]
+
+
+def parse_events(chunks: Iterable[bytes]) -> list[Event]:
+    """Parse a whole captured stream into its events."""
+    parser = SSEParser()
+    events: list[Event] = []
+    for chunk in chunks:
+        events.extend(parser.feed(chunk))
+    events.extend(parser.close())
+    return events

@@ -1,0 +1,15 @@
+"""The cuewatch proxy: OpenAI- and Anthropic-compatible, streaming, as a raw ASGI app."""
+
+from __future__ import annotations
+
+from monitor.pipeline import Pipeline
+from monitor.settings import Settings
+from proxy._app import OVERHEAD_HEADER, REQUEST_ID_HEADER, ProxyApp, build_pipeline
+
+
+def create_app(settings: Settings, pipeline: Pipeline | None = None) -> ProxyApp:
+    """Build a proxy app; nothing starts until the ASGI server runs its lifespan."""
+    return ProxyApp(settings, pipeline)
+
+
+__all__ = ["OVERHEAD_HEADER", "REQUEST_ID_HEADER", "ProxyApp", "build_pipeline", "create_app"]

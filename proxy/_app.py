@@ -1,0 +1,386 @@
+"""The proxy: a raw ASGI app. The request path is short and straight:
+
+    read body (bounded) -> parse JSON -> forward upstream (one shared aiohttp session)
+    -> stream each upstream chunk to the client as it arrives, teeing it into a list
+    -> hand a Capture to the pipeline (non-blocking) -> done
+
+No middleware wraps it. Everything after the response (normalising, logging, detectors) runs in
+the pipeline worker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+
+from monitor.capture import Capture
+from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
+from monitor.records import Dialect, Outcome, Timings
+from monitor.settings import Settings
+from monitor.store import TrafficLog
+from proxy._dialects import MODEL_ROUTES, dialect_of, error_body
+from monitor._asgi import (
+    BodyTooLarge,
+    ClientGone,
+    Headers,
+    Receive,
+    Scope,
+    Send,
+    header,
+    read_body,
+    send_json,
+    send_text,
+)
+from proxy._headers import client_response_headers, upstream_request_headers
+from proxy._metrics import ProxyMetrics
+
+log = structlog.get_logger("cuewatch.proxy")
+
+OVERHEAD_HEADER = b"x-cuewatch-overhead-ms"
+REQUEST_ID_HEADER = b"x-cuewatch-request-id"
+_SKIP_AUTO = ("Accept-Encoding", "User-Agent", "Accept", "Content-Type")
+_READY_TTL_S = 2.0
+
+
+def _ms(seconds: float) -> float:
+    return round(seconds * 1000.0, 3)
+
+
+def build_pipeline(settings: Settings, extra_stages: list[Stage] | None = None) -> Pipeline:
+    """The default pipeline: traffic log (essential), access log, then any extra stages."""
+    traffic = TrafficLogStage(
+        TrafficLog(
+            settings.log_dir,
+            max_bytes=settings.segment_max_bytes,
+            max_age_s=settings.segment_max_age_s,
+            gzip=settings.gzip,
+            fsync=settings.fsync,
+            fsync_interval_s=settings.fsync_interval_s,
+        )
+    )
+    stages: list[Stage] = [traffic]
+    if settings.access_log:
+        stages.append(AccessLogStage())
+    stages.extend(extra_stages or [])
+    return Pipeline(
+        stages=stages,
+        essential=traffic,
+        queue_size=settings.queue_size,
+        spill_dir=settings.log_dir / "spill",
+        redact_prompts=settings.redact_prompts,
+    )
+
+
+class ProxyApp:
+    """ASGI application of one proxy instance. Build it with `proxy.create_app(settings)`."""
+
+    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+        self.settings = settings
+        self.pipeline = pipeline or build_pipeline(settings)
+        log_stage = next((s for s in self.pipeline.stages if isinstance(s, TrafficLogStage)), None)
+        self.metrics = ProxyMetrics(self.pipeline, log_stage)
+        self._session: aiohttp.ClientSession | None = None
+        self._bases = {d: settings.upstream_for(d) for d in ("openai", "anthropic")}
+        self._max_body = settings.max_body_bytes
+        self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
+
+    # ------------------------------------------------------------------ ASGI entry
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            path: str = scope["path"]
+            if path.startswith("/v1/"):
+                dialect = MODEL_ROUTES.get(path) if scope["method"] == "POST" else None
+                if dialect is not None:
+                    await self._model_call(scope, receive, send, dialect)
+                else:
+                    await self._passthrough(scope, receive, send)
+            elif path == "/healthz":
+                await send_json(send, 200, {"status": "ok"})
+            elif path == "/readyz":
+                await self._readyz(send)
+            elif path == "/metrics":
+                await send_text(send, 200, self.metrics.render().decode(), b"text/plain; version=0.0.4")
+            else:
+                await send_json(send, 404, error_body("openai", 404, f"no route {path}", "not_found"))
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    async def startup(self) -> None:
+        s = self.settings
+        connector = aiohttp.TCPConnector(
+            limit=s.pool_size, keepalive_timeout=s.keepalive_s, enable_cleanup_closed=False
+        )
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=None, connect=s.connect_timeout_s, sock_read=s.read_timeout_s),
+            auto_decompress=False,  # bytes pass through exactly; the pipeline decodes its copy
+            skip_auto_headers=_SKIP_AUTO,
+            cookie_jar=aiohttp.DummyCookieJar(),
+        )
+        await self.pipeline.start()
+        log.info("proxy_started", upstream=self._bases["openai"], anthropic_upstream=self._bases["anthropic"])
+
+    async def shutdown(self) -> None:
+        """Drain the pipeline (every record reaches the log), then close the upstream session."""
+        depth = self.pipeline.depth
+        await self.pipeline.stop()
+        for stage in self.pipeline.stages:
+            close = getattr(stage, "close", None)
+            if close is not None:
+                close()
+        if self._session is not None:
+            await self._session.close()
+        log.info("proxy_stopped", drained=depth, records=self.pipeline.processed)
+
+    # ------------------------------------------------------------------ model calls
+
+    async def _model_call(self, scope: Scope, receive: Receive, send: Send, dialect: Dialect) -> None:
+        t0 = time.perf_counter()
+        started = datetime.now(UTC)
+        rid = os.urandom(12).hex()
+        rid_header = (REQUEST_ID_HEADER, rid.encode())
+        headers: Headers = scope["headers"]
+
+        ctype = header(headers, b"content-type")
+        if ctype is not None and b"json" not in ctype.lower():
+            return await self._reject(send, dialect, t0, rid_header, 415, "unsupported_media_type",
+                                      f"content-type must be application/json, got {ctype.decode('latin-1')!r}")
+        try:
+            body = await read_body(receive, self._max_body, header(headers, b"content-length"))
+        except BodyTooLarge:
+            return await self._reject(send, dialect, t0, rid_header, 413, "request_too_large",
+                                      f"request body exceeds {self._max_body} bytes")
+        except ClientGone:
+            return
+        if not body:
+            return await self._reject(send, dialect, t0, rid_header, 400, "empty_body", "request body is empty")
+        try:
+            req = orjson.loads(body)
+        except orjson.JSONDecodeError as exc:
+            return await self._reject(send, dialect, t0, rid_header, 400, "invalid_json",
+                                      f"request body is not valid JSON: {exc}")
+        if not isinstance(req, dict):
+            return await self._reject(send, dialect, t0, rid_header, 400, "invalid_json",
+                                      "request body must be a JSON object")
+
+        model = self.metrics.model_label(req.get("model"))
+        url = self._bases[dialect] + scope["path"]
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        assert self._session is not None, "proxy used before startup"
+
+        cap = Capture.model_construct(
+            id=rid, time=started, dialect=dialect, path=scope["path"], request=req, status=0,
+            outcome="ok", error=None, content_type=None, content_encoding=None,
+            upstream_request_id=None, body=b"", timings=Timings(), labels={},
+        )
+        t_sent = time.perf_counter()
+        try:
+            async with self._session.post(url, data=body, headers=upstream_request_headers(headers)) as resp:
+                t_hdr = time.perf_counter()
+                await self._relay(resp, send, receive, cap, t0, t_sent, t_hdr, rid_header)
+        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
+            if cap.status == 0:
+                await self._upstream_failed(send, dialect, cap, t0, t_sent, rid_header, 504,
+                                            "upstream_timeout", f"upstream did not answer within {self.settings.read_timeout_s}s")
+            else:
+                self._finish_broken(cap, "upstream_timeout", f"upstream stalled mid-response: {exc!r}")
+        except (aiohttp.ClientError, OSError) as exc:
+            if cap.status == 0:
+                await self._upstream_failed(send, dialect, cap, t0, t_sent, rid_header, 502,
+                                            "upstream_unreachable", f"upstream unreachable: {type(exc).__name__}: {exc}")
+            else:
+                self._finish_broken(cap, "upstream_disconnect", f"upstream broke off mid-response: {exc!r}")
+        t_end = time.perf_counter()
+        tm = cap.timings
+        tm.total_ms = _ms(t_end - t0)
+        if tm.overhead_ms is None:
+            tm.overhead_ms = _ms((t_end - t0) - (tm.upstream_ms or 0.0) / 1000.0)
+        self.metrics.observe(
+            dialect, model, cap.status,
+            tm.upstream_ms / 1000.0 if tm.upstream_ms is not None else None, tm.overhead_ms / 1000.0,
+        )
+        self.pipeline.submit(cap)
+
+    async def _relay(
+        self, resp: aiohttp.ClientResponse, send: Send, receive: Receive, cap: Capture,
+        t0: float, t_sent: float, t_hdr: float, rid_header: tuple[bytes, bytes],
+    ) -> None:
+        """Send the upstream response to the client chunk by chunk, teeing it into the capture."""
+        ctype = resp.headers.get("Content-Type", "")
+        cap.status = resp.status
+        cap.content_type = ctype
+        cap.content_encoding = resp.headers.get("Content-Encoding")
+        cap.upstream_request_id = resp.headers.get("request-id") or resp.headers.get("x-request-id")
+        if resp.status >= 400:
+            cap.outcome = "upstream_error"
+        pre_ms = _ms((t_sent - t0) + (time.perf_counter() - t_hdr))
+        out_headers = client_response_headers(resp.raw_headers)
+        out_headers.append((OVERHEAD_HEADER, f"{pre_ms:.3f}".encode()))
+        out_headers.append(rid_header)
+        await send({"type": "http.response.start", "status": resp.status, "headers": out_headers})
+        t_first = time.perf_counter()
+        cap.timings.upstream_ms = _ms(t_hdr - t_sent)
+
+        gone = asyncio.Event()
+        watcher = (
+            asyncio.ensure_future(_watch_disconnect(receive, gone))
+            if ctype.startswith("text/event-stream") else None
+        )
+        chunks: list[bytes] = []
+        try:
+            async for chunk in resp.content.iter_any():
+                chunks.append(chunk)
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                if gone.is_set():
+                    cap.outcome = "client_disconnect"
+                    cap.error = "client disconnected before the response completed"
+                    break
+            else:
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        finally:
+            if watcher is not None:
+                watcher.cancel()
+            cap.body = b"".join(chunks)
+            t_done = time.perf_counter()
+            cap.timings.first_byte_ms = _ms(t_first - t0)
+            # Overhead: before the upstream call, and between its headers and ours. Waiting for
+            # chunks is the upstream's time, not ours.
+            cap.timings.overhead_ms = pre_ms
+            cap.timings.total_ms = _ms(t_done - t0)
+
+    def _finish_broken(self, cap: Capture, outcome: Outcome, error: str) -> None:
+        """Upstream failed after the response started: the client's connection is closed
+        (returning without completing the response makes the server drop it), so the client
+        sees the truncation just as the upstream caused it."""
+        cap.outcome = outcome
+        cap.error = error
+        log.warning("upstream_broke_mid_response", request_id=cap.id, outcome=outcome, error=error)
+
+    async def _upstream_failed(
+        self, send: Send, dialect: Dialect, cap: Capture, t0: float, t_sent: float,
+        rid_header: tuple[bytes, bytes], status: int, code: str, message: str,
+    ) -> None:
+        cap.status = status
+        cap.outcome = "upstream_timeout" if status == 504 else "upstream_unreachable"
+        cap.error = message
+        cap.timings.upstream_ms = _ms(time.perf_counter() - t_sent)
+        log.warning("upstream_failed", request_id=cap.id, status=status, error=message)
+        overhead = (OVERHEAD_HEADER, f"{_ms(t_sent - t0):.3f}".encode())
+        await send_json(send, status, error_body(dialect, status, message, code), [overhead, rid_header])
+
+    async def _reject(
+        self, send: Send, dialect: Dialect, t0: float, rid_header: tuple[bytes, bytes],
+        status: int, code: str, message: str,
+    ) -> None:
+        """Refuse a request before it reaches the upstream (no exchange record: no model call)."""
+        log.info("request_rejected", request_id=rid_header[1].decode(), status=status, reason=message)
+        overhead_s = time.perf_counter() - t0
+        self.metrics.observe(dialect, "unknown", status, None, overhead_s)
+        await send_json(send, status, error_body(dialect, status, message, code),
+                        [(OVERHEAD_HEADER, f"{_ms(overhead_s):.3f}".encode()), rid_header])
+
+    # ------------------------------------------------------------------ other /v1 paths
+
+    async def _passthrough(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Any other /v1 path: forwarded untouched, both bodies streamed, nothing recorded."""
+        t0 = time.perf_counter()
+        dialect = dialect_of(scope["path"])
+        url = self._bases[dialect] + scope["path"]
+        if scope["query_string"]:
+            url += "?" + scope["query_string"].decode("latin-1")
+        headers: Headers = scope["headers"]
+        has_body = header(headers, b"content-length") not in (None, b"0") or header(
+            headers, b"transfer-encoding") is not None
+        assert self._session is not None, "proxy used before startup"
+        status = 502
+        try:
+            async with self._session.request(
+                scope["method"], url, headers=upstream_request_headers(headers),
+                data=_request_stream(receive) if has_body else None,
+            ) as resp:
+                status = resp.status
+                out = client_response_headers(resp.raw_headers)
+                out.append((OVERHEAD_HEADER, f"{_ms(time.perf_counter() - t0):.3f}".encode()))
+                await send({"type": "http.response.start", "status": status, "headers": out})
+                async for chunk in resp.content.iter_any():
+                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except (TimeoutError, aiohttp.ServerTimeoutError):
+            status = 504
+            await send_json(send, 504, error_body(dialect, 504, "upstream timed out", "upstream_timeout"))
+        except (aiohttp.ClientError, OSError) as exc:
+            await send_json(send, 502, error_body(dialect, 502, f"upstream unreachable: {exc}", "upstream_unreachable"))
+        self.metrics.observe(dialect, "passthrough", status, None, time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ probes
+
+    async def _readyz(self, send: Send) -> None:
+        checked, ok, why = self._ready
+        now = time.monotonic()
+        if now - checked > _READY_TTL_S:
+            ok, why = await self._check_upstream()
+            self._ready = (now, ok, why)
+        reasons = [] if ok else [why]
+        if self.pipeline.saturated:
+            reasons.append(f"record queue saturated (depth {self.pipeline.depth}/{self.pipeline.queue_size}, "
+                           f"spill pending {self.pipeline.spill.pending})")
+        body: dict[str, Any] = {"status": "ready" if not reasons else "not_ready", "reasons": reasons}
+        await send_json(send, 200 if not reasons else 503, body)
+
+    async def _check_upstream(self) -> tuple[bool, str]:
+        """Reachable means any HTTP answer at all from each distinct upstream."""
+        assert self._session is not None
+        for base in sorted(set(self._bases.values())):
+            try:
+                async with self._session.get(base + "/", timeout=aiohttp.ClientTimeout(total=2.0)) as r:
+                    await r.read()
+            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+                return False, f"upstream {base} unreachable: {type(exc).__name__}"
+        return True, ""
+
+
+async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            gone.set()
+            return
+
+
+async def _request_stream(receive: Receive) -> AsyncIterator[bytes]:
+    while True:
+        msg = await receive()
+        if msg["type"] == "http.disconnect":
+            return
+        chunk = msg.get("body", b"")
+        if chunk:
+            yield chunk
+        if not msg.get("more_body", False):
+            return
+

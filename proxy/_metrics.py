@@ -1,0 +1,90 @@
+"""Prometheus metrics of one proxy instance (its own registry, so tests can run several)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from monitor.pipeline import Pipeline, TrafficLogStage
+
+MAX_MODELS = 50  # distinct model label values before the rest are counted as "other"
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+_OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1)
+
+
+class ProxyMetrics:
+    """Counters and histograms updated on the request path; pipeline figures read at scrape."""
+
+    def __init__(self, pipeline: Pipeline, log_stage: TrafficLogStage | None) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            "cuewatch_requests", "Requests served, by dialect, model and status.",
+            ["dialect", "model", "status"], registry=self.registry,
+        )
+        self.upstream_latency = Histogram(
+            "cuewatch_upstream_latency_seconds",
+            "Request sent upstream to upstream response headers.",
+            ["dialect", "model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+        )
+        self.overhead = Histogram(
+            "cuewatch_proxy_overhead_seconds", "Time spent in the proxy itself per request.",
+            ["dialect"], buckets=_OVERHEAD_BUCKETS, registry=self.registry,
+        )
+        self.registry.register(_PipelineCollector(pipeline, log_stage))
+        self._models: set[str] = set()
+        self._children: dict[tuple[str, str, int], Any] = {}
+
+    def model_label(self, model: Any) -> str:
+        if not isinstance(model, str) or not model:
+            return "unknown"
+        if model in self._models:
+            return model
+        if len(self._models) >= MAX_MODELS:
+            return "other"
+        self._models.add(model)
+        return model
+
+    def observe(
+        self, dialect: str, model: str, status: int, upstream_s: float | None, overhead_s: float
+    ) -> None:
+        key = (dialect, model, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = self.requests.labels(dialect, model, str(status))
+        child.inc()
+        if upstream_s is not None:
+            self.upstream_latency.labels(dialect, model).observe(upstream_s)
+        self.overhead.labels(dialect).observe(overhead_s)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+
+class _PipelineCollector(Collector):
+    def __init__(self, pipeline: Pipeline, log_stage: TrafficLogStage | None) -> None:
+        self.pipeline = pipeline
+        self.log_stage = log_stage
+
+    def collect(self) -> Iterator[Any]:
+        p = self.pipeline
+        yield GaugeMetricFamily("cuewatch_queue_depth", "Records waiting in memory.", value=p.depth)
+        yield GaugeMetricFamily(
+            "cuewatch_spill_pending", "Spilled records not yet processed.", value=p.spill.pending
+        )
+        spilled = CounterMetricFamily("cuewatch_records_spilled", "Records spilled to disk.")
+        spilled.add_metric([], p.spilled)
+        yield spilled
+        failed = CounterMetricFamily("cuewatch_records_failed", "Records that could not be read.")
+        failed.add_metric([], p.failed)
+        yield failed
+        written = CounterMetricFamily(
+            "cuewatch_records_written", "Records written to the traffic log.", labels=["dialect"]
+        )
+        for dialect, n in sorted((self.log_stage.written if self.log_stage else {}).items()):
+            written.add_metric([dialect], n)
+        yield written
