@@ -6,13 +6,15 @@ Test affordances (never used by real clients):
   (seconds before the headers), `disconnect-after=N` (drop the connection after N body chunks),
   `stall-after=N` (stop sending after N chunks, keep the connection open), `error-event`
   (a 200 stream that ends with the dialect's error event).
-- `GET /_sim/requests` lists the request bodies received (what prompt the model saw);
-  `DELETE /_sim/requests` clears the list.
+- `GET /_sim/requests` lists the requests received: the body (what prompt the model saw), the
+  `x-request-id` it answered with, the SHA-256 of the body bytes it sent, and the ground truth
+  of its behaviour (cue condition seen, category of reply); `DELETE /_sim/requests` clears it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 import time
 from collections import deque
@@ -80,7 +82,8 @@ class SimApp:
         except ValueError:
             await send_json(send, 400, _error(dialect, 400, "invalid JSON body"))
             return
-        self.requests.append({"dialect": dialect, "body": req})
+        entry: dict[str, Any] = {"dialect": dialect, "body": req}
+        self.requests.append(entry)
         faults = _faults(header(scope["headers"], _FAULT))
         if "delay" in faults:
             await asyncio.sleep(float(faults["delay"]))
@@ -105,11 +108,13 @@ class SimApp:
             frames = _anthropic_stream(reply, req, model, ident, p) if req.get("stream") else None
             doc = None if frames else _anthropic_body(reply, req, model, ident, p)
         headers = [(b"x-request-id", f"req_{ident}".encode())]
+        entry.update(request_id=f"req_{ident}", truth={"condition": reply.condition, "category": reply.category})
         try:
             if frames is not None:
-                await self._stream(send, frames, faults, dialect, headers)
+                await self._stream(send, frames, faults, dialect, headers, entry)
             else:
                 data = orjson.dumps(doc)
+                entry["sent_sha256"] = hashlib.sha256(data).hexdigest()
                 if "disconnect-after" in faults:
                     headers += [(b"content-type", b"application/json"), (b"content-length", str(len(data)).encode())]
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -120,7 +125,8 @@ class SimApp:
             return  # returning mid-response makes the server close the connection
 
     async def _stream(
-        self, send: Send, frames: list[bytes], faults: dict[str, str], dialect: str, headers: list[tuple[bytes, bytes]]
+        self, send: Send, frames: list[bytes], faults: dict[str, str], dialect: str,
+        headers: list[tuple[bytes, bytes]], entry: dict[str, Any],
     ) -> None:
         headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -128,14 +134,18 @@ class SimApp:
         cut = int(faults.get("disconnect-after", faults.get("stall-after", -1)))
         if "error-event" in faults:
             frames = [*frames[: max(1, len(frames) // 2)], _error_frame(dialect)]
+        digest = hashlib.sha256()
         for i, frame in enumerate(frames):
             if i == cut:
+                entry["sent_sha256"] = digest.hexdigest()
                 if "stall-after" in faults:
                     await asyncio.sleep(3600)
                 raise _Drop
             if gap and i:
                 await asyncio.sleep(gap)
+            digest.update(frame)
             await send({"type": "http.response.body", "body": frame, "more_body": True})
+        entry["sent_sha256"] = digest.hexdigest()
         await send({"type": "http.response.body", "body": b"", "more_body": False})
 
 

@@ -1,0 +1,37 @@
+# cuewatch — the two commands: `make demo` and `make test`. Both set up .venv when needed.
+PYTHON ?= python3
+VENV ?= .venv
+# CPU build of torch, installed before the project so nothing pulls a multi-GB CUDA build.
+# Users with GPUs override it, e.g. `make venv TORCH_SPEC='torch==2.13.0' TORCH_ARGS='--index-url ...'`.
+TORCH_SPEC ?= torch==2.13.0
+TORCH_ARGS ?=
+PIP := $(VENV)/bin/pip
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.cuewatch-installed
+
+.PHONY: venv test demo check bench clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(PIP) install -q $(TORCH_ARGS) "$(TORCH_SPEC)"
+	$(PIP) install -q -e ".[dev]"
+	@touch $(STAMP)
+
+test: venv
+	$(BIN)/pytest
+
+demo: venv
+	$(BIN)/cuewatch demo
+
+check: venv
+	$(BIN)/ruff check .
+	$(BIN)/mypy
+
+bench: venv
+	$(BIN)/python bench/proxy_overhead.py
+
+clean:
+	rm -rf $(VENV) build dist *.egg-info cuewatch-demo cuewatch-logs

@@ -1,0 +1,81 @@
+"""Test support: real servers on loopback (subprocesses or uvicorn in a thread), log readers."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from monitor._procs import ServerProcess, free_port
+from monitor.records import Exchange
+from monitor.store import LogReader
+
+API_KEY = "sk-test-PLANTED-0123456789abcdef"  # planted: must never appear in logs or records
+
+
+class ThreadServer:
+    """An ASGI app served by uvicorn in a background thread (for in-process apps in tests)."""
+
+    def __init__(self, app: Any, port: int | None = None) -> None:
+        from monitor._serve import uvicorn_config
+
+        import uvicorn
+
+        self.port = port or free_port()
+        self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, "warning"))
+        self.thread = threading.Thread(target=self.server.run, daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def __enter__(self) -> ThreadServer:
+        self.thread.start()
+        deadline = time.monotonic() + 15
+        while not self.server.started:
+            if time.monotonic() > deadline or not self.thread.is_alive():
+                raise RuntimeError("server did not start")
+            time.sleep(0.02)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.server.should_exit = True
+        self.thread.join(30)
+
+
+def records(log_dir: Path, n: int | None = None, timeout: float = 10.0) -> list[Exchange]:
+    """Records in a traffic log, waiting (bounded) until at least `n` are there."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = [r for r in LogReader([log_dir]) if isinstance(r, Exchange)] if log_dir.exists() else []
+        if n is None or len(found) >= n or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)
+
+
+def wait_for(pred: Any, timeout: float = 10.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = pred()
+        if value:
+            return value
+        time.sleep(0.05)
+    return pred()
+
+
+def sim_requests(sim_url: str) -> list[dict[str, Any]]:
+    return list(httpx.get(sim_url + "/_sim/requests").json())
+
+
+def start_proxy(tmp: Path, upstream: str, **env: str) -> ServerProcess:
+    port = free_port()
+    return ServerProcess(
+        ["serve", "--upstream", upstream, "--port", str(port), "--log-dir", str(tmp / "logs")],
+        port,
+        env={"CUEWATCH_FSYNC": "never", **{f"CUEWATCH_{k.upper()}": v for k, v in env.items()}},
+        log=tmp / "proxy.log",
+    ).start()

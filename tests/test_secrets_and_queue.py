@@ -1,0 +1,172 @@
+"""Credentials never leave the request path; records are never lost (overflow, shutdown)."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import anthropic
+import httpx
+import openai
+
+from monitor._procs import ServerProcess
+from monitor.pipeline import Pipeline, TrafficLogStage
+from monitor.records import Exchange
+from monitor.settings import Settings
+from monitor.store import TrafficLog
+from proxy import create_app
+from tests._support import API_KEY, ThreadServer, records, start_proxy, wait_for
+
+
+def test_planted_key_never_logged(tmp_path: Path, sim: ServerProcess) -> None:
+    """A planted API key reaches the upstream but never the proxy's logs, records or spill."""
+    proxy = start_proxy(tmp_path, sim.url, log_level="debug", queue_size="1")
+    try:
+        oa = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+        an = anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0)
+        for stream in (False, True):
+            r = oa.chat.completions.create(model="gpt-sim", stream=stream, messages=[{"role": "user", "content": "hi"}])
+            if stream:
+                list(r)  # type: ignore[arg-type]
+            an.messages.create(model="claude-sim", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+        # error paths log too: a rejected request carrying the key
+        httpx.post(proxy.url + "/v1/chat/completions", content=b"{bad",
+                   headers={"authorization": f"Bearer {API_KEY}", "content-type": "application/json"})
+        assert len(records(tmp_path / "logs", 4)) == 4
+    finally:
+        proxy.stop()
+    scanned = 0
+    for path in tmp_path.rglob("*"):
+        if path.is_file():
+            scanned += 1
+            assert API_KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
+    assert scanned >= 2  # the proxy's own log and at least one traffic segment
+
+
+def test_credentials_forwarded_to_upstream(tmp_path: Path) -> None:
+    """The client's credentials and API headers do reach the upstream (seen by a real server)."""
+    seen: list[dict[str, str]] = []
+
+    async def echo(scope, receive, send):  # type: ignore[no-untyped-def]
+        if scope["type"] != "http":
+            return
+        seen.append({k.decode(): v.decode() for k, v in scope["headers"]})
+        while (await receive()).get("more_body"):
+            pass
+        body = b'{"id":"x","type":"message","role":"assistant","model":"m","content":[],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}'
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
+        await send({"type": "http.response.body", "body": body})
+
+    with ThreadServer(echo) as up:
+        proxy = start_proxy(tmp_path, up.url)
+        try:
+            anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0,
+                                default_headers={"anthropic-beta": "test-beta", "connection": "keep-alive, x-hop",
+                                                 "x-hop": "drop-me"}).messages.create(
+                model="m", max_tokens=1, messages=[{"role": "user", "content": "hi"}])
+        finally:
+            proxy.stop()
+    h = seen[-1]
+    # the SDK sends the key as x-api-key or as a bearer token, depending on its version
+    assert API_KEY in (h.get("x-api-key"), h.get("authorization", "").removeprefix("Bearer "))
+    assert h["anthropic-version"] and h["anthropic-beta"] == "test-beta"
+    assert "x-hop" not in h and h.get("connection", "") != "keep-alive, x-hop"
+
+
+class SlowStage:
+    """A record consumer slower than the traffic: forces the queue to overflow."""
+
+    def __init__(self) -> None:
+        self.seen = 0
+
+    async def __call__(self, batch: list[Exchange]) -> None:
+        await asyncio.sleep(0.05)
+        self.seen += len(batch)
+
+
+def test_queue_overflow_loses_nothing(tmp_path: Path, sim: ServerProcess) -> None:
+    """With a tiny queue and a slow consumer, N requests still yield N records (some spilled)."""
+    settings = Settings(upstream=sim.url, log_dir=tmp_path / "logs", queue_size=2, fsync="never", access_log=False)
+    slow = SlowStage()
+    traffic = TrafficLogStage(TrafficLog(settings.log_dir))
+    pipeline = Pipeline(stages=[traffic, slow], essential=traffic, queue_size=2,
+                        spill_dir=settings.log_dir / "spill", max_batch=1)
+    app = create_app(settings, pipeline)
+    n = 60
+
+    async def drive(url: str) -> list[str]:
+        async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+            async def one(i: int) -> str:
+                r = await client.post("/v1/chat/completions", json={
+                    "model": "m", "messages": [{"role": "user", "content": f"n{i}"}]})
+                assert r.status_code == 200
+                return r.headers["x-cuewatch-request-id"]
+            return list(await asyncio.gather(*(one(i) for i in range(n))))
+
+    with ThreadServer(app) as server:
+        ids = asyncio.run(drive(server.url))
+        assert pipeline.spilled > 0, "the test did not overflow the queue"
+        metrics = httpx.get(server.url + "/metrics").text
+        assert "cuewatch_records_spilled_total" in metrics
+    # the server has stopped: shutdown drained queue and spill
+    recs = records(tmp_path / "logs", n)
+    assert sorted(r.id for r in recs) == sorted(ids)
+    assert slow.seen == n
+    assert not list((tmp_path / "logs" / "spill").glob("*.jsonl"))
+
+
+def test_sigterm_drains_queue(tmp_path: Path, sim: ServerProcess) -> None:
+    """SIGTERM right after a burst: every exchange still reaches the traffic log."""
+    proxy = start_proxy(tmp_path, sim.url, queue_size="1")
+
+    async def burst() -> int:
+        async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as client:
+            rs = await asyncio.gather(*(client.post("/v1/messages", json={
+                "model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": f"x{i}"}]}) for i in range(40)))
+        return sum(r.status_code == 200 for r in rs)
+
+    ok = asyncio.run(burst())
+    # uvicorn re-raises SIGTERM after its graceful shutdown, so the exit status is the signal's
+    assert proxy.stop(signal.SIGTERM) in (0, -signal.SIGTERM)
+    assert b'"proxy_stopped"' in (tmp_path / "proxy.log").read_bytes()
+    assert ok == 40
+    assert len(records(tmp_path / "logs", 40, timeout=1)) == 40
+
+
+def test_spill_left_by_dead_process_is_drained_on_start(tmp_path: Path, sim: ServerProcess) -> None:
+    """Spill files left by a process that died are written to the log by the next proxy."""
+    spill = tmp_path / "logs" / "spill"
+    script = f"""
+import datetime
+from monitor.capture import Capture
+from monitor.pipeline import SpillFile
+s = SpillFile({str(spill)!r})
+for i in range(5):
+    s.append(Capture(id=f"dead-{{i}}", time=datetime.datetime.now(datetime.UTC), dialect="openai",
+                     path="/v1/chat/completions", request={{"model": "m", "messages": []}},
+                     status=200, outcome="ok", body=b'{{"choices": []}}', content_type="application/json"))
+"""
+    subprocess.run([sys.executable, "-c", script], check=True)
+    assert len(list(spill.glob("spill-*.jsonl"))) == 1
+    proxy = start_proxy(tmp_path, sim.url)
+    try:
+        recs = records(tmp_path / "logs", 5)
+        assert sorted(r.id for r in recs) == [f"dead-{i}" for i in range(5)]
+        assert wait_for(lambda: not list(spill.glob("spill-*.jsonl")))
+    finally:
+        proxy.stop()
+
+
+def test_metrics_and_probes(proxy: ServerProcess) -> None:
+    """/metrics exposes the documented series; /healthz and /readyz answer."""
+    httpx.post(proxy.url + "/v1/chat/completions", json={"model": "gpt-sim", "messages": [{"role": "user", "content": "a"}]})
+    assert httpx.get(proxy.url + "/readyz").json() == {"status": "ready", "reasons": []}
+    text = httpx.get(proxy.url + "/metrics").text
+    for name in ("cuewatch_requests_total", "cuewatch_upstream_latency_seconds_bucket",
+                 "cuewatch_proxy_overhead_seconds_bucket", "cuewatch_queue_depth",
+                 "cuewatch_records_written_total", "cuewatch_records_spilled_total"):
+        assert name in text, name
+    assert 'cuewatch_requests_total{dialect="openai",model="gpt-sim",status="200"} 1.0' in text
