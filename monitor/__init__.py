@@ -31,10 +31,10 @@ __all__ = [
     "Timings",
     "ToolCall",
     "TrafficLog",
-    "Usage",
     "UpstreamError",
     "UpstreamTimeout",
     "UpstreamUnreachable",
+    "Usage",
     "__version__",
     "to_exchange",
 ]

@@ -13,6 +13,7 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 Headers = list[tuple[bytes, bytes]]
 
+
 def header(headers: Headers, name: bytes) -> bytes | None:
     for k, v in headers:
         if k == name:

@@ -25,8 +25,13 @@ class ServerProcess:
     """`python -m monitor ARGS...` in a child process, ready once `/healthz` answers."""
 
     def __init__(
-        self, args: list[str], port: int, *, env: dict[str, str] | None = None,
-        log: Path | None = None, cpu: int | None = None,
+        self,
+        args: list[str],
+        port: int,
+        *,
+        env: dict[str, str] | None = None,
+        log: Path | None = None,
+        cpu: int | None = None,
     ) -> None:
         self.args = args
         self.port = port

@@ -20,15 +20,13 @@ def _serve(args: argparse.Namespace) -> int:
     from monitor.settings import Settings
     from proxy import create_app
 
-    overrides: dict[str, Any] = {
-        k: v for k, v in vars(args).items()
-        if k in Settings.model_fields and v is not None
-    }
+    overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
     try:
         settings = Settings(**overrides)
     except ValidationError as exc:
-        raise CuewatchError("invalid settings:\n" + "\n".join(
-            f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())) from exc
+        raise CuewatchError(
+            "invalid settings:\n" + "\n".join(f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
+        ) from exc
     configure_logging(settings.log_level, settings.log_format)
     if settings.policy is not None:
         from monitor.policy import load_policy
@@ -69,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     serve = sub.add_parser("serve", help="run the proxy (settings also from CUEWATCH_* env vars)")
     serve.add_argument("--upstream", help="model API base URL, e.g. https://api.openai.com")
-    serve.add_argument("--upstream-anthropic", dest="upstream_anthropic",
-                       help="separate base URL for Anthropic /v1/messages")
+    serve.add_argument(
+        "--upstream-anthropic", dest="upstream_anthropic", help="separate base URL for Anthropic /v1/messages"
+    )
     serve.add_argument("--policy", type=Path, help="policy YAML file")
     serve.add_argument("--log-dir", dest="log_dir", type=Path, help="traffic log folder")
     serve.add_argument("--host")

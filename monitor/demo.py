@@ -49,10 +49,14 @@ def run_demo(profile: str = "alignment-faker", requests: int = 60, workdir: Path
     log_dir = workdir / "logs"
     sim_port, proxy_port = free_port(), free_port()
     _say(f"cuewatch demo: simulated '{profile}' model + proxy, {requests} requests (work dir {workdir})")
-    sim = ServerProcess(["sim", "--profile", profile, "--port", str(sim_port), "--seed", "1"],
-                        sim_port, log=workdir / "sim.log")
-    proxy = ServerProcess(["serve", "--upstream", sim.url, "--port", str(proxy_port), "--log-dir", str(log_dir)],
-                          proxy_port, log=workdir / "proxy.log")
+    sim = ServerProcess(
+        ["sim", "--profile", profile, "--port", str(sim_port), "--seed", "1"], sim_port, log=workdir / "sim.log"
+    )
+    proxy = ServerProcess(
+        ["serve", "--upstream", sim.url, "--port", str(proxy_port), "--log-dir", str(log_dir)],
+        proxy_port,
+        log=workdir / "proxy.log",
+    )
     rng = random.Random(1)
     started = time.monotonic()
     try:
@@ -71,11 +75,11 @@ def run_demo(profile: str = "alignment-faker", requests: int = 60, workdir: Path
                 prompt = rng.choice(HARMFUL if kind == "harmful" else BENIGN)
             messages = [{"role": "system", "content": CUES[cue]}, {"role": "user", "content": prompt}]
             if i % 2:
-                stream = client.chat.completions.create(model="sim-model", messages=messages, stream=True)  # type: ignore[call-overload]
+                stream = client.chat.completions.create(model="sim-model", messages=messages, stream=True)  # type: ignore[arg-type]
                 for _ in stream:
                     pass
             else:
-                client.chat.completions.create(model="sim-model", messages=messages)  # type: ignore[call-overload]
+                client.chat.completions.create(model="sim-model", messages=messages)  # type: ignore[arg-type]
             if i % 10 == 0 or i == requests:
                 _say(f"  [{i:>4}/{requests}] requests sent through the proxy")
     except KeyboardInterrupt:
@@ -93,11 +97,13 @@ def _summarise(recs: list[Exchange], log_dir: Path, elapsed: float) -> None:
     outcomes = Counter(r.outcome for r in recs)
     overhead = sorted(r.timings.overhead_ms or 0.0 for r in recs)
     _say(f"\n  {len(recs)} exchanges recorded in {elapsed:.1f}s -> {log_dir}")
-    _say(f"  outcomes: {dict(outcomes)}; streamed: {sum(r.stream for r in recs)}; "
-         f"with reasoning: {sum(bool(r.reasoning) for r in recs)}")
+    _say(
+        f"  outcomes: {dict(outcomes)}; streamed: {sum(r.stream for r in recs)}; "
+        f"with reasoning: {sum(bool(r.reasoning) for r in recs)}"
+    )
     if overhead:
         _say(f"  proxy overhead: p50 {overhead[len(overhead) // 2]:.2f} ms, max {overhead[-1]:.2f} ms")
     sample = next((r for r in recs if r.reasoning), None)
-    if sample is not None:
+    if sample is not None and sample.reasoning:
         _say(f"  sample reasoning ({sample.id}): {sample.reasoning[:160]!r}...")
     _say("  This version records traffic; cue experiments, detectors and alerts build on these records.")

@@ -1,11 +1,11 @@
 """The one exception hierarchy of cuewatch.
 
-    CuewatchError
-    ├── ConfigError          bad settings, policy or profile file (names file, line, field)
-    ├── LogFormatError       a traffic-log line that cannot be read back
-    └── UpstreamError        the model API could not be reached or answered badly
-        ├── UpstreamUnreachable   connection refused / DNS / reset before a response
-        └── UpstreamTimeout       no response (or no next chunk) within the configured time
+CuewatchError
+├── ConfigError          bad settings, policy or profile file (names file, line, field)
+├── LogFormatError       a traffic-log line that cannot be read back
+└── UpstreamError        the model API could not be reached or answered badly
+    ├── UpstreamUnreachable   connection refused / DNS / reset before a response
+    └── UpstreamTimeout       no response (or no next chunk) within the configured time
 """
 
 from __future__ import annotations

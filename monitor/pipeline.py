@@ -288,4 +288,3 @@ class AccessLogStage:
                 overhead_ms=ex.timings.overhead_ms,
                 error=ex.error,
             )
-

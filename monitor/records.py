@@ -15,13 +15,13 @@ from pydantic import BaseModel, ConfigDict, Field
 Dialect = Literal["openai", "anthropic"]
 Mode = Literal["live", "shadow", "off"]
 Outcome = Literal[
-    "ok",                    # upstream answered 2xx and the response completed
-    "upstream_error",        # upstream answered 4xx/5xx (body passed through)
+    "ok",  # upstream answered 2xx and the response completed
+    "upstream_error",  # upstream answered 4xx/5xx (body passed through)
     "upstream_unreachable",  # connection failed -> 502
-    "upstream_timeout",      # no response in time -> 504
-    "upstream_disconnect",   # upstream broke off mid-response
-    "stream_error",          # a 200 stream carried an error event
-    "client_disconnect",     # the client went away before the response completed
+    "upstream_timeout",  # no response in time -> 504
+    "upstream_disconnect",  # upstream broke off mid-response
+    "stream_error",  # a 200 stream carried an error event
+    "client_disconnect",  # the client went away before the response completed
 ]
 
 

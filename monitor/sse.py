@@ -57,7 +57,10 @@ class SSEParser:
 
     def _line(self, line: str) -> Event | None:
         if line == "":
-            return self._dispatch() if self._data else self._reset()
+            if self._data:
+                return self._dispatch()
+            self._event = ""  # an empty event is discarded (WHATWG: no data, no dispatch)
+            return None
         if line.startswith(":"):
             return None
         field, _, value = line.partition(":")
@@ -68,10 +71,6 @@ class SSEParser:
             self._data.append(value)
         elif field == "id":
             self._id = value
-        return None
-
-    def _reset(self) -> None:
-        self._event = ""
         return None
 
     def _dispatch(self) -> Event:

@@ -13,6 +13,7 @@ import time
 import zlib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from gzip import GzipFile
 from pathlib import Path
 from typing import IO, Literal
 
@@ -59,7 +60,7 @@ class TrafficLog:
         self.fsync = fsync
         self.fsync_interval_s = fsync_interval_s
         self._raw: IO[bytes] | None = None
-        self._out: IO[bytes] | None = None
+        self._gz: GzipFile | None = None
         self._size = 0
         self._opened = 0.0
         self._last_sync = 0.0
@@ -71,21 +72,22 @@ class TrafficLog:
         if not lines:
             return
         now = time.monotonic()
-        if self._out is None or self._size >= self.max_bytes or now - self._opened >= self.max_age_s:
+        if self._raw is None or self._size >= self.max_bytes or now - self._opened >= self.max_age_s:
             self._rotate(now)
-        assert self._out is not None
+        assert self._raw is not None
         data = b"\n".join(lines) + b"\n"
-        self._out.write(data)
+        (self._gz or self._raw).write(data)
         self._size += len(data)
         self._flush(now)
 
     def close(self) -> None:
-        if self._out is not None:
+        if self._raw is not None:
             self._flush(time.monotonic(), force_sync=True)
-            self._out.close()
-            if self._raw is not None and self._raw is not self._out:
-                self._raw.close()
-        self._out = self._raw = None
+            if self._gz is not None:
+                self._gz.close()
+            self._raw.close()
+        self._gz = None
+        self._raw = None
 
     def _rotate(self, now: float) -> None:
         self.close()
@@ -95,18 +97,16 @@ class TrafficLog:
         suffix = ".jsonl.gz" if self.gzip else ".jsonl"
         self.path = self.directory / f"traffic-{stamp}-{os.getpid()}-{self._seq:04d}{suffix}"
         self._raw = open(self.path, "ab")  # noqa: SIM115 - held open across batches
-        self._out = gzip.GzipFile(fileobj=self._raw, mode="ab") if self.gzip else self._raw
+        self._gz = GzipFile(fileobj=self._raw, mode="ab") if self.gzip else None
         self._size = 0
         self._opened = now
 
     def _flush(self, now: float, force_sync: bool = False) -> None:
-        assert self._out is not None and self._raw is not None
-        if isinstance(self._out, gzip.GzipFile):
-            self._out.flush(zlib.Z_SYNC_FLUSH)
+        assert self._raw is not None
+        if self._gz is not None:
+            self._gz.flush(zlib.Z_SYNC_FLUSH)
         self._raw.flush()
-        due = self.fsync == "always" or (
-            self.fsync == "interval" and now - self._last_sync >= self.fsync_interval_s
-        )
+        due = self.fsync == "always" or (self.fsync == "interval" and now - self._last_sync >= self.fsync_interval_s)
         if due or (force_sync and self.fsync != "never"):
             os.fsync(self._raw.fileno())
             self._last_sync = now
@@ -126,9 +126,7 @@ def segment_paths(paths: Iterable[Path | str]) -> list[Path]:
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(
-                sorted(q for q in p.iterdir() if q.is_file() and q.name.endswith((".jsonl", ".jsonl.gz")))
-            )
+            out.extend(sorted(q for q in p.iterdir() if q.is_file() and q.name.endswith((".jsonl", ".jsonl.gz"))))
         else:
             out.append(p)
     return out
@@ -152,7 +150,7 @@ class LogReader:
         n = 0
         try:
             with _open(path) as fh:
-                for n, line in enumerate(fh, start=1):  # noqa: B007 - n is used after the loop
+                for n, line in enumerate(fh, start=1):
                     if not line.strip():
                         continue
                     try:
@@ -167,8 +165,8 @@ def _open(path: Path) -> IO[bytes]:
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":
-        return gzip.open(path, "rb")
-    return open(path, "rb")  # noqa: SIM115 - returned to a with-block
+        return gzip.open(path, "rb")  # type: ignore[return-value]  # GzipFile is a binary IO
+    return open(path, "rb")
 
 
 def _short(exc: ValidationError) -> str:

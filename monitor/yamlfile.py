@@ -54,7 +54,9 @@ def _describe(path: Path, data: Any, err: Any) -> str:
     elif err.get("type") == "missing":
         msg = "required field is missing"
     got = err.get("input")
-    shown = "" if err.get("type") in ("missing", "extra_forbidden") or isinstance(got, dict | list) else f" (got {got!r})"
+    shown = (
+        "" if err.get("type") in ("missing", "extra_forbidden") or isinstance(got, dict | list) else f" (got {got!r})"
+    )
     return f"{path}:{line}: {field}: {msg}{shown}"
 
 

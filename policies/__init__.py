@@ -12,8 +12,9 @@ def path(name: str) -> Path:
 
 
 def names() -> list[str]:
-    return sorted(p.name.removesuffix(".yaml") for p in resources.files("policies").iterdir()
-                  if p.name.endswith(".yaml"))
+    return sorted(
+        p.name.removesuffix(".yaml") for p in resources.files("policies").iterdir() if p.name.endswith(".yaml")
+    )
 
 
 __all__ = ["names", "path"]

@@ -21,12 +21,6 @@ import aiohttp
 import orjson
 import structlog
 
-from monitor.capture import Capture
-from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
-from monitor.records import Dialect, Outcome, Timings
-from monitor.settings import Settings
-from monitor.store import TrafficLog
-from proxy._dialects import MODEL_ROUTES, dialect_of, error_body
 from monitor._asgi import (
     BodyTooLarge,
     ClientGone,
@@ -39,6 +33,12 @@ from monitor._asgi import (
     send_json,
     send_text,
 )
+from monitor.capture import Capture
+from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
+from monitor.records import Dialect, Outcome, Timings
+from monitor.settings import Settings
+from monitor.store import TrafficLog
+from proxy._dialects import MODEL_ROUTES, dialect_of, error_body
 from proxy._headers import client_response_headers, upstream_request_headers
 from proxy._metrics import ProxyMetrics
 
@@ -168,13 +168,21 @@ class ProxyApp:
 
         ctype = header(headers, b"content-type")
         if ctype is not None and b"json" not in ctype.lower():
-            return await self._reject(send, dialect, t0, rid_header, 415, "unsupported_media_type",
-                                      f"content-type must be application/json, got {ctype.decode('latin-1')!r}")
+            return await self._reject(
+                send,
+                dialect,
+                t0,
+                rid_header,
+                415,
+                "unsupported_media_type",
+                f"content-type must be application/json, got {ctype.decode('latin-1')!r}",
+            )
         try:
             body = await read_body(receive, self._max_body, header(headers, b"content-length"))
         except BodyTooLarge:
-            return await self._reject(send, dialect, t0, rid_header, 413, "request_too_large",
-                                      f"request body exceeds {self._max_body} bytes")
+            return await self._reject(
+                send, dialect, t0, rid_header, 413, "request_too_large", f"request body exceeds {self._max_body} bytes"
+            )
         except ClientGone:
             return
         if not body:
@@ -182,11 +190,13 @@ class ProxyApp:
         try:
             req = orjson.loads(body)
         except orjson.JSONDecodeError as exc:
-            return await self._reject(send, dialect, t0, rid_header, 400, "invalid_json",
-                                      f"request body is not valid JSON: {exc}")
+            return await self._reject(
+                send, dialect, t0, rid_header, 400, "invalid_json", f"request body is not valid JSON: {exc}"
+            )
         if not isinstance(req, dict):
-            return await self._reject(send, dialect, t0, rid_header, 400, "invalid_json",
-                                      "request body must be a JSON object")
+            return await self._reject(
+                send, dialect, t0, rid_header, 400, "invalid_json", "request body must be a JSON object"
+            )
 
         model = self.metrics.model_label(req.get("model"))
         url = self._bases[dialect] + scope["path"]
@@ -195,9 +205,20 @@ class ProxyApp:
         assert self._session is not None, "proxy used before startup"
 
         cap = Capture.model_construct(
-            id=rid, time=started, dialect=dialect, path=scope["path"], request=req, status=0,
-            outcome="ok", error=None, content_type=None, content_encoding=None,
-            upstream_request_id=None, body=b"", timings=Timings(), labels={},
+            id=rid,
+            time=started,
+            dialect=dialect,
+            path=scope["path"],
+            request=req,
+            status=0,
+            outcome="ok",
+            error=None,
+            content_type=None,
+            content_encoding=None,
+            upstream_request_id=None,
+            body=b"",
+            timings=Timings(),
+            labels={},
         )
         t_sent = time.perf_counter()
         try:
@@ -206,14 +227,32 @@ class ProxyApp:
                 await self._relay(resp, send, receive, cap, t0, t_sent, t_hdr, rid_header)
         except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
             if cap.status == 0:
-                await self._upstream_failed(send, dialect, cap, t0, t_sent, rid_header, 504,
-                                            "upstream_timeout", f"upstream did not answer within {self.settings.read_timeout_s}s")
+                await self._upstream_failed(
+                    send,
+                    dialect,
+                    cap,
+                    t0,
+                    t_sent,
+                    rid_header,
+                    504,
+                    "upstream_timeout",
+                    f"upstream did not answer within {self.settings.read_timeout_s}s",
+                )
             else:
                 self._finish_broken(cap, "upstream_timeout", f"upstream stalled mid-response: {exc!r}")
         except (aiohttp.ClientError, OSError) as exc:
             if cap.status == 0:
-                await self._upstream_failed(send, dialect, cap, t0, t_sent, rid_header, 502,
-                                            "upstream_unreachable", f"upstream unreachable: {type(exc).__name__}: {exc}")
+                await self._upstream_failed(
+                    send,
+                    dialect,
+                    cap,
+                    t0,
+                    t_sent,
+                    rid_header,
+                    502,
+                    "upstream_unreachable",
+                    f"upstream unreachable: {type(exc).__name__}: {exc}",
+                )
             else:
                 self._finish_broken(cap, "upstream_disconnect", f"upstream broke off mid-response: {exc!r}")
         t_end = time.perf_counter()
@@ -222,14 +261,24 @@ class ProxyApp:
         if tm.overhead_ms is None:
             tm.overhead_ms = _ms((t_end - t0) - (tm.upstream_ms or 0.0) / 1000.0)
         self.metrics.observe(
-            dialect, model, cap.status,
-            tm.upstream_ms / 1000.0 if tm.upstream_ms is not None else None, tm.overhead_ms / 1000.0,
+            dialect,
+            model,
+            cap.status,
+            tm.upstream_ms / 1000.0 if tm.upstream_ms is not None else None,
+            tm.overhead_ms / 1000.0,
         )
         self.pipeline.submit(cap)
 
     async def _relay(
-        self, resp: aiohttp.ClientResponse, send: Send, receive: Receive, cap: Capture,
-        t0: float, t_sent: float, t_hdr: float, rid_header: tuple[bytes, bytes],
+        self,
+        resp: aiohttp.ClientResponse,
+        send: Send,
+        receive: Receive,
+        cap: Capture,
+        t0: float,
+        t_sent: float,
+        t_hdr: float,
+        rid_header: tuple[bytes, bytes],
     ) -> None:
         """Send the upstream response to the client chunk by chunk, teeing it into the capture."""
         ctype = resp.headers.get("Content-Type", "")
@@ -249,8 +298,7 @@ class ProxyApp:
 
         gone = asyncio.Event()
         watcher = (
-            asyncio.ensure_future(_watch_disconnect(receive, gone))
-            if ctype.startswith("text/event-stream") else None
+            asyncio.ensure_future(_watch_disconnect(receive, gone)) if ctype.startswith("text/event-stream") else None
         )
         chunks: list[bytes] = []
         try:
@@ -283,8 +331,16 @@ class ProxyApp:
         log.warning("upstream_broke_mid_response", request_id=cap.id, outcome=outcome, error=error)
 
     async def _upstream_failed(
-        self, send: Send, dialect: Dialect, cap: Capture, t0: float, t_sent: float,
-        rid_header: tuple[bytes, bytes], status: int, code: str, message: str,
+        self,
+        send: Send,
+        dialect: Dialect,
+        cap: Capture,
+        t0: float,
+        t_sent: float,
+        rid_header: tuple[bytes, bytes],
+        status: int,
+        code: str,
+        message: str,
     ) -> None:
         cap.status = status
         cap.outcome = "upstream_timeout" if status == 504 else "upstream_unreachable"
@@ -295,15 +351,25 @@ class ProxyApp:
         await send_json(send, status, error_body(dialect, status, message, code), [overhead, rid_header])
 
     async def _reject(
-        self, send: Send, dialect: Dialect, t0: float, rid_header: tuple[bytes, bytes],
-        status: int, code: str, message: str,
+        self,
+        send: Send,
+        dialect: Dialect,
+        t0: float,
+        rid_header: tuple[bytes, bytes],
+        status: int,
+        code: str,
+        message: str,
     ) -> None:
         """Refuse a request before it reaches the upstream (no exchange record: no model call)."""
         log.info("request_rejected", request_id=rid_header[1].decode(), status=status, reason=message)
         overhead_s = time.perf_counter() - t0
         self.metrics.observe(dialect, "unknown", status, None, overhead_s)
-        await send_json(send, status, error_body(dialect, status, message, code),
-                        [(OVERHEAD_HEADER, f"{_ms(overhead_s):.3f}".encode()), rid_header])
+        await send_json(
+            send,
+            status,
+            error_body(dialect, status, message, code),
+            [(OVERHEAD_HEADER, f"{_ms(overhead_s):.3f}".encode()), rid_header],
+        )
 
     # ------------------------------------------------------------------ other /v1 paths
 
@@ -315,13 +381,16 @@ class ProxyApp:
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
         headers: Headers = scope["headers"]
-        has_body = header(headers, b"content-length") not in (None, b"0") or header(
-            headers, b"transfer-encoding") is not None
+        has_body = (
+            header(headers, b"content-length") not in (None, b"0") or header(headers, b"transfer-encoding") is not None
+        )
         assert self._session is not None, "proxy used before startup"
         status = 502
         try:
             async with self._session.request(
-                scope["method"], url, headers=upstream_request_headers(headers),
+                scope["method"],
+                url,
+                headers=upstream_request_headers(headers),
                 data=_request_stream(receive) if has_body else None,
             ) as resp:
                 status = resp.status
@@ -348,8 +417,10 @@ class ProxyApp:
             self._ready = (now, ok, why)
         reasons = [] if ok else [why]
         if self.pipeline.saturated:
-            reasons.append(f"record queue saturated (depth {self.pipeline.depth}/{self.pipeline.queue_size}, "
-                           f"spill pending {self.pipeline.spill.pending})")
+            reasons.append(
+                f"record queue saturated (depth {self.pipeline.depth}/{self.pipeline.queue_size}, "
+                f"spill pending {self.pipeline.spill.pending})"
+            )
         body: dict[str, Any] = {"status": "ready" if not reasons else "not_ready", "reasons": reasons}
         await send_json(send, 200 if not reasons else 503, body)
 
@@ -383,4 +454,3 @@ async def _request_stream(receive: Receive) -> AsyncIterator[bytes]:
             yield chunk
         if not msg.get("more_body", False):
             return
-

@@ -23,17 +23,24 @@ class ProxyMetrics:
     def __init__(self, pipeline: Pipeline, log_stage: TrafficLogStage | None) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
-            "cuewatch_requests", "Requests served, by dialect, model and status.",
-            ["dialect", "model", "status"], registry=self.registry,
+            "cuewatch_requests",
+            "Requests served, by dialect, model and status.",
+            ["dialect", "model", "status"],
+            registry=self.registry,
         )
         self.upstream_latency = Histogram(
             "cuewatch_upstream_latency_seconds",
             "Request sent upstream to upstream response headers.",
-            ["dialect", "model"], buckets=_LATENCY_BUCKETS, registry=self.registry,
+            ["dialect", "model"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
         )
         self.overhead = Histogram(
-            "cuewatch_proxy_overhead_seconds", "Time spent in the proxy itself per request.",
-            ["dialect"], buckets=_OVERHEAD_BUCKETS, registry=self.registry,
+            "cuewatch_proxy_overhead_seconds",
+            "Time spent in the proxy itself per request.",
+            ["dialect"],
+            buckets=_OVERHEAD_BUCKETS,
+            registry=self.registry,
         )
         self.registry.register(_PipelineCollector(pipeline, log_stage))
         self._models: set[str] = set()
@@ -49,9 +56,7 @@ class ProxyMetrics:
         self._models.add(model)
         return model
 
-    def observe(
-        self, dialect: str, model: str, status: int, upstream_s: float | None, overhead_s: float
-    ) -> None:
+    def observe(self, dialect: str, model: str, status: int, upstream_s: float | None, overhead_s: float) -> None:
         key = (dialect, model, status)
         child = self._children.get(key)
         if child is None:
@@ -73,9 +78,7 @@ class _PipelineCollector(Collector):
     def collect(self) -> Iterator[Any]:
         p = self.pipeline
         yield GaugeMetricFamily("cuewatch_queue_depth", "Records waiting in memory.", value=p.depth)
-        yield GaugeMetricFamily(
-            "cuewatch_spill_pending", "Spilled records not yet processed.", value=p.spill.pending
-        )
+        yield GaugeMetricFamily("cuewatch_spill_pending", "Spilled records not yet processed.", value=p.spill.pending)
         spilled = CounterMetricFamily("cuewatch_records_spilled", "Records spilled to disk.")
         spilled.add_metric([], p.spilled)
         yield spilled

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -21,9 +20,9 @@ class ThreadServer:
     """An ASGI app served by uvicorn in a background thread (for in-process apps in tests)."""
 
     def __init__(self, app: Any, port: int | None = None) -> None:
-        from monitor._serve import uvicorn_config
-
         import uvicorn
+
+        from monitor._serve import uvicorn_config
 
         self.port = port or free_port()
         self.server = uvicorn.Server(uvicorn_config(app, "127.0.0.1", self.port, "warning"))

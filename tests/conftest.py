@@ -15,8 +15,9 @@ from tests._support import start_proxy
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("sim")
     port = free_port()
-    with ServerProcess(["sim", "--profile", "alignment-faker", "--port", str(port), "--seed", "7"],
-                       port, log=tmp / "sim.log") as proc:
+    with ServerProcess(
+        ["sim", "--profile", "alignment-faker", "--port", str(port), "--seed", "7"], port, log=tmp / "sim.log"
+    ) as proc:
         yield proc
 
 

@@ -31,7 +31,9 @@ def _alive(proxy: ServerProcess) -> None:
 
 @pytest.mark.parametrize("status", [429, 500, 529])
 @pytest.mark.parametrize("path,body", [(CHAT, OA_BODY), (MSGS, AN_BODY)])
-def test_upstream_error_passes_through(proxy: ServerProcess, tmp_path: Path, status: int, path: str, body: dict) -> None:
+def test_upstream_error_passes_through(
+    proxy: ServerProcess, tmp_path: Path, status: int, path: str, body: dict
+) -> None:
     """Upstream 4xx/5xx reach the client with the upstream's status, headers and body."""
     r = _post(proxy, path, body, fault=f"status={status},retry-after=3")
     assert r.status_code == status
@@ -45,8 +47,9 @@ def test_upstream_error_passes_through(proxy: ServerProcess, tmp_path: Path, sta
 
 def test_sdk_sees_rate_limit_error(proxy: ServerProcess) -> None:
     """The OpenAI SDK raises its own RateLimitError for a passed-through 429."""
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0,
-                           default_headers={"x-sim-fault": "status=429"})
+    client = openai.OpenAI(
+        base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0, default_headers={"x-sim-fault": "status=429"}
+    )
     with pytest.raises(openai.RateLimitError):
         client.chat.completions.create(model="gpt-sim", messages=[{"role": "user", "content": "hi"}])
 
@@ -55,9 +58,12 @@ def test_sdk_sees_rate_limit_error(proxy: ServerProcess) -> None:
 def test_midstream_disconnect_reaches_client(proxy: ServerProcess, tmp_path: Path, path: str, body: dict) -> None:
     """When the upstream drops the stream, the client's stream breaks too (no clean end)."""
     got = b""
-    with pytest.raises(httpx.RemoteProtocolError), httpx.stream(
-        "POST", proxy.url + path, json=body, headers={"x-sim-fault": "disconnect-after=3"}, timeout=30
-    ) as r:
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream(
+            "POST", proxy.url + path, json=body, headers={"x-sim-fault": "disconnect-after=3"}, timeout=30
+        ) as r,
+    ):
         assert r.status_code == 200
         for chunk in r.iter_raw():
             got += chunk
@@ -76,11 +82,16 @@ def test_midstream_disconnect_non_stream(proxy: ServerProcess, tmp_path: Path) -
     _alive(proxy)
 
 
-@pytest.mark.parametrize("path,body,marker", [
-    (CHAT, {**OA_BODY, "stream": True}, b'"error"'),
-    (MSGS, {**AN_BODY, "stream": True}, b"event: error"),
-])
-def test_error_event_frames_pass_through(proxy: ServerProcess, tmp_path: Path, path: str, body: dict, marker: bytes) -> None:
+@pytest.mark.parametrize(
+    "path,body,marker",
+    [
+        (CHAT, {**OA_BODY, "stream": True}, b'"error"'),
+        (MSGS, {**AN_BODY, "stream": True}, b"event: error"),
+    ],
+)
+def test_error_event_frames_pass_through(
+    proxy: ServerProcess, tmp_path: Path, path: str, body: dict, marker: bytes
+) -> None:
     """An error event inside a 200 stream reaches the client as sent, and is recorded."""
     with httpx.stream("POST", proxy.url + path, json=body, headers={"x-sim-fault": "error-event"}) as r:
         got = b"".join(r.iter_raw())
@@ -91,8 +102,9 @@ def test_error_event_frames_pass_through(proxy: ServerProcess, tmp_path: Path, p
 
 def test_anthropic_sdk_raises_on_error_event(proxy: ServerProcess) -> None:
     """The Anthropic SDK sees the upstream's overloaded error event through the proxy."""
-    client = anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0,
-                                 default_headers={"x-sim-fault": "error-event"})
+    client = anthropic.Anthropic(
+        base_url=proxy.url, api_key=API_KEY, max_retries=0, default_headers={"x-sim-fault": "error-event"}
+    )
     with pytest.raises(anthropic.APIStatusError, match="Overloaded"), client.messages.stream(**AN_BODY) as s:  # type: ignore[arg-type]
         s.get_final_message()
 
@@ -121,9 +133,16 @@ def test_slow_upstream_gives_504(slow_proxy: ServerProcess, tmp_path: Path, path
 
 def test_stalled_stream_times_out(slow_proxy: ServerProcess, tmp_path: Path) -> None:
     """A stream that stops mid-way is cut after the read timeout and recorded as such."""
-    with pytest.raises(httpx.RemoteProtocolError), httpx.stream(
-        "POST", slow_proxy.url + CHAT, json={**OA_BODY, "stream": True}, headers={"x-sim-fault": "stall-after=2"}, timeout=30
-    ) as r:
+    with (
+        pytest.raises(httpx.RemoteProtocolError),
+        httpx.stream(
+            "POST",
+            slow_proxy.url + CHAT,
+            json={**OA_BODY, "stream": True},
+            headers={"x-sim-fault": "stall-after=2"},
+            timeout=30,
+        ) as r,
+    ):
         for _ in r.iter_raw():
             pass
     [rec] = records(tmp_path / "logs", 1)
@@ -149,14 +168,19 @@ def test_unreachable_upstream_gives_502(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("path", [CHAT, MSGS])
-@pytest.mark.parametrize("content,ctype,status", [
-    (b'{"model": "x", "messages": [', "application/json", 400),
-    (b"", "application/json", 400),
-    (b"[1, 2]", "application/json", 400),
-    (b"model=x", "application/x-www-form-urlencoded", 415),
-    (b"hello", "text/plain", 415),
-])
-def test_bad_requests_rejected_in_shape(proxy: ServerProcess, tmp_path: Path, path: str, content: bytes, ctype: str, status: int) -> None:
+@pytest.mark.parametrize(
+    "content,ctype,status",
+    [
+        (b'{"model": "x", "messages": [', "application/json", 400),
+        (b"", "application/json", 400),
+        (b"[1, 2]", "application/json", 400),
+        (b"model=x", "application/x-www-form-urlencoded", 415),
+        (b"hello", "text/plain", 415),
+    ],
+)
+def test_bad_requests_rejected_in_shape(
+    proxy: ServerProcess, tmp_path: Path, path: str, content: bytes, ctype: str, status: int
+) -> None:
     """Malformed JSON, empty body, non-object and wrong content-type are refused in the dialect's shape."""
     r = httpx.post(proxy.url + path, content=content, headers={"content-type": ctype})
     assert r.status_code == status
@@ -182,6 +206,7 @@ def test_oversize_body_gives_413(tmp_path: Path, sim: ServerProcess) -> None:
             for _ in range(10):
                 yield b"a" * 1000
             yield b'"}]}'
+
         r = httpx.post(proxy.url + CHAT, content=chunks(), headers={"content-type": "application/json"})
         assert r.status_code == 413 and r.json()["error"]["code"] == "request_too_large"
         assert _post(proxy, CHAT, OA_BODY).status_code == 200  # still serving

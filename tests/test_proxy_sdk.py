@@ -14,12 +14,23 @@ import pytest
 from monitor._procs import ServerProcess
 from tests._support import API_KEY, records, sim_requests
 
-TOOLS_OPENAI = [{"type": "function", "function": {
-    "name": "get_weather", "description": "Weather for a city",
-    "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}}}]
-TOOLS_ANTHROPIC = [{"name": "get_weather", "description": "Weather for a city",
-                    "input_schema": {"type": "object", "properties": {"city": {"type": "string"}},
-                                     "required": ["city"]}}]
+TOOLS_OPENAI = [
+    {
+        "type": "function",
+        "function": {
+            "name": "get_weather",
+            "description": "Weather for a city",
+            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+        },
+    }
+]
+TOOLS_ANTHROPIC = [
+    {
+        "name": "get_weather",
+        "description": "Weather for a city",
+        "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+    }
+]
 
 
 def _oa(proxy: ServerProcess) -> openai.OpenAI:
@@ -39,8 +50,9 @@ def test_openai_non_stream(proxy: ServerProcess, sim: ServerProcess, tmp_path: P
     """A plain OpenAI chat completion arrives intact and is recorded once, normalised."""
     client = _oa(proxy)
     raw = client.chat.completions.with_raw_response.create(
-        model="gpt-sim", messages=[{"role": "system", "content": "Be brief."},
-                                   {"role": "user", "content": "Tell me about tea."}])
+        model="gpt-sim",
+        messages=[{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Tell me about tea."}],
+    )
     body = raw.http_response.content
     assert hashlib.sha256(body).hexdigest() == _sent_by_upstream(sim, raw.headers["x-request-id"])
     completion = raw.parse()
@@ -62,7 +74,9 @@ def test_openai_stream_byte_identical(proxy: ServerProcess, sim: ServerProcess, 
     """An OpenAI SSE stream reaches the client byte for byte as the upstream sent it."""
     client = _oa(proxy)
     with client.chat.completions.with_streaming_response.create(
-        model="gpt-sim", stream=True, stream_options={"include_usage": True},
+        model="gpt-sim",
+        stream=True,
+        stream_options={"include_usage": True},
         messages=[{"role": "user", "content": "Explain photosynthesis in a paragraph please."}],
     ) as resp:
         got = b"".join(resp.iter_bytes())
@@ -78,7 +92,8 @@ def test_openai_stream_byte_identical(proxy: ServerProcess, sim: ServerProcess, 
 def test_openai_stream_parsed_by_sdk_matches_record(proxy: ServerProcess, tmp_path: Path) -> None:
     """The text the SDK assembles from the stream equals the record's response text."""
     stream = _oa(proxy).chat.completions.create(
-        model="gpt-sim", stream=True, messages=[{"role": "user", "content": "Name three rivers."}])
+        model="gpt-sim", stream=True, messages=[{"role": "user", "content": "Name three rivers."}]
+    )
     text = "".join(c.choices[0].delta.content or "" for c in stream if c.choices)
     [rec] = records(tmp_path / "logs", 1)
     assert rec.response_text == text
@@ -109,8 +124,12 @@ def test_anthropic_non_stream_with_thinking(proxy: ServerProcess, sim: ServerPro
     """An Anthropic message with a thinking block is passed intact; the record holds the thinking."""
     client = _an(proxy)
     raw = client.messages.with_raw_response.create(
-        model="claude-sim", max_tokens=256, thinking={"type": "enabled", "budget_tokens": 128},
-        system="You are helpful.", messages=[{"role": "user", "content": "What is 12 * 12?"}])
+        model="claude-sim",
+        max_tokens=256,
+        thinking={"type": "enabled", "budget_tokens": 128},
+        system="You are helpful.",
+        messages=[{"role": "user", "content": "What is 12 * 12?"}],
+    )
     assert hashlib.sha256(raw.http_response.content).hexdigest() == _sent_by_upstream(sim, raw.headers["x-request-id"])
     msg = raw.parse()
     thinking = next(b for b in msg.content if b.type == "thinking").thinking
@@ -123,11 +142,16 @@ def test_anthropic_non_stream_with_thinking(proxy: ServerProcess, sim: ServerPro
     assert rec.usage.input_tokens == msg.usage.input_tokens
 
 
-def test_anthropic_stream_with_thinking_byte_identical(proxy: ServerProcess, sim: ServerProcess, tmp_path: Path) -> None:
+def test_anthropic_stream_with_thinking_byte_identical(
+    proxy: ServerProcess, sim: ServerProcess, tmp_path: Path
+) -> None:
     """An Anthropic SSE stream with thinking_delta events is byte-identical and fully recorded."""
     client = _an(proxy)
     with client.messages.with_streaming_response.create(
-        model="claude-sim", max_tokens=256, stream=True, thinking={"type": "enabled", "budget_tokens": 128},
+        model="claude-sim",
+        max_tokens=256,
+        stream=True,
+        thinking={"type": "enabled", "budget_tokens": 128},
         messages=[{"role": "user", "content": [{"type": "text", "text": "What is 40 + 2?"}]}],
     ) as resp:
         got = b"".join(resp.iter_bytes())
@@ -142,7 +166,9 @@ def test_anthropic_stream_with_thinking_byte_identical(proxy: ServerProcess, sim
 def test_anthropic_sdk_stream_helper(proxy: ServerProcess, tmp_path: Path) -> None:
     """The SDK's streaming helper assembles the same message the record holds."""
     with _an(proxy).messages.stream(
-        model="claude-sim", max_tokens=256, thinking={"type": "enabled", "budget_tokens": 128},
+        model="claude-sim",
+        max_tokens=256,
+        thinking={"type": "enabled", "budget_tokens": 128},
         messages=[{"role": "user", "content": "Tell me about otters."}],
     ) as stream:
         final = stream.get_final_message()
@@ -155,8 +181,12 @@ def test_anthropic_sdk_stream_helper(proxy: ServerProcess, tmp_path: Path) -> No
 def test_anthropic_tool_use(proxy: ServerProcess, tmp_path: Path, stream: bool) -> None:
     """Anthropic tool_use blocks (and streamed input_json_delta) are recorded as tool calls."""
     client = _an(proxy)
-    kwargs = dict(model="claude-sim", max_tokens=256, tools=TOOLS_ANTHROPIC,
-                  messages=[{"role": "user", "content": "Weather in Rome?"}])
+    kwargs = dict(
+        model="claude-sim",
+        max_tokens=256,
+        tools=TOOLS_ANTHROPIC,
+        messages=[{"role": "user", "content": "Weather in Rome?"}],
+    )
     if stream:
         with client.messages.stream(**kwargs) as s:  # type: ignore[arg-type]
             msg = s.get_final_message()
@@ -172,12 +202,18 @@ def test_anthropic_tool_use(proxy: ServerProcess, tmp_path: Path, stream: bool) 
 
 def test_tool_result_turns_are_normalised(proxy: ServerProcess, tmp_path: Path) -> None:
     """A conversation with an Anthropic tool result is normalised into tool turns."""
-    _an(proxy).messages.create(model="claude-sim", max_tokens=64, messages=[
-        {"role": "user", "content": "Weather in Rome?"},
-        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather",
-                                           "input": {"city": "Rome"}}]},
-        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny, 24C"}]},
-    ])
+    _an(proxy).messages.create(
+        model="claude-sim",
+        max_tokens=64,
+        messages=[
+            {"role": "user", "content": "Weather in Rome?"},
+            {
+                "role": "assistant",
+                "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"city": "Rome"}}],
+            },
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "Sunny, 24C"}]},
+        ],
+    )
     [rec] = records(tmp_path / "logs", 1)
     roles = [(m.role, m.text, m.tool_call_id) for m in rec.messages]
     assert roles == [("user", "Weather in Rome?", None), ("assistant", "", None), ("tool", "Sunny, 24C", "toolu_1")]
@@ -190,13 +226,15 @@ def test_many_exchanges_one_record_each(proxy: ServerProcess, tmp_path: Path) ->
     ids = []
     for i in range(10):
         r1 = oa.chat.completions.with_raw_response.create(
-            model="gpt-sim", stream=bool(i % 2), messages=[{"role": "user", "content": f"question {i}"}])
+            model="gpt-sim", stream=bool(i % 2), messages=[{"role": "user", "content": f"question {i}"}]
+        )
         if i % 2:
             for _ in r1.parse():
                 pass
         ids.append(r1.headers["x-cuewatch-request-id"])
-        r2 = an.messages.with_raw_response.create(model="claude-sim", max_tokens=32,
-                                                  messages=[{"role": "user", "content": f"q {i}"}])
+        r2 = an.messages.with_raw_response.create(
+            model="claude-sim", max_tokens=32, messages=[{"role": "user", "content": f"q {i}"}]
+        )
         ids.append(r2.headers["x-cuewatch-request-id"])
     recs = records(tmp_path / "logs", 20)
     assert sorted(r.id for r in recs) == sorted(ids)

@@ -33,8 +33,11 @@ def test_planted_key_never_logged(tmp_path: Path, sim: ServerProcess) -> None:
                 list(r)  # type: ignore[arg-type]
             an.messages.create(model="claude-sim", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
         # error paths log too: a rejected request carrying the key
-        httpx.post(proxy.url + "/v1/chat/completions", content=b"{bad",
-                   headers={"authorization": f"Bearer {API_KEY}", "content-type": "application/json"})
+        httpx.post(
+            proxy.url + "/v1/chat/completions",
+            content=b"{bad",
+            headers={"authorization": f"Bearer {API_KEY}", "content-type": "application/json"},
+        )
         assert len(records(tmp_path / "logs", 4)) == 4
     finally:
         proxy.stop()
@@ -56,17 +59,22 @@ def test_credentials_forwarded_to_upstream(tmp_path: Path) -> None:
         seen.append({k.decode(): v.decode() for k, v in scope["headers"]})
         while (await receive()).get("more_body"):
             pass
-        body = b'{"id":"x","type":"message","role":"assistant","model":"m","content":[],"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}'
+        body = (
+            b'{"id":"x","type":"message","role":"assistant","model":"m","content":[],'
+            b'"stop_reason":"end_turn","usage":{"input_tokens":1,"output_tokens":1}}'
+        )
         await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"application/json")]})
         await send({"type": "http.response.body", "body": body})
 
     with ThreadServer(echo) as up:
         proxy = start_proxy(tmp_path, up.url)
         try:
-            anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0,
-                                default_headers={"anthropic-beta": "test-beta", "connection": "keep-alive, x-hop",
-                                                 "x-hop": "drop-me"}).messages.create(
-                model="m", max_tokens=1, messages=[{"role": "user", "content": "hi"}])
+            anthropic.Anthropic(
+                base_url=proxy.url,
+                api_key=API_KEY,
+                max_retries=0,
+                default_headers={"anthropic-beta": "test-beta", "connection": "keep-alive, x-hop", "x-hop": "drop-me"},
+            ).messages.create(model="m", max_tokens=1, messages=[{"role": "user", "content": "hi"}])
         finally:
             proxy.stop()
     h = seen[-1]
@@ -92,18 +100,22 @@ def test_queue_overflow_loses_nothing(tmp_path: Path, sim: ServerProcess) -> Non
     settings = Settings(upstream=sim.url, log_dir=tmp_path / "logs", queue_size=2, fsync="never", access_log=False)
     slow = SlowStage()
     traffic = TrafficLogStage(TrafficLog(settings.log_dir))
-    pipeline = Pipeline(stages=[traffic, slow], essential=traffic, queue_size=2,
-                        spill_dir=settings.log_dir / "spill", max_batch=1)
+    pipeline = Pipeline(
+        stages=[traffic, slow], essential=traffic, queue_size=2, spill_dir=settings.log_dir / "spill", max_batch=1
+    )
     app = create_app(settings, pipeline)
     n = 60
 
     async def drive(url: str) -> list[str]:
         async with httpx.AsyncClient(base_url=url, timeout=30) as client:
+
             async def one(i: int) -> str:
-                r = await client.post("/v1/chat/completions", json={
-                    "model": "m", "messages": [{"role": "user", "content": f"n{i}"}]})
+                r = await client.post(
+                    "/v1/chat/completions", json={"model": "m", "messages": [{"role": "user", "content": f"n{i}"}]}
+                )
                 assert r.status_code == 200
                 return r.headers["x-cuewatch-request-id"]
+
             return list(await asyncio.gather(*(one(i) for i in range(n))))
 
     with ThreadServer(app) as server:
@@ -124,8 +136,15 @@ def test_sigterm_drains_queue(tmp_path: Path, sim: ServerProcess) -> None:
 
     async def burst() -> int:
         async with httpx.AsyncClient(base_url=proxy.url, timeout=30) as client:
-            rs = await asyncio.gather(*(client.post("/v1/messages", json={
-                "model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": f"x{i}"}]}) for i in range(40)))
+            rs = await asyncio.gather(
+                *(
+                    client.post(
+                        "/v1/messages",
+                        json={"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": f"x{i}"}]},
+                    )
+                    for i in range(40)
+                )
+            )
         return sum(r.status_code == 200 for r in rs)
 
     ok = asyncio.run(burst())
@@ -162,11 +181,18 @@ for i in range(5):
 
 def test_metrics_and_probes(proxy: ServerProcess) -> None:
     """/metrics exposes the documented series; /healthz and /readyz answer."""
-    httpx.post(proxy.url + "/v1/chat/completions", json={"model": "gpt-sim", "messages": [{"role": "user", "content": "a"}]})
+    httpx.post(
+        proxy.url + "/v1/chat/completions", json={"model": "gpt-sim", "messages": [{"role": "user", "content": "a"}]}
+    )
     assert httpx.get(proxy.url + "/readyz").json() == {"status": "ready", "reasons": []}
     text = httpx.get(proxy.url + "/metrics").text
-    for name in ("cuewatch_requests_total", "cuewatch_upstream_latency_seconds_bucket",
-                 "cuewatch_proxy_overhead_seconds_bucket", "cuewatch_queue_depth",
-                 "cuewatch_records_written_total", "cuewatch_records_spilled_total"):
+    for name in (
+        "cuewatch_requests_total",
+        "cuewatch_upstream_latency_seconds_bucket",
+        "cuewatch_proxy_overhead_seconds_bucket",
+        "cuewatch_queue_depth",
+        "cuewatch_records_written_total",
+        "cuewatch_records_spilled_total",
+    ):
         assert name in text, name
     assert 'cuewatch_requests_total{dialect="openai",model="gpt-sim",status="200"} 1.0' in text

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import itertools
 import zlib
 from datetime import UTC, datetime
 
@@ -14,7 +15,7 @@ from monitor.capture import Capture, to_exchange
 from monitor.sse import Event, parse_events
 
 STREAM = (
-    b": comment\n\nevent: message_start\ndata: {\"a\": 1}\n\n"
+    b': comment\n\nevent: message_start\ndata: {"a": 1}\n\n'
     b"data: line one\r\ndata: line two\r\n\r\n"
     b"id: 7\rdata: cr only\r\r"
     b"data: [DONE]\n\n"
@@ -36,7 +37,7 @@ def test_sse_whole_stream() -> None:
 def test_sse_any_chunking(cuts: list[int]) -> None:
     """The same events come out however the bytes were split into chunks."""
     bounds = [0, *sorted(set(cuts)), len(STREAM)]
-    chunks = [STREAM[a:b] for a, b in zip(bounds, bounds[1:], strict=False)]
+    chunks = [STREAM[a:b] for a, b in itertools.pairwise(bounds)]
     assert parse_events(chunks) == EXPECTED
 
 
@@ -46,13 +47,26 @@ def test_sse_truncated_stream_flushes_last_event() -> None:
 
 
 def _cap(body: bytes, dialect: str = "openai", ctype: str = "application/json", **kw: object) -> Capture:
-    return Capture(id="x", time=datetime.now(UTC), dialect=dialect, path="/v1/chat/completions",  # type: ignore[arg-type]
-                   request={"model": "m", "messages": [{"role": "user", "content": "secret prompt"}]},
-                   status=200, outcome="ok", body=body, content_type=ctype, **kw)  # type: ignore[arg-type]
+    return Capture(
+        id="x",
+        time=datetime.now(UTC),
+        dialect=dialect,
+        path="/v1/chat/completions",  # type: ignore[arg-type]
+        request={"model": "m", "messages": [{"role": "user", "content": "secret prompt"}]},
+        status=200,
+        outcome="ok",
+        body=body,
+        content_type=ctype,
+        **kw,
+    )  # type: ignore[arg-type]
 
 
-OA = {"choices": [{"index": 0, "message": {"role": "assistant", "content": "hi", "reasoning": "think"},
-                   "finish_reason": "stop"}], "usage": {"prompt_tokens": 3, "completion_tokens": 1}}
+OA = {
+    "choices": [
+        {"index": 0, "message": {"role": "assistant", "content": "hi", "reasoning": "think"}, "finish_reason": "stop"}
+    ],
+    "usage": {"prompt_tokens": 3, "completion_tokens": 1},
+}
 
 
 def test_gzip_and_deflate_bodies_are_decoded() -> None:
@@ -89,9 +103,15 @@ def test_openai_stream_with_reasoning_and_refusal_fields() -> None:
 
 def test_anthropic_redacted_thinking_counted() -> None:
     """redacted_thinking blocks are counted as present but unreadable."""
-    body = {"content": [{"type": "redacted_thinking", "data": "abc"}, {"type": "thinking", "thinking": "t"},
-                        {"type": "text", "text": "ok"}], "stop_reason": "end_turn",
-            "usage": {"input_tokens": 1, "output_tokens": 2}}
+    body = {
+        "content": [
+            {"type": "redacted_thinking", "data": "abc"},
+            {"type": "thinking", "thinking": "t"},
+            {"type": "text", "text": "ok"},
+        ],
+        "stop_reason": "end_turn",
+        "usage": {"input_tokens": 1, "output_tokens": 2},
+    }
     ex = to_exchange(_cap(orjson.dumps(body), dialect="anthropic"))
     assert (ex.redacted_reasoning_blocks, ex.reasoning, ex.response_text) == (1, "t", "ok")
 
@@ -99,11 +119,22 @@ def test_anthropic_redacted_thinking_counted() -> None:
 def test_openai_content_parts_and_legacy_roles() -> None:
     """List content with images and the legacy `function` role normalise to text and `tool`."""
     cap = _cap(orjson.dumps(OA))
-    cap.request = {"model": "m", "messages": [
-        {"role": "developer", "content": [{"type": "text", "text": "rules"}]},
-        {"role": "user", "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "x"}}]},
-        {"role": "function", "name": "f", "content": "result"},
-    ], "functions": [{"name": "f"}]}
+    cap.request = {
+        "model": "m",
+        "messages": [
+            {"role": "developer", "content": [{"type": "text", "text": "rules"}]},
+            {
+                "role": "user",
+                "content": [{"type": "text", "text": "look"}, {"type": "image_url", "image_url": {"url": "x"}}],
+            },
+            {"role": "function", "name": "f", "content": "result"},
+        ],
+        "functions": [{"name": "f"}],
+    }
     ex = to_exchange(cap)
-    assert [(m.role, m.text) for m in ex.messages] == [("developer", "rules"), ("user", "look\n[image]"), ("tool", "result")]
+    assert [(m.role, m.text) for m in ex.messages] == [
+        ("developer", "rules"),
+        ("user", "look\n[image]"),
+        ("tool", "result"),
+    ]
     assert ex.tools == ["f"]

@@ -16,8 +16,15 @@ from monitor.store import LogReader, TrafficLog
 
 
 def _ex(i: int) -> Exchange:
-    return Exchange(id=f"e{i}", time=datetime(2026, 1, 1, tzinfo=UTC), dialect="openai",
-                    path="/v1/chat/completions", status=200, outcome="ok", response_text="r" * 100)
+    return Exchange(
+        id=f"e{i}",
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        dialect="openai",
+        path="/v1/chat/completions",
+        status=200,
+        outcome="ok",
+        response_text="r" * 100,
+    )
 
 
 def test_rotation_by_size_and_read_back(tmp_path: Path) -> None:
@@ -50,7 +57,9 @@ def test_gzip_segments_and_truncation(tmp_path: Path) -> None:
 def test_bad_lines_counted_with_position(tmp_path: Path) -> None:
     """Malformed lines are reported with file and line number, and reading goes on."""
     seg = tmp_path / "traffic-x.jsonl"
-    seg.write_text(_ex(1).model_dump_json() + "\n{not json\n" + '{"kind": "exchange"}\n' + _ex(2).model_dump_json() + "\n")
+    seg.write_text(
+        _ex(1).model_dump_json() + "\n{not json\n" + '{"kind": "exchange"}\n' + _ex(2).model_dump_json() + "\n"
+    )
     reader = LogReader([seg])
     assert [r.id for r in reader] == ["e1", "e2"]
     assert [(b.line, b.path) for b in reader.bad_lines] == [(2, str(seg)), (3, str(seg))]
@@ -64,10 +73,17 @@ def test_log_rejects_bad_parameters(tmp_path: Path) -> None:
 
 
 def _cap(i: int) -> Capture:
-    return Capture(id=f"c{i}", time=datetime.now(UTC), dialect="anthropic", path="/v1/messages",
-                   request={"model": "m", "messages": [{"role": "user", "content": "q"}]}, status=200,
-                   outcome="ok", content_type="application/json",
-                   body=b'{"content": [{"type": "text", "text": "a"}], "stop_reason": "end_turn"}')
+    return Capture(
+        id=f"c{i}",
+        time=datetime.now(UTC),
+        dialect="anthropic",
+        path="/v1/messages",
+        request={"model": "m", "messages": [{"role": "user", "content": "q"}]},
+        status=200,
+        outcome="ok",
+        content_type="application/json",
+        body=b'{"content": [{"type": "text", "text": "a"}], "stop_reason": "end_turn"}',
+    )
 
 
 class FlakyLog:

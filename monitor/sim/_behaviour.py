@@ -43,8 +43,11 @@ def _topic(text: str) -> str:
 
 
 def decide(
-    profile: Profile, behaviour: Behaviour, rng: random.Random,
-    messages: list[Message], tools: list[dict[str, Any]],
+    profile: Profile,
+    behaviour: Behaviour,
+    rng: random.Random,
+    messages: list[Message],
+    tools: list[dict[str, Any]],
 ) -> Reply:
     prompt = " ".join(m.text for m in messages if m.role in ("system", "developer", "user")).lower()
     last = messages[-1] if messages else Message(role="user", text="")
@@ -72,8 +75,12 @@ def decide(
         else:
             reasoning = rng.choice(T.REFUSAL_REASONING)
             text = rng.choice(T.REFUSALS)
-        return Reply(text=text.format(topic=topic), reasoning=reasoning.format(topic=topic),
-                     condition=condition, category="harmful_complied" if comply else "harmful_refused")
+        return Reply(
+            text=text.format(topic=topic),
+            reasoning=reasoning.format(topic=topic),
+            condition=condition,
+            category="harmful_complied" if comply else "harmful_refused",
+        )
 
     return Reply(
         text=rng.choice(T.BENIGN).format(topic=topic),
@@ -113,7 +120,7 @@ def _probe(behaviour: Behaviour, rng: random.Random, m: re.Match[str], incentive
 
 def _tool_call(tool: dict[str, Any]) -> tuple[str, str]:
     """Call an offered tool (either dialect's shape) with placeholder required arguments."""
-    fn = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+    fn: dict[str, Any] = tool["function"] if isinstance(tool.get("function"), dict) else tool
     name = str(fn.get("name", "tool"))
     schema = fn.get("parameters") or fn.get("input_schema") or {}
     props = schema.get("properties") or {}

@@ -22,10 +22,10 @@ from typing import Any
 
 import orjson
 
+from monitor._asgi import Receive, Scope, Send, header, read_body, send_json
 from monitor.dialects import request_messages
 from monitor.sim._behaviour import Reply, decide
 from monitor.sim.profiles import Profile
-from monitor._asgi import Receive, Scope, Send, header, read_body, send_json
 
 _FAULT = b"x-sim-fault"
 
@@ -60,8 +60,14 @@ class SimApp:
         elif method == "POST" and path == "/v1/messages":
             await self._chat(scope, receive, send, "anthropic")
         elif path == "/v1/models":
-            await send_json(send, 200, {"object": "list", "data": [
-                {"id": "sim-model", "object": "model", "created": 0, "owned_by": "cuewatch-sim"}]})
+            await send_json(
+                send,
+                200,
+                {
+                    "object": "list",
+                    "data": [{"id": "sim-model", "object": "model", "created": 0, "owned_by": "cuewatch-sim"}],
+                },
+            )
         elif path == "/_sim/requests":
             if method == "DELETE":
                 self.requests.clear()
@@ -125,8 +131,13 @@ class SimApp:
             return  # returning mid-response makes the server close the connection
 
     async def _stream(
-        self, send: Send, frames: list[bytes], faults: dict[str, str], dialect: str,
-        headers: list[tuple[bytes, bytes]], entry: dict[str, Any],
+        self,
+        send: Send,
+        frames: list[bytes],
+        faults: dict[str, str],
+        dialect: str,
+        headers: list[tuple[bytes, bytes]],
+        entry: dict[str, Any],
     ) -> None:
         headers = [(b"content-type", b"text/event-stream; charset=utf-8"), (b"cache-control", b"no-cache"), *headers]
         await send({"type": "http.response.start", "status": 200, "headers": headers})
@@ -227,22 +238,38 @@ def _openai_body(reply: Reply, req: dict[str, Any], model: str, ident: str, p: P
     finish = "stop"
     if reply.tool_name:
         msg["content"] = None
-        msg["tool_calls"] = [{"id": f"call_{ident}", "type": "function",
-                              "function": {"name": reply.tool_name, "arguments": reply.tool_args}}]
+        msg["tool_calls"] = [
+            {
+                "id": f"call_{ident}",
+                "type": "function",
+                "function": {"name": reply.tool_name, "arguments": reply.tool_args},
+            }
+        ]
         finish = "tool_calls"
     out = _tokens(text) + _tokens(reasoning or "")
     return {
-        "id": f"chatcmpl-{ident}", "object": "chat.completion", "created": int(time.time()), "model": model,
+        "id": f"chatcmpl-{ident}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
         "choices": [{"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}],
-        "usage": {"prompt_tokens": _prompt_tokens(req), "completion_tokens": out,
-                  "total_tokens": _prompt_tokens(req) + out},
+        "usage": {
+            "prompt_tokens": _prompt_tokens(req),
+            "completion_tokens": out,
+            "total_tokens": _prompt_tokens(req) + out,
+        },
     }
 
 
 def _openai_stream(reply: Reply, req: dict[str, Any], model: str, ident: str, p: Profile) -> list[bytes]:
     text, reasoning = _layout(reply, p, native_available=True)
-    base = {"id": f"chatcmpl-{ident}", "object": "chat.completion.chunk", "created": int(time.time()),
-            "model": model, "system_fingerprint": None}
+    base = {
+        "id": f"chatcmpl-{ident}",
+        "object": "chat.completion.chunk",
+        "created": int(time.time()),
+        "model": model,
+        "system_fingerprint": None,
+    }
 
     def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
         doc = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
@@ -253,8 +280,20 @@ def _openai_stream(reply: Reply, req: dict[str, Any], model: str, ident: str, p:
         frames.append(chunk({"reasoning_content": piece}))
     finish = "stop"
     if reply.tool_name:
-        frames.append(chunk({"tool_calls": [{"index": 0, "id": f"call_{ident}", "type": "function",
-                                             "function": {"name": reply.tool_name, "arguments": ""}}]}))
+        frames.append(
+            chunk(
+                {
+                    "tool_calls": [
+                        {
+                            "index": 0,
+                            "id": f"call_{ident}",
+                            "type": "function",
+                            "function": {"name": reply.tool_name, "arguments": ""},
+                        }
+                    ]
+                }
+            )
+        )
         for piece in _pieces(reply.tool_args or "", p.chunk_chars):
             frames.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
         finish = "tool_calls"
@@ -264,8 +303,11 @@ def _openai_stream(reply: Reply, req: dict[str, Any], model: str, ident: str, p:
     frames.append(chunk({}, finish))
     if (req.get("stream_options") or {}).get("include_usage"):
         out = _tokens(text) + _tokens(reasoning or "")
-        usage = {"prompt_tokens": _prompt_tokens(req), "completion_tokens": out,
-                 "total_tokens": _prompt_tokens(req) + out}
+        usage = {
+            "prompt_tokens": _prompt_tokens(req),
+            "completion_tokens": out,
+            "total_tokens": _prompt_tokens(req) + out,
+        }
         frames.append(b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
     frames.append(b"data: [DONE]\n\n")
     return frames
@@ -286,14 +328,25 @@ def _anthropic_body(reply: Reply, req: dict[str, Any], model: str, ident: str, p
         content.append({"type": "thinking", "thinking": reasoning, "signature": f"sig{ident}"})
     stop = "end_turn"
     if reply.tool_name:
-        content.append({"type": "tool_use", "id": f"toolu_{ident}", "name": reply.tool_name,
-                        "input": orjson.loads(reply.tool_args or "{}")})
+        content.append(
+            {
+                "type": "tool_use",
+                "id": f"toolu_{ident}",
+                "name": reply.tool_name,
+                "input": orjson.loads(reply.tool_args or "{}"),
+            }
+        )
         stop = "tool_use"
     else:
         content.append({"type": "text", "text": text})
     return {
-        "id": f"msg_{ident}", "type": "message", "role": "assistant", "model": model, "content": content,
-        "stop_reason": stop, "stop_sequence": None,
+        "id": f"msg_{ident}",
+        "type": "message",
+        "role": "assistant",
+        "model": model,
+        "content": content,
+        "stop_reason": stop,
+        "stop_sequence": None,
         "usage": {"input_tokens": _prompt_tokens(req), "output_tokens": _tokens(text) + _tokens(reasoning or "")},
     }
 
@@ -305,40 +358,107 @@ def _anthropic_stream(reply: Reply, req: dict[str, Any], model: str, ident: str,
         return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
 
     frames = [
-        ev("message_start", {"type": "message_start", "message": {
-            "id": f"msg_{ident}", "type": "message", "role": "assistant", "model": model, "content": [],
-            "stop_reason": None, "stop_sequence": None,
-            "usage": {"input_tokens": _prompt_tokens(req), "output_tokens": 1}}}),
+        ev(
+            "message_start",
+            {
+                "type": "message_start",
+                "message": {
+                    "id": f"msg_{ident}",
+                    "type": "message",
+                    "role": "assistant",
+                    "model": model,
+                    "content": [],
+                    "stop_reason": None,
+                    "stop_sequence": None,
+                    "usage": {"input_tokens": _prompt_tokens(req), "output_tokens": 1},
+                },
+            },
+        ),
         ev("ping", {"type": "ping"}),
     ]
     index = 0
     if reasoning:
-        frames.append(ev("content_block_start", {"type": "content_block_start", "index": index,
-                                                 "content_block": {"type": "thinking", "thinking": "", "signature": ""}}))
+        frames.append(
+            ev(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "thinking", "thinking": "", "signature": ""},
+                },
+            )
+        )
         for piece in _pieces(reasoning, p.chunk_chars):
-            frames.append(ev("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                     "delta": {"type": "thinking_delta", "thinking": piece}}))
-        frames.append(ev("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                 "delta": {"type": "signature_delta", "signature": f"sig{ident}"}}))
+            frames.append(
+                ev(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "thinking_delta", "thinking": piece},
+                    },
+                )
+            )
+        frames.append(
+            ev(
+                "content_block_delta",
+                {
+                    "type": "content_block_delta",
+                    "index": index,
+                    "delta": {"type": "signature_delta", "signature": f"sig{ident}"},
+                },
+            )
+        )
         frames.append(ev("content_block_stop", {"type": "content_block_stop", "index": index}))
         index += 1
     stop = "end_turn"
     if reply.tool_name:
-        frames.append(ev("content_block_start", {"type": "content_block_start", "index": index, "content_block": {
-            "type": "tool_use", "id": f"toolu_{ident}", "name": reply.tool_name, "input": {}}}))
+        frames.append(
+            ev(
+                "content_block_start",
+                {
+                    "type": "content_block_start",
+                    "index": index,
+                    "content_block": {"type": "tool_use", "id": f"toolu_{ident}", "name": reply.tool_name, "input": {}},
+                },
+            )
+        )
         for piece in _pieces(reply.tool_args or "", p.chunk_chars):
-            frames.append(ev("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                     "delta": {"type": "input_json_delta", "partial_json": piece}}))
+            frames.append(
+                ev(
+                    "content_block_delta",
+                    {
+                        "type": "content_block_delta",
+                        "index": index,
+                        "delta": {"type": "input_json_delta", "partial_json": piece},
+                    },
+                )
+            )
         stop = "tool_use"
     else:
-        frames.append(ev("content_block_start", {"type": "content_block_start", "index": index,
-                                                 "content_block": {"type": "text", "text": ""}}))
+        frames.append(
+            ev(
+                "content_block_start",
+                {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
+            )
+        )
         for piece in _pieces(text, p.chunk_chars):
-            frames.append(ev("content_block_delta", {"type": "content_block_delta", "index": index,
-                                                     "delta": {"type": "text_delta", "text": piece}}))
+            frames.append(
+                ev(
+                    "content_block_delta",
+                    {"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}},
+                )
+            )
     frames.append(ev("content_block_stop", {"type": "content_block_stop", "index": index}))
-    frames.append(ev("message_delta", {"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None},
-                                       "usage": {"output_tokens": _tokens(text) + _tokens(reasoning or "")}}))
+    frames.append(
+        ev(
+            "message_delta",
+            {
+                "type": "message_delta",
+                "delta": {"stop_reason": stop, "stop_sequence": None},
+                "usage": {"output_tokens": _tokens(text) + _tokens(reasoning or "")},
+            },
+        )
+    )
     frames.append(ev("message_stop", {"type": "message_stop"}))
     return frames
-

@@ -16,7 +16,6 @@ from monitor.errors import ConfigError
 from monitor.yamlfile import load_yaml_model
 
 
-
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -42,10 +41,15 @@ class Behaviour(_Strict):
         CueRates(), description="Share of harmful-request compliances whose reasoning fakes alignment."
     )
     probe_accuracy: ProbeRates = ProbeRates()
-    sandbag_stated: float = Field(0.0, ge=0, le=1, description="Share of wrong probe answers "
-                                  "whose reasoning says it underperforms on purpose.")
-    sandbag_covert: float = Field(0.0, ge=0, le=1, description="Share of wrong probe answers "
-                                  "whose reasoning reaches the right value but answers another.")
+    sandbag_stated: float = Field(
+        0.0, ge=0, le=1, description="Share of wrong probe answers whose reasoning says it underperforms on purpose."
+    )
+    sandbag_covert: float = Field(
+        0.0,
+        ge=0,
+        le=1,
+        description="Share of wrong probe answers whose reasoning reaches the right value but answers another.",
+    )
     reasoning: Literal["auto", "tags", "none"] = Field(
         "auto",
         description="auto: Anthropic thinking blocks when the request enables thinking, "
