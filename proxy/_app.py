@@ -225,34 +225,18 @@ class ProxyApp:
             async with self._session.post(url, data=body, headers=upstream_request_headers(headers)) as resp:
                 t_hdr = time.perf_counter()
                 await self._relay(resp, send, receive, cap, t0, t_sent, t_hdr, rid_header)
-        except (TimeoutError, aiohttp.ServerTimeoutError) as exc:
-            if cap.status == 0:
-                await self._upstream_failed(
-                    send,
-                    dialect,
-                    cap,
-                    t0,
-                    t_sent,
-                    rid_header,
-                    504,
-                    "upstream_timeout",
-                    f"upstream did not answer within {self.settings.read_timeout_s}s",
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            timed_out = isinstance(exc, TimeoutError)  # aiohttp's timeouts subclass it
+            if cap.status == 0:  # nothing sent to the client yet: answer in the dialect's shape
+                status, code = (504, "upstream_timeout") if timed_out else (502, "upstream_unreachable")
+                message = (
+                    f"upstream did not answer within {self.settings.read_timeout_s}s"
+                    if timed_out
+                    else f"upstream unreachable: {type(exc).__name__}: {exc}"
                 )
-            else:
+                await self._upstream_failed(send, dialect, cap, t0, t_sent, rid_header, status, code, message)
+            elif timed_out:
                 self._finish_broken(cap, "upstream_timeout", f"upstream stalled mid-response: {exc!r}")
-        except (aiohttp.ClientError, OSError) as exc:
-            if cap.status == 0:
-                await self._upstream_failed(
-                    send,
-                    dialect,
-                    cap,
-                    t0,
-                    t_sent,
-                    rid_header,
-                    502,
-                    "upstream_unreachable",
-                    f"upstream unreachable: {type(exc).__name__}: {exc}",
-                )
             else:
                 self._finish_broken(cap, "upstream_disconnect", f"upstream broke off mid-response: {exc!r}")
         t_end = time.perf_counter()
