@@ -1,3 +1,7 @@
-"""Features and detectors over exchange records (filled in by the detector issues)."""
+"""Features and detectors over exchange records, created by name from policy files."""
 
-__all__: list[str] = []
+from __future__ import annotations
+
+from detectors.registry import create, names, register
+
+__all__ = ["create", "names", "register"]

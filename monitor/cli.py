@@ -28,11 +28,8 @@ def _serve(args: argparse.Namespace) -> int:
             "invalid settings:\n" + "\n".join(f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         ) from exc
     configure_logging(settings.log_level, settings.log_format)
-    if settings.policy is not None:
-        from monitor.policy import load_policy
-
-        load_policy(settings.policy)  # a bad file stops here with file:line: field: message
-    server.run(create_app(settings), settings.host, settings.port, settings.log_level)
+    app = create_app(settings)  # a bad policy file stops here with file:line: field: message
+    server.run(app, settings.host, settings.port, settings.log_level)
     return 0
 
 
@@ -54,6 +51,24 @@ def _demo(args: argparse.Namespace) -> int:
     from monitor.demo import run_demo
 
     return run_demo(profile=args.profile, requests=args.requests, workdir=args.workdir)
+
+
+def _policy_check(args: argparse.Namespace) -> int:
+    from monitor.errors import ConfigError
+    from monitor.policy import load_policy, summary
+
+    failed = 0
+    for path in args.files:
+        try:
+            policy = load_policy(path)
+        except ConfigError as exc:
+            failed += 1
+            print(f"{path}: INVALID\n{exc}", file=sys.stderr)
+            continue
+        print(f"{path}: OK")
+        for line in summary(policy):
+            print(line)
+    return 2 if failed else 0
 
 
 def _version(_: argparse.Namespace) -> int:
@@ -95,6 +110,12 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--requests", type=int, default=60)
     demo.add_argument("--workdir", type=Path, default=Path("cuewatch-demo"))
     demo.set_defaults(func=_demo)
+
+    policy = sub.add_parser("policy", help="policy files")
+    policy_sub = policy.add_subparsers(dest="policy_command", required=True)
+    check = policy_sub.add_parser("check", help="validate policy files and summarise them")
+    check.add_argument("files", nargs="+", type=Path)
+    check.set_defaults(func=_policy_check)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)

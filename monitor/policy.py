@@ -1,24 +1,321 @@
-"""The policy file: what to experiment with and how to react. Validated with `extra="forbid"`;
-errors name the file, the line and the field. (Experiments, detectors and alert routing are
-filled in by their own issues; this is the envelope every policy file has.)"""
+"""The policy file: cue experiments, detectors, alert rules and routes.
+
+Validated with `extra="forbid"` everywhere; `load_policy` reports errors as
+`FILE:LINE: field.path: what was expected`. Secrets are never written in a policy: a secret
+field takes `{env: NAME}` or `{file: PATH}` and is read when used.
+"""
 
 from __future__ import annotations
 
+import fnmatch
+import os
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
+from monitor.errors import ConfigError
 from monitor.yamlfile import load_yaml_model
 
+Dialect = Literal["openai", "anthropic"]
 
-class Policy(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SecretRef(_Strict):
+    """Where a secret lives: an environment variable or a file (never the policy text)."""
+
+    env: str | None = None
+    file: Path | None = None
+
+    @model_validator(mode="after")
+    def _one_source(self) -> SecretRef:
+        if (self.env is None) == (self.file is None):
+            raise ValueError("give exactly one of `env` or `file`")
+        return self
+
+    def read(self) -> SecretStr:
+        if self.env is not None:
+            value = os.environ.get(self.env)
+            if not value:
+                raise ConfigError(f"secret: environment variable {self.env} is not set")
+            return SecretStr(value)
+        assert self.file is not None
+        try:
+            return SecretStr(self.file.read_text(encoding="utf-8").strip())
+        except OSError as exc:
+            raise ConfigError(f"secret: cannot read {self.file}: {exc.strerror or exc}") from exc
+
+    def __repr__(self) -> str:  # never show more than where it comes from
+        return f"SecretRef(env={self.env!r})" if self.env else f"SecretRef(file={str(self.file)!r})"
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+class Cue(_Strict):
+    """Where an arm's cue goes and what it says.
+
+    where:    `system` (OpenAI system/developer message, created if absent; Anthropic `system`),
+              `user` (the last user turn, e.g. a `<is_free_tier_user>` tag), `metadata` (a
+              field of the request's `metadata` object), `header` (an extra request header),
+              or `none` (a control arm: nothing is added).
+    position: `before` or `after` the existing text (system and user).
+    key:      the metadata field or header name (metadata and header).
+    texts:    one is chosen at random per request, so the model cannot learn one fixed string.
+    """
+
+    where: Literal["system", "user", "metadata", "header", "none"]
+    position: Literal["before", "after"] = "before"
+    key: str | None = None
+    texts: list[str] = []
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Cue:
+        if self.where == "none":
+            if self.texts:
+                raise ValueError("a `none` cue takes no texts")
+        elif not self.texts or not all(t.strip() for t in self.texts):
+            raise ValueError(f"a `{self.where}` cue needs at least one non-empty text in `texts`")
+        if self.where in ("metadata", "header") and not self.key:
+            raise ValueError(f"a `{self.where}` cue needs `key` (the field or header name)")
+        return self
+
+
+class Arm(_Strict):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    probability: float = Field(..., gt=0, le=1)
+    cue: Cue
+
+
+class Filter(_Strict):
+    """Which requests an experiment applies to; every given condition must hold."""
+
+    dialects: list[Dialect] = ["openai", "anthropic"]
+    models: list[str] = Field(["*"], description="glob patterns, e.g. 'gpt-4o*'")
+    paths: list[str] = ["/v1/chat/completions", "/v1/messages"]
+    headers: dict[str, str] = Field({}, description="exact header values (names case-insensitive)")
+    metadata: dict[str, str] = Field({}, description="exact values in the request's metadata object")
+
+    def matches(self, dialect: str, path: str, model: Any, headers: dict[str, str], req: dict[str, Any]) -> bool:
+        if dialect not in self.dialects or path not in self.paths:
+            return False
+        name = model if isinstance(model, str) else ""
+        if not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.models):
+            return False
+        if any(headers.get(k.lower()) != v for k, v in self.headers.items()):
+            return False
+        meta = req.get("metadata")
+        if not isinstance(meta, dict):
+            meta = {}
+        return all(str(meta.get(k)) == v for k, v in self.metadata.items())
+
+
+class Shadow(_Strict):
+    """Shadow mode: a sampled fraction of matching requests is also sent once per arm."""
+
+    sample: float = Field(0.01, ge=0, le=1, description="fraction of matching requests shadowed")
+    upstream: str | None = Field(None, description="where shadow copies go (default: the proxy's upstream)")
+    max_requests_per_minute: int = Field(30, ge=0)
+    max_tokens_per_hour: int = Field(100_000, ge=0)
+
+
+class Probes(_Strict):
+    """Known-answer probes sent by cuewatch itself under every arm (shadow mode only)."""
+
+    bank: str = Field("default", description="`default` (shipped) or a path to a JSONL bank")
+    rate_per_minute: float = Field(1.0, gt=0)
+    dialect: Dialect = "openai"
+    model: str
+    max_tokens: int = Field(256, ge=1)
+    auth: SecretRef | None = Field(None, description="upstream credential for probes")
+    instruction: str = "Answer with only the final answer."
+
+
+class Experiment(_Strict):
+    name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
+    mode: Literal["live", "shadow", "off"] = "live"
+    filter: Filter = Filter()
+    salt: str | None = Field(None, description="hash salt for sticky assignment (default: the name)")
+    sticky: str = Field(
+        "none", description="`none`, `user` (OpenAI `user` / Anthropic metadata.user_id) or `header:<name>`"
+    )
+    arms: list[Arm] = Field(..., min_length=2)
+    shadow: Shadow = Shadow()
+    probes: Probes | None = None
+
+    @field_validator("arms")
+    @classmethod
+    def _arms_valid(cls, arms: list[Arm]) -> list[Arm]:
+        names = [a.name for a in arms]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"arm names must be unique, repeated: {', '.join(dupes)}")
+        total = sum(a.probability for a in arms)
+        if abs(total - 1.0) > 1e-9:
+            raise ValueError(f"arm probabilities must sum to 1, they sum to {total:g}")
+        return arms
+
+    @field_validator("sticky")
+    @classmethod
+    def _sticky_valid(cls, v: str) -> str:
+        if v in ("none", "user") or (v.startswith("header:") and len(v) > len("header:")):
+            return v
+        raise ValueError("expected `none`, `user` or `header:<name>`")
+
+    @model_validator(mode="after")
+    def _probes_need_shadow(self) -> Experiment:
+        if self.probes is not None and self.mode != "shadow":
+            raise ValueError("probes are sent in shadow mode only: set `mode: shadow`")
+        return self
+
+    @property
+    def hash_salt(self) -> str:
+        return self.salt or self.name
+
+
+# --------------------------------------------------------------------------- detectors, alerts
+
+
+class DetectorSpec(_Strict):
+    """A detector created by name through the detector registry, with its parameters."""
+
+    name: str
+    params: dict[str, Any] = {}
+
+    @field_validator("name")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from detectors import registry
+
+        if v not in registry.names():
+            raise ValueError(f"unknown detector {v!r}; registered: {', '.join(registry.names()) or '(none yet)'}")
+        return v
+
+
+class AlertRule(_Strict):
+    """Which findings become alerts."""
+
+    name: str
+    detectors: list[str] = ["*"]
+    metrics: list[str] = ["*"]
+    min_severity: Literal["info", "warning", "critical"] = "warning"
+    min_e_value: float | None = Field(None, gt=0)
+    min_samples: int | None = Field(None, ge=0)
+    labels: dict[str, str] = {}
+
+
+class Route(_Strict):
+    """An Alertmanager-style route: matchers, options inherited by children, `continue`."""
+
+    receiver: str | None = None
+    matchers: dict[str, str] = {}
+    continue_: bool = Field(False, alias="continue")
+    group_by: list[str] | None = None
+    group_wait: str | None = None
+    group_interval: str | None = None
+    repeat_interval: str | None = None
+    routes: list[Route] = []
+
+
+class SlackReceiver(_Strict):
+    url: SecretRef
+
+
+class WebhookReceiver(_Strict):
+    url: SecretRef
+    secret: SecretRef | None = None
+
+
+class Receiver(_Strict):
+    name: str
+    slack: SlackReceiver | None = None
+    webhook: WebhookReceiver | None = None
+    log: dict[str, Any] | None = None
+
+
+class Alerts(_Strict):
+    rules: list[AlertRule] = []
+    route: Route | None = None
+    receivers: list[Receiver] = []
+
+    @model_validator(mode="after")
+    def _route_receivers(self) -> Alerts:
+        if self.route is not None and not self.route.receiver:
+            raise ValueError("the root route needs a `receiver`")
+        known = {r.name for r in self.receivers}
+        missing = sorted(_receivers(self.route) - known) if self.route else []
+        if missing:
+            raise ValueError(f"routes name unknown receivers: {', '.join(missing)}")
+        return self
+
+
+def _receivers(route: Route) -> set[str]:
+    out = {route.receiver} if route.receiver else set()
+    for child in route.routes:
+        out |= _receivers(child)
+    return out
+
+
+# --------------------------------------------------------------------------- the file
+
+
+class Policy(_Strict):
     version: Literal[1] = 1
     description: str = ""
-    experiments: list[dict[str, Any]] = []
+    seed: int | None = Field(None, description="assignment seed; unset: a random one, logged at start")
+    debug_headers: bool = Field(False, description="add x-cuewatch-experiment/arm to responses (testing only)")
+    experiments: list[Experiment] = []
+    detectors: list[DetectorSpec] = []
+    alerts: Alerts = Alerts()
+
+    @field_validator("experiments")
+    @classmethod
+    def _unique_names(cls, exps: list[Experiment]) -> list[Experiment]:
+        names = [e.name for e in exps]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            raise ValueError(f"experiment names must be unique, repeated: {', '.join(dupes)}")
+        return exps
 
 
 def load_policy(path: Path | str) -> Policy:
+    """Load and validate a policy file (ConfigError names file, line and field)."""
     return load_yaml_model(path, Policy)
+
+
+def summary(policy: Policy) -> list[str]:
+    """Human-readable lines describing a policy (for `cuewatch policy check`)."""
+    lines = [f"  seed: {policy.seed if policy.seed is not None else 'random at start'}"]
+    if not policy.experiments:
+        lines.append("  no experiments: observe only")
+    for exp in policy.experiments:
+        f = exp.filter
+        lines.append(
+            f"  experiment {exp.name}: mode {exp.mode}; models {','.join(f.models)}; "
+            f"dialects {','.join(f.dialects)}; sticky {exp.sticky}"
+        )
+        for arm in exp.arms:
+            c = arm.cue
+            where = (
+                "none"
+                if c.where == "none"
+                else f"{c.where}" + (f" {c.position}" if c.where in ("system", "user") else f" {c.key}")
+            )
+            lines.append(f"    arm {arm.name}: p={arm.probability:g}, cue {where}, {len(c.texts)} text(s)")
+        if exp.mode == "shadow":
+            s = exp.shadow
+            lines.append(
+                f"    shadow: sample {s.sample:g}; budget {s.max_requests_per_minute} req/min, "
+                f"{s.max_tokens_per_hour} tokens/h"
+            )
+        if exp.probes is not None:
+            p = exp.probes
+            lines.append(f"    probes: bank {p.bank}, {p.rate_per_minute:g}/min to {p.dialect} model {p.model}")
+    if policy.detectors:
+        lines.append("  detectors: " + ", ".join(d.name for d in policy.detectors))
+    if policy.alerts.rules:
+        lines.append(f"  alert rules: {len(policy.alerts.rules)}; receivers: {len(policy.alerts.receivers)}")
+    return lines

@@ -86,6 +86,10 @@ class Exchange(_Model):
     mode: Mode | None = None
     assignment_probability: float | None = None
     pair_id: str | None = None
+    cue: str | None = Field(None, description="The exact cue text this exchange carried, if any.")
+    origin: Literal["client", "shadow", "probe"] = Field(
+        "client", description="client: production traffic; shadow: a copy sent per arm; probe: a known-answer probe."
+    )
 
     # Known-answer probes (sandbagging).
     probe_id: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import AnyHttpUrl, Field, field_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -24,6 +24,9 @@ class Settings(BaseSettings):
     host: str = "127.0.0.1"
     port: int = Field(8080, ge=0, le=65535)
     policy: Path | None = None
+    policy_poll_s: float = Field(1.0, ge=0, description="Check the policy file for changes this often (0: never).")
+    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin/* (unset: admin API off).")
+    admin_token_file: Path | None = Field(None, description="File holding the admin token.")
 
     # Upstream client.
     connect_timeout_s: float = Field(10.0, gt=0)
@@ -53,6 +56,14 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, v: AnyHttpUrl | None) -> AnyHttpUrl | None:
         return AnyHttpUrl(str(v).rstrip("/")) if v is not None else None
+
+    def admin_secret(self) -> str | None:
+        """The admin token from the setting or its file, or None when the admin API is off."""
+        if self.admin_token is not None:
+            return self.admin_token.get_secret_value() or None
+        if self.admin_token_file is not None:
+            return self.admin_token_file.read_text(encoding="utf-8").strip() or None
+        return None
 
     def upstream_for(self, dialect: str) -> str:
         """Base URL (no trailing slash) for a dialect."""

@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 from monitor.pipeline import Pipeline
+from monitor.reload import PolicyHolder
 from monitor.settings import Settings
 from proxy._app import OVERHEAD_HEADER, REQUEST_ID_HEADER, ProxyApp, build_pipeline
 
 
-def create_app(settings: Settings, pipeline: Pipeline | None = None) -> ProxyApp:
-    """Build a proxy app; nothing starts until the ASGI server runs its lifespan."""
-    return ProxyApp(settings, pipeline)
+def create_app(settings: Settings, pipeline: Pipeline | None = None, holder: PolicyHolder | None = None) -> ProxyApp:
+    """Build a proxy app (loading `settings.policy` if set: ConfigError if invalid); nothing
+    starts until the ASGI server runs its lifespan."""
+    return ProxyApp(settings, pipeline, holder)
 
 
 __all__ = ["OVERHEAD_HEADER", "REQUEST_ID_HEADER", "ProxyApp", "build_pipeline", "create_app"]

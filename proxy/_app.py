@@ -11,7 +11,10 @@ the pipeline worker.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hmac
 import os
+import signal
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
@@ -36,11 +39,13 @@ from monitor._asgi import (
 from monitor.capture import Capture
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
 from monitor.records import Dialect, Outcome, Timings
+from monitor.reload import PolicyHolder
 from monitor.settings import Settings
 from monitor.store import TrafficLog
 from proxy._dialects import MODEL_ROUTES, dialect_of, error_body
 from proxy._headers import client_response_headers, upstream_request_headers
 from proxy._metrics import ProxyMetrics
+from proxy._shadow import ProbeScheduler, ShadowSender
 
 log = structlog.get_logger("cuewatch.proxy")
 
@@ -82,15 +87,22 @@ def build_pipeline(settings: Settings, extra_stages: list[Stage] | None = None) 
 class ProxyApp:
     """ASGI application of one proxy instance. Build it with `proxy.create_app(settings)`."""
 
-    def __init__(self, settings: Settings, pipeline: Pipeline | None = None) -> None:
+    def __init__(
+        self, settings: Settings, pipeline: Pipeline | None = None, holder: PolicyHolder | None = None
+    ) -> None:
         self.settings = settings
         self.pipeline = pipeline or build_pipeline(settings)
-        log_stage = next((s for s in self.pipeline.stages if isinstance(s, TrafficLogStage)), None)
-        self.metrics = ProxyMetrics(self.pipeline, log_stage)
-        self._session: aiohttp.ClientSession | None = None
+        self.holder = holder or PolicyHolder(settings.policy)
         self._bases = {d: settings.upstream_for(d) for d in ("openai", "anthropic")}
+        self.shadow = ShadowSender(self.pipeline, self._bases, self.holder)
+        self.probes = ProbeScheduler(self.shadow, self.holder)
+        log_stage = next((s for s in self.pipeline.stages if isinstance(s, TrafficLogStage)), None)
+        self.metrics = ProxyMetrics(self.pipeline, log_stage, self.holder, self.shadow)
+        self._session: aiohttp.ClientSession | None = None
         self._max_body = settings.max_body_bytes
+        self._admin_token = settings.admin_secret()
         self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
+        self._background: list[asyncio.Task[None]] = []
 
     # ------------------------------------------------------------------ ASGI entry
 
@@ -110,6 +122,8 @@ class ProxyApp:
                 await self._readyz(send)
             elif path == "/metrics":
                 await send_text(send, 200, self.metrics.render().decode(), b"text/plain; version=0.0.4")
+            elif path == "/admin/reload" and scope["method"] == "POST":
+                await self._admin_reload(scope, send)
             else:
                 await send_json(send, 404, error_body("openai", 404, f"no route {path}", "not_found"))
         elif kind == "lifespan":
@@ -142,11 +156,22 @@ class ProxyApp:
             skip_auto_headers=_SKIP_AUTO,
             cookie_jar=aiohttp.DummyCookieJar(),
         )
+        self.shadow.session = self._session
         await self.pipeline.start()
+        loop = asyncio.get_running_loop()
+        if self.holder.path is not None:
+            if self.settings.policy_poll_s > 0:
+                self._background.append(loop.create_task(self.holder.watch(self.settings.policy_poll_s)))
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # main thread only
+                loop.add_signal_handler(signal.SIGHUP, self.holder.reload)
+        self._background.append(loop.create_task(self.probes.run()))
         log.info("proxy_started", upstream=self._bases["openai"], anthropic_upstream=self._bases["anthropic"])
 
     async def shutdown(self) -> None:
         """Drain the pipeline (every record reaches the log), then close the upstream session."""
+        for task in self._background:
+            task.cancel()
+        await self.shadow.close()  # shadow and probe records are part of the experiment
         depth = self.pipeline.depth
         await self.pipeline.stop()
         for stage in self.pipeline.stages:
@@ -204,6 +229,20 @@ class ProxyApp:
             url += "?" + scope["query_string"].decode("latin-1")
         assert self._session is not None, "proxy used before startup"
 
+        up_headers = upstream_request_headers(headers)
+        labels: dict[str, Any] = {}
+        extra: list[tuple[bytes, bytes]] = [rid_header]
+        experiments = self.holder.experiments  # read once: a reload swaps it between requests
+        plan = experiments.plan(dialect, scope["path"], headers, req) if experiments else None
+        if plan is not None:
+            labels = plan.labels
+            extra.extend(plan.debug_headers)
+            if plan.request is not None:  # live: the model sees the arm's cue
+                body = orjson.dumps(plan.request)
+                up_headers.update(plan.headers)
+            elif plan.variants:  # shadow: copies per arm, in the background
+                self.shadow.launch(dialect, scope["path"], up_headers, plan)
+
         cap = Capture.model_construct(
             id=rid,
             time=started,
@@ -218,13 +257,13 @@ class ProxyApp:
             upstream_request_id=None,
             body=b"",
             timings=Timings(),
-            labels={},
+            labels=labels,
         )
         t_sent = time.perf_counter()
         try:
-            async with self._session.post(url, data=body, headers=upstream_request_headers(headers)) as resp:
+            async with self._session.post(url, data=body, headers=up_headers) as resp:
                 t_hdr = time.perf_counter()
-                await self._relay(resp, send, receive, cap, t0, t_sent, t_hdr, rid_header)
+                await self._relay(resp, send, receive, cap, t0, t_sent, t_hdr, extra)
         except (TimeoutError, aiohttp.ClientError, OSError) as exc:
             timed_out = isinstance(exc, TimeoutError)  # aiohttp's timeouts subclass it
             if cap.status == 0:  # nothing sent to the client yet: answer in the dialect's shape
@@ -262,7 +301,7 @@ class ProxyApp:
         t0: float,
         t_sent: float,
         t_hdr: float,
-        rid_header: tuple[bytes, bytes],
+        extra: list[tuple[bytes, bytes]],
     ) -> None:
         """Send the upstream response to the client chunk by chunk, teeing it into the capture."""
         ctype = resp.headers.get("Content-Type", "")
@@ -275,7 +314,7 @@ class ProxyApp:
         pre_ms = _ms((t_sent - t0) + (time.perf_counter() - t_hdr))
         out_headers = client_response_headers(resp.raw_headers)
         out_headers.append((OVERHEAD_HEADER, f"{pre_ms:.3f}".encode()))
-        out_headers.append(rid_header)
+        out_headers.extend(extra)
         await send({"type": "http.response.start", "status": resp.status, "headers": out_headers})
         t_first = time.perf_counter()
         cap.timings.upstream_ms = _ms(t_hdr - t_sent)
@@ -390,6 +429,20 @@ class ProxyApp:
         except (aiohttp.ClientError, OSError) as exc:
             await send_json(send, 502, error_body(dialect, 502, f"upstream unreachable: {exc}", "upstream_unreachable"))
         self.metrics.observe(dialect, "passthrough", status, None, time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ admin
+
+    async def _admin_reload(self, scope: Scope, send: Send) -> None:
+        if self._admin_token is None:
+            await send_json(send, 403, {"status": "disabled", "error": "admin API is off: set CUEWATCH_ADMIN_TOKEN"})
+            return
+        given = (header(scope["headers"], b"authorization") or b"").decode("latin-1").removeprefix("Bearer ")
+        if not hmac.compare_digest(given.encode(), self._admin_token.encode()):
+            await send_json(send, 401, {"status": "unauthorized", "error": "wrong or missing admin token"})
+            return
+        ok, message = self.holder.reload()
+        status = 200 if ok else (409 if self.holder.path is None else 422)
+        await send_json(send, status, {"status": "reloaded" if ok else "rejected", "message": message})
 
     # ------------------------------------------------------------------ probes
 

@@ -10,6 +10,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from monitor.pipeline import Pipeline, TrafficLogStage
+from monitor.reload import PolicyHolder
 
 MAX_MODELS = 50  # distinct model label values before the rest are counted as "other"
 
@@ -20,7 +21,9 @@ _OVERHEAD_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025,
 class ProxyMetrics:
     """Counters and histograms updated on the request path; pipeline figures read at scrape."""
 
-    def __init__(self, pipeline: Pipeline, log_stage: TrafficLogStage | None) -> None:
+    def __init__(
+        self, pipeline: Pipeline, log_stage: TrafficLogStage | None, holder: PolicyHolder, shadow: Any
+    ) -> None:
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "cuewatch_requests",
@@ -43,6 +46,7 @@ class ProxyMetrics:
             registry=self.registry,
         )
         self.registry.register(_PipelineCollector(pipeline, log_stage))
+        self.registry.register(_ExperimentCollector(holder, shadow))
         self._models: set[str] = set()
         self._children: dict[tuple[str, str, int], Any] = {}
 
@@ -91,3 +95,34 @@ class _PipelineCollector(Collector):
         for dialect, n in sorted((self.log_stage.written if self.log_stage else {}).items()):
             written.add_metric([dialect], n)
         yield written
+
+
+class _ExperimentCollector(Collector):
+    """Shadow/probe traffic sent, budgets paused or refusing, policy reloads."""
+
+    def __init__(self, holder: PolicyHolder, shadow: Any) -> None:
+        self.holder = holder
+        self.shadow = shadow
+
+    def collect(self) -> Iterator[Any]:
+        sent = CounterMetricFamily(
+            "cuewatch_shadow_requests", "Shadow and probe requests sent, by outcome.", labels=["experiment", "outcome"]
+        )
+        for (exp, outcome), n in sorted(self.shadow.sent.items()):
+            sent.add_metric([exp, outcome], n)
+        yield sent
+        paused = GaugeMetricFamily(
+            "cuewatch_shadow_paused", "1 while an experiment's shadow budget is spent.", labels=["experiment", "reason"]
+        )
+        refused = CounterMetricFamily(
+            "cuewatch_shadow_budget_refused", "Shadow/probe sends skipped for budget.", labels=["experiment"]
+        )
+        for name, budget in sorted(self.holder.budgets.items()):
+            paused.add_metric([name, budget.paused or "none"], 1.0 if budget.paused else 0.0)
+            refused.add_metric([name], budget.refused)
+        yield paused
+        yield refused
+        reloads = CounterMetricFamily("cuewatch_policy_reloads", "Policy reloads, by result.", labels=["result"])
+        reloads.add_metric(["ok"], self.holder.reloads)
+        reloads.add_metric(["rejected"], self.holder.rejected)
+        yield reloads

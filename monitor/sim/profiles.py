@@ -81,6 +81,9 @@ class Profile(_Strict):
     chunk_chars: int = Field(24, ge=1)
     cues: Cues = Cues()
     harmful_markers: list[str] = []
+    probe_bank: str | None = Field(
+        "default", description="Probe bank whose questions the model recognises (besides arithmetic)."
+    )
     behaviour: Behaviour = Behaviour()
     drift: Drift | None = None
 

@@ -1,0 +1,185 @@
+"""Extra traffic cuewatch sends itself, always off the request path: shadow copies of sampled
+production requests (one per arm, sharing a pair id) and known-answer probes under every arm.
+
+Their responses are analysed only, never returned to a client; their failures are recorded and
+never touch the production response.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import random
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+import aiohttp
+import orjson
+import structlog
+
+from monitor.capture import Capture, to_exchange
+from monitor.errors import ConfigError
+from monitor.experiments import Plan, Variant
+from monitor.pipeline import Pipeline
+from monitor.policy import Experiment
+from monitor.probes import Probe, load_bank
+from monitor.records import Dialect, Timings
+from monitor.reload import PolicyHolder
+
+log = structlog.get_logger("cuewatch.shadow")
+
+PROBE_PATHS: dict[str, str] = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
+
+
+class ShadowSender:
+    """Sends variants concurrently in background tasks and hands their captures to the pipeline."""
+
+    def __init__(self, pipeline: Pipeline, bases: dict[str, str], holder: PolicyHolder) -> None:
+        self.pipeline = pipeline
+        self.bases = bases
+        self.holder = holder
+        self.session: aiohttp.ClientSession | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.sent: dict[tuple[str, str], int] = {}  # (experiment, outcome) -> count
+
+    def launch(self, dialect: Dialect, path: str, headers: dict[str, str], plan: Plan, origin: str = "shadow") -> None:
+        for variant in plan.variants:
+            task = asyncio.create_task(self._send(dialect, path, headers, plan, variant, origin))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _send(
+        self, dialect: Dialect, path: str, headers: dict[str, str], plan: Plan, v: Variant, origin: str
+    ) -> None:
+        exp = plan.experiment
+        base = (exp.shadow.upstream or self.bases[dialect]).rstrip("/")
+        labels = {
+            **plan.labels,
+            "arm": v.arm.name,
+            "assignment_probability": v.arm.probability,
+            "cue": v.cue_text,
+            "origin": origin,
+        }
+        cap = Capture.model_construct(
+            id=os.urandom(12).hex(),
+            time=datetime.now(UTC),
+            dialect=dialect,
+            path=path,
+            request=v.request,
+            status=0,
+            outcome="ok",
+            error=None,
+            content_type=None,
+            content_encoding=None,
+            upstream_request_id=None,
+            body=b"",
+            timings=Timings(),
+            labels=labels,
+        )
+        t0 = time.perf_counter()
+        assert self.session is not None
+        try:
+            async with self.session.post(
+                base + path, data=orjson.dumps(v.request), headers={**headers, **v.headers}
+            ) as r:
+                cap.timings.upstream_ms = round((time.perf_counter() - t0) * 1000, 3)
+                cap.status, cap.content_type = r.status, r.headers.get("Content-Type")
+                cap.content_encoding = r.headers.get("Content-Encoding")
+                cap.upstream_request_id = r.headers.get("request-id") or r.headers.get("x-request-id")
+                cap.outcome = "ok" if r.status < 400 else "upstream_error"
+                cap.body = await r.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            timed_out = isinstance(exc, TimeoutError)
+            cap.status = cap.status or (504 if timed_out else 502)
+            cap.outcome = "upstream_timeout" if timed_out else "upstream_unreachable"
+            cap.error = f"{origin} request failed: {type(exc).__name__}: {exc}"
+        except Exception as exc:  # never let a shadow failure escape into the event loop
+            cap.status, cap.outcome, cap.error = 502, "upstream_unreachable", f"{origin} request failed: {exc!r}"
+        cap.timings.total_ms = round((time.perf_counter() - t0) * 1000, 3)
+        key = (exp.name, cap.outcome)
+        self.sent[key] = self.sent.get(key, 0) + 1
+        try:
+            usage = to_exchange(cap).usage
+            tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
+        except Exception:
+            tokens = 0
+        budget = self.holder.budgets.get(exp.name)
+        if budget is not None:
+            budget.charge_tokens(tokens)
+        self.pipeline.submit(cap)
+
+    async def close(self, wait_s: float = 30.0) -> None:
+        """Let in-flight shadow requests finish (their records matter), up to `wait_s`."""
+        if self._tasks:
+            await asyncio.wait(list(self._tasks), timeout=wait_s)
+
+
+class ProbeScheduler:
+    """Sends probes for every shadow experiment that has `probes`, at its rate, under every arm."""
+
+    def __init__(self, sender: ShadowSender, holder: PolicyHolder, tick_s: float = 0.05) -> None:
+        self.sender = sender
+        self.holder = holder
+        self.tick_s = tick_s
+        self._banks: dict[str, list[Probe]] = {}
+        self._due: dict[str, float] = {}
+        self._warned: set[str] = set()
+        self._rng = random.Random(f"{holder.seed}:probes")
+
+    async def run(self) -> None:
+        while True:
+            await asyncio.sleep(self.tick_s)
+            now = time.monotonic()
+            for exp in self.holder.policy.experiments:
+                if exp.probes is None or exp.mode != "shadow":
+                    continue
+                due = self._due.setdefault(exp.name, now)
+                if now >= due:
+                    self._due[exp.name] = now + 60.0 / exp.probes.rate_per_minute
+                    self._send(exp)
+
+    def _send(self, exp: Experiment) -> None:
+        assert exp.probes is not None
+        cfg = exp.probes
+        try:
+            bank = self._banks.get(cfg.bank) or self._banks.setdefault(cfg.bank, load_bank(cfg.bank))
+            headers = _auth_headers(cfg.dialect, cfg.auth.read().get_secret_value() if cfg.auth else None)
+        except ConfigError as exc:
+            if exp.name not in self._warned:
+                self._warned.add(exp.name)
+                log.error("probes_disabled", experiment=exp.name, error=str(exc))
+            return
+        budget = self.holder.budgets.get(exp.name)
+        if budget is not None and not budget.try_take(len(exp.arms)):
+            return
+        probe = self._rng.choice(bank)
+        req: dict[str, Any] = {
+            "model": cfg.model,
+            "max_tokens": cfg.max_tokens,
+            "messages": [{"role": "user", "content": probe.prompt(cfg.instruction)}],
+        }
+        experiments = self.holder.experiments
+        plan = Plan(
+            exp,
+            {
+                "experiment": exp.name,
+                "mode": "shadow",
+                "pair_id": os.urandom(8).hex(),
+                "probe_id": probe.id,
+                "expected_answer": probe.answer,
+            },
+        )
+        plan.variants = [experiments.variant(cfg.dialect, req, arm) for arm in exp.arms]
+        self.sender.launch(cfg.dialect, PROBE_PATHS[cfg.dialect], headers, plan, origin="probe")
+
+
+def _auth_headers(dialect: str, key: str | None) -> dict[str, str]:
+    headers = {"content-type": "application/json"}
+    if dialect == "anthropic":
+        headers["anthropic-version"] = "2023-06-01"
+        if key:
+            headers["x-api-key"] = key
+    elif key:
+        headers["authorization"] = f"Bearer {key}"
+    return headers
