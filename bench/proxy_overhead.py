@@ -4,7 +4,9 @@
 
 The simulator (honest profile, zero latency) runs pinned to CPU 0 with the load generator, a
 separate process; the proxy runs pinned to CPU 1 with its default settings (traffic log, access
-log, metrics). Prints a table and writes bench/results/proxy_overhead.json.
+log, metrics). A second proxy, also on CPU 1 but measured in turn, runs a live cue experiment
+(`--policy`, default policies/live-ab.yaml), so both are compared in the same run.
+Prints a table and writes bench/results/proxy_overhead.json.
 """
 
 from __future__ import annotations
@@ -43,6 +45,30 @@ def loadgen(url: str, concurrency: int, duration: float, stream: bool, cpu: int 
     return dict(json.loads(out.stdout))
 
 
+def _row(concurrency: int, stream: bool, direct: dict[str, Any], via: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "concurrency": concurrency,
+        "stream": stream,
+        "direct": direct,
+        "proxy": via,
+        "added_p50_ms": via["p50_ms"] - direct["p50_ms"],
+        "added_p99_ms": via["p99_ms"] - direct["p99_ms"],
+        "added_ttfb_p50_ms": via["ttfb_p50_ms"] - direct["ttfb_p50_ms"],
+    }
+
+
+def _print(label: str, row: dict[str, Any]) -> None:
+    d, v = row["direct"], row["proxy"]
+    print(
+        f"{label:<16} c={row['concurrency']:<3} stream={row['stream']!s:<5} "
+        f"direct {d['rps']:6.0f} req/s p50 {d['p50_ms']:.2f} ms"
+        f" | proxy {v['rps']:6.0f} req/s p50 {v['p50_ms']:.2f} ms p99 {v['p99_ms']:.2f} ms"
+        f" | added p50 {row['added_p50_ms']:+.2f} ms p99 {row['added_p99_ms']:+.2f} ms"
+        f" ttfb {row['added_ttfb_p50_ms']:+.2f} ms | in-proxy p50 {v['overhead_header_p50_ms']} ms",
+        flush=True,
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--duration", type=float, default=10.0)
@@ -53,56 +79,61 @@ def main() -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra CUEWATCH_* settings for the proxy run (repeatable)",
+        help="extra CUEWATCH_* settings for both proxies (repeatable)",
+    )
+    ap.add_argument(
+        "--policy",
+        type=Path,
+        default=HERE.parent / "policies" / "live-ab.yaml",
+        help="policy of the second proxy (a live experiment)",
     )
     args = ap.parse_args()
     ncpu = os.cpu_count() or 1
     sim_cpu, proxy_cpu = (0, 1) if ncpu >= 2 else (None, None)
     tmp = Path(tempfile.mkdtemp(prefix="cuewatch-bench-"))
-    sim_port, proxy_port = free_port(), free_port()
+    env = dict(kv.split("=", 1) for kv in args.proxy_env)
+    sim_port = free_port()
     sim = ServerProcess(
         ["sim", "--profile", "honest", "--port", str(sim_port)], sim_port, cpu=sim_cpu, log=tmp / "sim.log"
     )
-    env = dict(kv.split("=", 1) for kv in args.proxy_env)
-    proxy = ServerProcess(
-        ["serve", "--upstream", sim.url, "--port", str(proxy_port), "--log-dir", str(tmp / "logs")],
-        proxy_port,
-        cpu=proxy_cpu,
-        log=tmp / "proxy.log",
-        env=env,
-    )
-    rows: list[dict[str, Any]] = []
-    with sim, proxy:
+    proxies: dict[str, ServerProcess] = {}
+    for label, extra in (("no policy", []), ("live experiment", ["--policy", str(args.policy)])):
+        port = free_port()
+        logs = tmp / label.replace(" ", "-")
+        proxies[label] = ServerProcess(
+            ["serve", "--upstream", sim.url, "--port", str(port), "--log-dir", str(logs / "logs"), *extra],
+            port,
+            cpu=proxy_cpu,
+            log=tmp / f"{label.replace(' ', '-')}.log",
+            env=env,
+        )
+    results: dict[str, list[dict[str, Any]]] = {label: [] for label in proxies}
+    with sim, proxies["no policy"], proxies["live experiment"]:
         cases = [(c, False) for c in args.concurrency] + [(1, True)]
         for concurrency, stream in cases:
             direct = loadgen(sim.url + CHAT, concurrency, args.duration, stream, sim_cpu)
-            via = loadgen(proxy.url + CHAT, concurrency, args.duration, stream, sim_cpu)
-            rows.append(
-                {
-                    "concurrency": concurrency,
-                    "stream": stream,
-                    "direct": direct,
-                    "proxy": via,
-                    "added_p50_ms": via["p50_ms"] - direct["p50_ms"],
-                    "added_p99_ms": via["p99_ms"] - direct["p99_ms"],
-                    "added_ttfb_p50_ms": via["ttfb_p50_ms"] - direct["ttfb_p50_ms"],
-                }
-            )
-            print(
-                f"c={concurrency:<3} stream={stream!s:<5} "
-                f"direct {direct['rps']:7.0f} req/s p50 {direct['p50_ms']:.2f} ms"
-                f" | proxy {via['rps']:7.0f} req/s p50 {via['p50_ms']:.2f} ms p99 {via['p99_ms']:.2f} ms"
-                f" | added p50 {rows[-1]['added_p50_ms']:+.2f} ms p99 {rows[-1]['added_p99_ms']:+.2f} ms"
-                f" ttfb {rows[-1]['added_ttfb_p50_ms']:+.2f} ms | in-proxy p50 {via['overhead_header_p50_ms']} ms",
-                flush=True,
-            )
-    records = sum(1 for p in (tmp / "logs").glob("traffic-*.jsonl") for _ in p.open())
-    sent = sum(r["proxy"]["requests"] + r["proxy"]["errors"] for r in rows)
-    print(f"records written by the proxy: {records} (>= {sent} measured requests plus warm-up)")
+            for label, proxy in proxies.items():
+                row = _row(
+                    concurrency, stream, direct, loadgen(proxy.url + CHAT, concurrency, args.duration, stream, sim_cpu)
+                )
+                results[label].append(row)
+                _print(label, row)
+    for base, live in zip(results["no policy"], results["live experiment"], strict=True):
+        print(
+            f"live experiment vs no policy, c={base['concurrency']} stream={base['stream']}: "
+            f"p50 {live['proxy']['p50_ms'] - base['proxy']['p50_ms']:+.3f} ms"
+        )
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(
         json.dumps(
-            {"cpus": ncpu, "duration_s": args.duration, "proxy_env": env, "rows": rows, "records": records}, indent=2
+            {
+                "cpus": ncpu,
+                "duration_s": args.duration,
+                "proxy_env": env,
+                "policy": str(args.policy),
+                "results": results,
+            },
+            indent=2,
         )
     )
     print(f"wrote {args.out}")

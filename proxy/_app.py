@@ -241,7 +241,7 @@ class ProxyApp:
                 body = orjson.dumps(plan.request)
                 up_headers.update(plan.headers)
             elif plan.variants:  # shadow: copies per arm, in the background
-                self.shadow.launch(dialect, scope["path"], up_headers, plan)
+                self.shadow.launch(dialect, scope["path"], up_headers, plan, req)
 
         cap = Capture.model_construct(
             id=rid,

@@ -43,14 +43,31 @@ class ShadowSender:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent: dict[tuple[str, str], int] = {}  # (experiment, outcome) -> count
 
-    def launch(self, dialect: Dialect, path: str, headers: dict[str, str], plan: Plan, origin: str = "shadow") -> None:
+    def launch(
+        self,
+        dialect: Dialect,
+        path: str,
+        headers: dict[str, str],
+        plan: Plan,
+        original: dict[str, Any],
+        origin: str = "shadow",
+    ) -> None:
+        """Send each variant of `plan`; records keep `original` (the prompt without a cue), and
+        the cue each copy carried in their `cue` field, as live records do."""
         for variant in plan.variants:
-            task = asyncio.create_task(self._send(dialect, path, headers, plan, variant, origin))
+            task = asyncio.create_task(self._send(dialect, path, headers, plan, variant, original, origin))
             self._tasks.add(task)
             task.add_done_callback(self._tasks.discard)
 
     async def _send(
-        self, dialect: Dialect, path: str, headers: dict[str, str], plan: Plan, v: Variant, origin: str
+        self,
+        dialect: Dialect,
+        path: str,
+        headers: dict[str, str],
+        plan: Plan,
+        v: Variant,
+        original: dict[str, Any],
+        origin: str,
     ) -> None:
         exp = plan.experiment
         base = (exp.shadow.upstream or self.bases[dialect]).rstrip("/")
@@ -66,7 +83,7 @@ class ShadowSender:
             time=datetime.now(UTC),
             dialect=dialect,
             path=path,
-            request=v.request,
+            request=original,
             status=0,
             outcome="ok",
             error=None,
@@ -171,7 +188,7 @@ class ProbeScheduler:
             },
         )
         plan.variants = [experiments.variant(cfg.dialect, req, arm) for arm in exp.arms]
-        self.sender.launch(cfg.dialect, PROBE_PATHS[cfg.dialect], headers, plan, origin="probe")
+        self.sender.launch(cfg.dialect, PROBE_PATHS[cfg.dialect], headers, plan, req, origin="probe")
 
 
 def _auth_headers(dialect: str, key: str | None) -> dict[str, str]:

@@ -70,10 +70,11 @@ def sim_requests(sim_url: str) -> list[dict[str, Any]]:
     return list(httpx.get(sim_url + "/_sim/requests").json())
 
 
-def start_proxy(tmp: Path, upstream: str, **env: str) -> ServerProcess:
+def start_proxy(tmp: Path, upstream: str, policy: Path | None = None, **env: str) -> ServerProcess:
     port = free_port()
+    extra = ["--policy", str(policy)] if policy is not None else []
     return ServerProcess(
-        ["serve", "--upstream", upstream, "--port", str(port), "--log-dir", str(tmp / "logs")],
+        ["serve", "--upstream", upstream, "--port", str(port), "--log-dir", str(tmp / "logs"), *extra],
         port,
         env={"CUEWATCH_FSYNC": "never", **{f"CUEWATCH_{k.upper()}": v for k, v in env.items()}},
         log=tmp / "proxy.log",
