@@ -20,11 +20,24 @@ def register(name: str) -> Callable[[T], T]:
     return deco
 
 
+_BUILTINS = ("detectors.cue_gap", "detectors.drift")
+
+
+def _load_builtins() -> None:
+    """Import the built-in detector modules (they register themselves) on first use."""
+    import importlib
+
+    for module in _BUILTINS:
+        importlib.import_module(module)
+
+
 def names() -> list[str]:
+    _load_builtins()
     return sorted(_REGISTRY)
 
 
 def create(name: str, params: dict[str, Any]) -> Any:
+    _load_builtins()
     if name not in _REGISTRY:
         raise KeyError(f"unknown detector {name!r}; registered: {', '.join(names()) or '(none)'}")
     return _REGISTRY[name](**params)

@@ -7,8 +7,9 @@ hold credentials: request headers are not part of a record at all.
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Literal
+import os
+from datetime import UTC, datetime
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -116,6 +117,42 @@ class Exchange(_Model):
     redacted: bool = Field(False, description="Prompt text was replaced by digests.")
 
 
-# Every kind of record the traffic log can hold. Findings and alerts will join as further
-# `kind`s of a discriminated union; readers validate through this name.
-Record = Exchange
+Severity = Literal["info", "warning", "critical"]
+
+
+class Effect(_Model):
+    """An effect size with its (time-uniform) confidence interval."""
+
+    estimate: float
+    lo: float
+    hi: float
+    unit: str = Field(..., description="what the numbers measure, e.g. 'rate difference'")
+
+
+class Finding(_Model):
+    """What a detector found, with the evidence an ops engineer or researcher needs."""
+
+    kind: Literal["finding"] = "finding"
+    id: str = Field(default_factory=lambda: os.urandom(8).hex())
+    time: datetime = Field(default_factory=lambda: datetime.now(UTC))
+    detector: str
+    metric: str
+    experiment: str | None = None
+    model: str | None = None
+    arms: list[str] = Field(default_factory=list, description="arms compared (one for drift)")
+    direction: str = ""
+    effect: Effect | None = None
+    e_value: float = Field(..., description="evidence against 'no difference' (wealth of the bet)")
+    p_value: float = Field(..., description="always-valid p-value, min(1, 1/max e-value so far)")
+    alpha: float
+    paired: bool = False
+    counts: dict[str, dict[str, float]] = Field(default_factory=dict, description="per arm: n and events")
+    example_ids: dict[str, list[str]] = Field(default_factory=dict)
+    severity: Severity = "warning"
+    summary: str = ""
+    excerpt: str | None = None
+
+
+# Every kind of record the traffic log can hold, told apart by `kind`; readers validate
+# through this union so a line is always read back by its own model.
+Record = Annotated[Exchange | Finding, Field(discriminator="kind")]

@@ -59,8 +59,11 @@ def _ms(seconds: float) -> float:
     return round(seconds * 1000.0, 3)
 
 
-def build_pipeline(settings: Settings, extra_stages: list[Stage] | None = None) -> Pipeline:
-    """The default pipeline: traffic log (essential), access log, then any extra stages."""
+def build_pipeline(
+    settings: Settings, holder: PolicyHolder | None = None, extra_stages: list[Stage] | None = None
+) -> Pipeline:
+    """The default pipeline: traffic log (essential), access log, the policy's detectors, then
+    any extra stages."""
     traffic = TrafficLogStage(
         TrafficLog(
             settings.log_dir,
@@ -74,6 +77,10 @@ def build_pipeline(settings: Settings, extra_stages: list[Stage] | None = None) 
     stages: list[Stage] = [traffic]
     if settings.access_log:
         stages.append(AccessLogStage())
+    if holder is not None:
+        from detectors.stage import DetectorStage
+
+        stages.append(DetectorStage(holder, traffic, state_path=settings.log_dir / "detectors.state.json"))
     stages.extend(extra_stages or [])
     return Pipeline(
         stages=stages,
@@ -91,8 +98,8 @@ class ProxyApp:
         self, settings: Settings, pipeline: Pipeline | None = None, holder: PolicyHolder | None = None
     ) -> None:
         self.settings = settings
-        self.pipeline = pipeline or build_pipeline(settings)
         self.holder = holder or PolicyHolder(settings.policy)
+        self.pipeline = pipeline or build_pipeline(settings, self.holder)
         self._bases = {d: settings.upstream_for(d) for d in ("openai", "anthropic")}
         self.shadow = ShadowSender(self.pipeline, self._bases, self.holder)
         self.probes = ProbeScheduler(self.shadow, self.holder)

@@ -371,7 +371,9 @@ def test_hot_reload_admin_file_and_sighup(tmp_path: Path, sim: ServerProcess) ->
         proxy.proc.send_signal(signal.SIGHUP)
         assert wait_for(lambda: _experiment_of_next_request(proxy, logs) == "fifth", timeout=5)
         metrics = httpx.get(proxy.url + "/metrics").text
-        assert 'cuewatch_policy_reloads_total{result="rejected"} 1.0' in metrics
+        # the admin call rejected the bad file; the file watcher may have rejected it too
+        rejected = re.search(r'cuewatch_policy_reloads_total\{result="rejected"\} (\S+)', metrics)
+        assert rejected is not None and float(rejected.group(1)) >= 1
     finally:
         proxy.stop()
     log = (tmp_path / "proxy.log").read_text()
