@@ -1,9 +1,10 @@
 """Temporal drift: a metric within one arm (or all traffic) shifts over time.
 
-Wraps river's drift detectors. Default: ADWIN with delta = 0.002, chosen from measurement: on a
-binary stream moving 0.02 -> 0.14 it detected with median delay 128 (p90 208) and no false
-alarm in 5 x 100k null samples, while DDM and EDDM false-alarmed and FHDDM never detected
-(docs/benchmarks.md has this detector's own figures from bench/detection.py).
+Wraps river's drift detectors. Default: ADWIN with delta = 0.002 (a reference measurement on a
+binary stream moving 0.02 -> 0.14 gave median delay 128, p90 208 and no false alarm in
+5 x 100k null samples, while DDM and EDDM false-alarmed and FHDDM never detected), checking for
+a cut every 16 samples (`clock`, chosen on tuning scenarios distinct from the benchmark). This
+detector's own figures, from bench/detection.py, are in docs/benchmarks.md.
 
 Drift detectors are not anytime-valid tests: `e_value` is reported as 1/delta and `p_value` as
 delta, the per-cut confidence of ADWIN; read them as a setting, not as evidence.
@@ -28,11 +29,11 @@ from monitor.records import Effect, Finding, Severity
 _METHODS = ("adwin", "kswin", "page_hinkley")
 
 
-def _make(method: str, delta: float) -> Any:
+def _make(method: str, delta: float, clock: int) -> Any:
     from river import drift
 
     if method == "adwin":
-        return drift.ADWIN(delta=delta)  # type: ignore[no-untyped-call]
+        return drift.ADWIN(delta=delta, clock=clock)  # type: ignore[no-untyped-call]
     if method == "kswin":
         return drift.KSWIN(alpha=delta, seed=0)
     return drift.PageHinkley()
@@ -49,6 +50,7 @@ class Drift:
     only: a feature that must be truthy for an exchange to count (e.g. `harmful`).
     method: `adwin` (default), `kswin` or `page_hinkley`.
     delta: ADWIN's confidence (KSWIN's alpha).
+    clock: ADWIN checks for a change every `clock` samples.
     severity: severity of findings.
     """
 
@@ -61,6 +63,7 @@ class Drift:
         only: str | None = None,
         method: str = "adwin",
         delta: float = 0.002,
+        clock: int = 16,
         severity: Severity = "warning",
     ) -> None:
         if features.kind(metric) == "category":
@@ -69,8 +72,10 @@ class Drift:
             raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
         if not 0 < delta < 1:
             raise ValueError(f"delta must be in (0, 1), got {delta}")
+        if clock < 1:
+            raise ValueError(f"clock must be >= 1, got {clock}")
         self.metric, self.experiment, self.only = metric, experiment, only
-        self.method, self.delta, self.severity = method, delta, severity
+        self.method, self.delta, self.clock, self.severity = method, delta, clock, severity
         self._detectors: dict[str, Any] = {}
         self._since: dict[str, list[float]] = {}  # per stream: [n, sum, sumsq] since the last drift
         self._seen: dict[str, int] = {}
@@ -96,7 +101,7 @@ class Drift:
         key = ex.arm or "all"
         det = self._detectors.get(key)
         if det is None:
-            det = self._detectors[key] = _make(self.method, self.delta)
+            det = self._detectors[key] = _make(self.method, self.delta, self.clock)
         stats = self._since.setdefault(key, [0.0, 0.0, 0.0])
         self._seen[key] = self._seen.get(key, 0) + 1
         det.update(float(value))

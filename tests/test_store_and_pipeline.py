@@ -63,7 +63,7 @@ def test_bad_lines_counted_with_position(tmp_path: Path) -> None:
     reader = LogReader([seg])
     assert [r.id for r in reader] == ["e1", "e2"]
     assert [(b.line, b.path) for b in reader.bad_lines] == [(2, str(seg)), (3, str(seg))]
-    assert reader.bad_lines[1].error.startswith("id: Field required")
+    assert reader.bad_lines[1].error.startswith("exchange.id: Field required")
 
 
 def test_log_rejects_bad_parameters(tmp_path: Path) -> None:
