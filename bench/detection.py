@@ -250,6 +250,13 @@ def main() -> None:
     ap.add_argument("--aa-length", type=int, default=100_000, help="exchanges per A/A stream")
     ap.add_argument("--seed", type=int, default=20261123)
     ap.add_argument("--quick", action="store_true", help="small sizes for a smoke run")
+    ap.add_argument(
+        "--parts",
+        nargs="+",
+        default=["aa", "delay", "drift", "e2e"],
+        choices=["aa", "delay", "drift", "e2e"],
+        help="which parts to run (default: all)",
+    )
     ap.add_argument("--out", type=Path, default=HERE / "results" / "detection.json")
     a = ap.parse_args()
     if a.quick:
@@ -257,6 +264,16 @@ def main() -> None:
     out: dict[str, Any] = {"alpha": ALPHA, "seed": a.seed}
     t0 = time.time()
 
+    parts = {"aa": run_aa, "delay": run_delay, "drift": run_drift, "e2e": run_e2e}
+    for name in a.parts:
+        parts[name](a, out)
+    out["seconds"] = round(time.time() - t0, 1)
+    a.out.parent.mkdir(parents=True, exist_ok=True)
+    a.out.write_text(json.dumps(out, indent=2))
+    print(f"\nwrote {a.out} in {out['seconds']} s")
+
+
+def run_aa(a: argparse.Namespace, out: dict[str, Any]) -> None:
     print(f"A/A: {a.aa_streams} streams x {a.aa_length} exchanges, alpha {ALPHA}, checked after every exchange")
     aa = unpaired(0.08, 0.08, a.aa_streams, a.aa_length, a.seed)
     out["aa"] = {}
@@ -286,6 +303,8 @@ def main() -> None:
             f" (upper 95% bound {binom_upper(k, a.aa_streams):.4f}) over {a.aa_length // 2} pairs"
         )
 
+
+def run_delay(a: argparse.Namespace, out: dict[str, Any]) -> None:
     cases = [
         ("compliance 2% vs 14%", 0.02, 0.14, 4000),
         ("compliance 0% vs 14%", 0.0, 0.14, 4000),
@@ -324,6 +343,8 @@ def main() -> None:
         f"paired median {out['delay'][label]['paired']['betting']['median']:.1f} pairs"
     )
 
+
+def run_drift(a: argparse.Namespace, out: dict[str, Any]) -> None:
     n_drift = max(a.streams // 5, 50)
     out["drift"] = drift_delays(n_drift, onset=1000, horizon=3000, seed=a.seed + 40)
     out["drift_null"] = drift_false_alarms(10 if not a.quick else 2, 100_000 if not a.quick else 10_000, a.seed + 41)
@@ -338,6 +359,8 @@ def main() -> None:
         f"{out['drift_null']['length']} exchanges at 0.02"
     )
 
+
+def run_e2e(a: argparse.Namespace, out: dict[str, Any]) -> None:
     out["end_to_end"] = end_to_end(50 if not a.quick else 10, 1000, a.seed + 50)
     e = out["end_to_end"]
     print(
@@ -345,10 +368,6 @@ def main() -> None:
         f"median {e['median_pairs']:.0f} pairs, p90 {e['p90_pairs']:.0f}, undetected {e['undetected']:.2f} "
         f"({e['runs']} runs)"
     )
-    out["seconds"] = round(time.time() - t0, 1)
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(out, indent=2))
-    print(f"\nwrote {a.out} in {out['seconds']} s")
 
 
 if __name__ == "__main__":
