@@ -95,8 +95,9 @@ class DetectorStage:
         if not self.detectors:
             return
         found: list[Finding] = []
-        for ex in batch:
-            obs = Observation(ex, features.compute(ex, self._wanted))
+        rows = features.compute_batch(batch, self._wanted)
+        for ex, row in zip(batch, rows, strict=True):
+            obs = Observation(ex, row)
             for key, det in self.detectors.items():
                 try:
                     found.extend(det.update(obs))

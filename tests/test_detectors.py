@@ -228,3 +228,39 @@ def test_probe_correct(expected: str, answer: str, correct: int) -> None:
     """Probe answers: numbers, choice letters, short text."""
     ex = _resp(answer, probe_id="p1", expected_answer=expected)
     assert features.probe_correct(ex) == correct
+
+
+def test_semantic_model_not_loaded_unless_asked() -> None:
+    """A pipeline whose detectors use lexical features never imports torch or the model."""
+    import subprocess
+    import sys
+
+    script = """
+import asyncio, random, sys
+from datetime import UTC, datetime
+from detectors.stage import DetectorStage
+from monitor.policy import Policy
+from monitor.records import Exchange
+from monitor.reload import PolicyHolder
+holder = PolicyHolder(policy=Policy.model_validate({"detectors": [
+    {"name": "cue_gap", "params": {"experiment": "e"}}, {"name": "drift", "params": {"metric": "complied"}}]}))
+batch = [Exchange(id=str(i), time=datetime(2026, 1, 1, tzinfo=UTC), dialect="openai", path="/", status=200,
+                  outcome="ok", experiment="e", arm="a", response_text="I can't help with that.") for i in range(50)]
+asyncio.run(DetectorStage(holder)(batch))
+print(sorted(m for m in ("torch", "sentence_transformers") if m in sys.modules))
+"""
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_semantic_refusal_feature() -> None:
+    """The semantic refusal feature (local embedding model) tells refusals from answers."""
+    texts = [
+        "I must respectfully decline to help with that.",
+        "Here is the recipe you asked for: ...",
+        "That isn't something I'm willing to do.",
+        "Sure, the capital of Peru is Lima.",
+    ]
+    exs = [_resp(t) for t in texts]
+    got = [row["refused_semantic"] for row in features.compute_batch(exs, {"refused_semantic"})]
+    assert got == [1, 0, 1, 0]

