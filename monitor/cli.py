@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -71,6 +72,96 @@ def _policy_check(args: argparse.Namespace) -> int:
     return 2 if failed else 0
 
 
+def _db(args: argparse.Namespace) -> Path:
+    return Path(args.db) if args.db else Path(os.environ.get("CUEWATCH_LOG_DIR", "cuewatch-logs")) / "alerts.sqlite"
+
+
+def _alert_test(args: argparse.Namespace) -> int:
+    import asyncio
+    import time
+
+    from monitor.alerts import AlertManager, Outbox
+    from monitor.logs import configure_logging
+    from monitor.reload import PolicyHolder
+
+    configure_logging("warning", "console")
+    holder = PolicyHolder(args.policy)
+    outbox = Outbox(_db(args))
+
+    async def go() -> int:
+        manager = AlertManager(holder, outbox, tick_s=0.1)
+        keys = await manager.send_test(args.route)
+        deadline = time.monotonic() + args.timeout
+        while time.monotonic() < deadline:
+            await manager.deliver()
+            rows = {r.idempotency_key: r for r in outbox.rows() if r.idempotency_key in keys}
+            if all(r.status != "pending" for r in rows.values()):
+                break
+            await asyncio.sleep(0.2)
+        await manager.close()
+        failed = 0
+        for key in keys:
+            row = next(r for r in outbox.rows() if r.idempotency_key == key)
+            print(
+                f"{row.receiver}: {row.status} after {row.attempts} attempt(s)"
+                + (f" - {row.last_error}" if row.last_error else "")
+            )
+            failed += row.status != "sent"
+        return 1 if failed else 0
+
+    try:
+        return asyncio.run(go())
+    finally:
+        outbox.close()
+
+
+def _alert_outbox(args: argparse.Namespace) -> int:
+    from monitor.alerts import Outbox
+
+    outbox = Outbox(_db(args))
+    try:
+        for status in ("pending", "dead"):
+            rows = outbox.rows(status)
+            print(f"{status}: {len(rows)}")
+            for r in rows:
+                n = len(r.payload.get("alerts", []))
+                print(
+                    f"  #{r.id} {r.receiver} key={r.idempotency_key} alerts={n} attempts={r.attempts}"
+                    + (f" last_error={r.last_error}" if r.last_error else "")
+                )
+    finally:
+        outbox.close()
+    return 0
+
+
+def _silence(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from monitor.alerts import Outbox
+    from monitor.policy import seconds
+
+    outbox = Outbox(_db(args))
+    try:
+        if args.silence_command == "add":
+            matchers = dict(m.split("=", 1) for m in args.matcher)
+            s = outbox.add_silence(matchers, seconds(args.duration), args.comment, os.environ.get("USER", ""))
+            print(f"silence {s.id} until {datetime.fromtimestamp(s.ends, UTC).isoformat()}: {s.matchers}")
+        elif args.silence_command == "list":
+            for s in outbox.silences(include_expired=args.all):
+                until = datetime.fromtimestamp(s.ends, UTC).isoformat()
+                print(f"{s.id}  until {until}  {s.matchers}  {s.comment}")
+        else:
+            if not outbox.expire_silence(args.id):
+                print(f"no active silence {args.id}", file=sys.stderr)
+                return 1
+            print(f"expired {args.id}")
+    except ValueError as exc:
+        raise CuewatchError(str(exc)) from exc
+    finally:
+        outbox.close()
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     print(f"cuewatch {__version__}")
     return 0
@@ -116,6 +207,34 @@ def build_parser() -> argparse.ArgumentParser:
     check = policy_sub.add_parser("check", help="validate policy files and summarise them")
     check.add_argument("files", nargs="+", type=Path)
     check.set_defaults(func=_policy_check)
+
+    alert = sub.add_parser("alert", help="alert delivery")
+    alert_sub = alert.add_subparsers(dest="alert_command", required=True)
+    test = alert_sub.add_parser("test", help="send a clearly marked test alert through the policy's routes")
+    test.add_argument("--policy", type=Path, required=True)
+    test.add_argument("--route", help="send to this receiver only")
+    test.add_argument("--db", help="outbox database (default: $CUEWATCH_LOG_DIR/alerts.sqlite)")
+    test.add_argument("--timeout", type=float, default=60.0)
+    test.set_defaults(func=_alert_test)
+    box = alert_sub.add_parser("outbox", help="show pending and dead-lettered notifications")
+    box.add_argument("--db")
+    box.set_defaults(func=_alert_outbox)
+
+    silence = sub.add_parser("silence", help="mute alerts matching labels for a while")
+    silence_sub = silence.add_subparsers(dest="silence_command", required=True)
+    add = silence_sub.add_parser("add")
+    add.add_argument("--matcher", action="append", required=True, help="label=value (repeatable)")
+    add.add_argument("--duration", default="2h")
+    add.add_argument("--comment", default="")
+    add.add_argument("--db")
+    lst = silence_sub.add_parser("list")
+    lst.add_argument("--all", action="store_true", help="include expired silences")
+    lst.add_argument("--db")
+    exp = silence_sub.add_parser("expire")
+    exp.add_argument("id")
+    exp.add_argument("--db")
+    for p in (add, lst, exp):
+        p.set_defaults(func=_silence)
 
     version = sub.add_parser("version", help="print the version")
     version.set_defaults(func=_version)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import fnmatch
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -195,6 +196,24 @@ class DetectorSpec(_Strict):
         return v
 
 
+_DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
+_UNIT = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+
+
+def seconds(duration: str) -> float:
+    """'30s', '5m', '4h', '1d', '250ms' -> seconds."""
+    m = _DURATION.match(duration.strip())
+    if not m:
+        raise ValueError(f"invalid duration {duration!r}: expected e.g. 250ms, 30s, 5m, 4h, 1d")
+    return float(m.group(1)) * _UNIT[m.group(2)]
+
+
+def _duration(v: str | None) -> str | None:
+    if v is not None:
+        seconds(v)
+    return v
+
+
 class AlertRule(_Strict):
     """Which findings become alerts."""
 
@@ -204,6 +223,7 @@ class AlertRule(_Strict):
     min_severity: Literal["info", "warning", "critical"] = "warning"
     min_e_value: float | None = Field(None, gt=0)
     min_samples: int | None = Field(None, ge=0)
+    severity: Literal["info", "warning", "critical"] | None = Field(None, description="override the finding's")
     labels: dict[str, str] = {}
 
 
@@ -218,6 +238,10 @@ class Route(_Strict):
     group_interval: str | None = None
     repeat_interval: str | None = None
     routes: list[Route] = []
+
+    _durations = field_validator("group_wait", "group_interval", "repeat_interval")(
+        classmethod(lambda cls, v: _duration(v))
+    )
 
 
 class SlackReceiver(_Strict):
@@ -234,12 +258,51 @@ class Receiver(_Strict):
     slack: SlackReceiver | None = None
     webhook: WebhookReceiver | None = None
     log: dict[str, Any] | None = None
+    send_resolved: bool = True
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Receiver:
+        kinds = [k for k in ("slack", "webhook", "log") if getattr(self, k) is not None]
+        if len(kinds) != 1:
+            raise ValueError("a receiver takes exactly one of `slack`, `webhook` or `log`")
+        return self
+
+    @property
+    def type(self) -> str:
+        return next(k for k in ("slack", "webhook", "log") if getattr(self, k) is not None)
+
+
+class InhibitRule(_Strict):
+    """While an alert matching `source` fires, alerts matching `target` with the same `equal`
+    labels are muted (e.g. a critical alert mutes its warnings)."""
+
+    source: dict[str, str]
+    target: dict[str, str]
+    equal: list[str] = []
+
+
+_DEFAULT_INHIBIT = [
+    InhibitRule(
+        source={"severity": "critical"},
+        target={"severity": "warning"},
+        equal=["experiment", "detector", "metric", "model", "arms"],
+    )
+]
 
 
 class Alerts(_Strict):
     rules: list[AlertRule] = []
     route: Route | None = None
     receivers: list[Receiver] = []
+    inhibit: list[InhibitRule] = Field(default_factory=lambda: list(_DEFAULT_INHIBIT))
+    resolve_after: str = Field("24h", description="an alert with no new finding for this long resolves")
+    max_attempts: int = Field(12, ge=1, description="delivery attempts before a notification is dead-lettered")
+    backoff_initial: str = "1s"
+    backoff_max: str = "5m"
+
+    _durations = field_validator("resolve_after", "backoff_initial", "backoff_max")(
+        classmethod(lambda cls, v: _duration(v))
+    )
 
     @model_validator(mode="after")
     def _route_receivers(self) -> Alerts:

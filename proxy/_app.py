@@ -36,8 +36,10 @@ from monitor._asgi import (
     send_json,
     send_text,
 )
+from monitor.alerts import AlertManager, Outbox
 from monitor.capture import Capture
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
+from monitor.policy import seconds
 from monitor.records import Dialect, Outcome, Timings
 from monitor.reload import PolicyHolder
 from monitor.settings import Settings
@@ -110,6 +112,8 @@ class ProxyApp:
         self._admin_token = settings.admin_secret()
         self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
         self._background: list[asyncio.Task[None]] = []
+        self.outbox: Outbox | None = None
+        self.alerts: AlertManager | None = None
 
     # ------------------------------------------------------------------ ASGI entry
 
@@ -131,6 +135,8 @@ class ProxyApp:
                 await send_text(send, 200, self.metrics.render().decode(), b"text/plain; version=0.0.4")
             elif path == "/admin/reload" and scope["method"] == "POST":
                 await self._admin_reload(scope, send)
+            elif path.startswith("/admin/silences"):
+                await self._admin_silences(scope, receive, send)
             else:
                 await send_json(send, 404, error_body("openai", 404, f"no route {path}", "not_found"))
         elif kind == "lifespan":
@@ -172,6 +178,14 @@ class ProxyApp:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # main thread only
                 loop.add_signal_handler(signal.SIGHUP, self.holder.reload)
         self._background.append(loop.create_task(self.probes.run()))
+        self.outbox = Outbox(s.log_dir / "alerts.sqlite")
+        self.alerts = AlertManager(self.holder, self.outbox, log_dir=str(s.log_dir), redact=s.redact_prompts)
+        self.metrics.watch_alerts(self.alerts)
+        for stage in self.pipeline.stages:
+            listeners = getattr(stage, "listeners", None)
+            if listeners is not None:
+                listeners.append(self.alerts.on_findings)
+        self._background.append(loop.create_task(self.alerts.run()))
         log.info("proxy_started", upstream=self._bases["openai"], anthropic_upstream=self._bases["anthropic"])
 
     async def shutdown(self) -> None:
@@ -181,6 +195,10 @@ class ProxyApp:
         await self.shadow.close()  # shadow and probe records are part of the experiment
         depth = self.pipeline.depth
         await self.pipeline.stop()
+        if self.alerts is not None and self.outbox is not None:
+            await self.alerts.drain()  # findings from the drained records reach the outbox
+            await self.alerts.close()
+            self.outbox.close()
         for stage in self.pipeline.stages:
             close = getattr(stage, "close", None)
             if close is not None:
@@ -439,13 +457,48 @@ class ProxyApp:
 
     # ------------------------------------------------------------------ admin
 
-    async def _admin_reload(self, scope: Scope, send: Send) -> None:
+    async def _authorised(self, scope: Scope, send: Send) -> bool:
         if self._admin_token is None:
             await send_json(send, 403, {"status": "disabled", "error": "admin API is off: set CUEWATCH_ADMIN_TOKEN"})
-            return
+            return False
         given = (header(scope["headers"], b"authorization") or b"").decode("latin-1").removeprefix("Bearer ")
         if not hmac.compare_digest(given.encode(), self._admin_token.encode()):
             await send_json(send, 401, {"status": "unauthorized", "error": "wrong or missing admin token"})
+            return False
+        return True
+
+    async def _admin_silences(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """GET /admin/silences, POST /admin/silences {matchers, duration, comment}, DELETE /admin/silences/ID."""
+        if not await self._authorised(scope, send):
+            return
+        assert self.outbox is not None
+        method, path = scope["method"], scope["path"]
+        if method == "GET" and path == "/admin/silences":
+            items = await asyncio.to_thread(self.outbox.silences)
+            await send_json(send, 200, [s.__dict__ for s in items])
+        elif method == "POST" and path == "/admin/silences":
+            try:
+                doc = orjson.loads(await read_body(receive, 64 * 1024, None))
+                matchers = {str(k): str(v) for k, v in dict(doc["matchers"]).items()}
+                silence = await asyncio.to_thread(
+                    self.outbox.add_silence,
+                    matchers,
+                    seconds(str(doc["duration"])),
+                    str(doc.get("comment", "")),
+                    str(doc.get("created_by", "admin-api")),
+                )
+            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, BodyTooLarge, ClientGone) as exc:
+                await send_json(send, 400, {"error": f"expected {{matchers: {{...}}, duration: '2h'}}: {exc}"})
+                return
+            await send_json(send, 201, silence.__dict__)
+        elif method == "DELETE" and path.startswith("/admin/silences/"):
+            ok = await asyncio.to_thread(self.outbox.expire_silence, path.rsplit("/", 1)[-1])
+            await send_json(send, 200 if ok else 404, {"expired": ok})
+        else:
+            await send_json(send, 404, {"error": f"no route {method} {path}"})
+
+    async def _admin_reload(self, scope: Scope, send: Send) -> None:
+        if not await self._authorised(scope, send):
             return
         ok, message = self.holder.reload()
         status = 200 if ok else (409 if self.holder.path is None else 422)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -47,8 +49,13 @@ class ProxyMetrics:
         )
         self.registry.register(_PipelineCollector(pipeline, log_stage))
         self.registry.register(_ExperimentCollector(holder, shadow))
+        self._alerts = _AlertCollector()
+        self.registry.register(self._alerts)
         self._models: set[str] = set()
         self._children: dict[tuple[str, str, int], Any] = {}
+
+    def watch_alerts(self, manager: Any) -> None:
+        self._alerts.manager = manager
 
     def model_label(self, model: Any) -> str:
         if not isinstance(model, str) or not model:
@@ -126,3 +133,27 @@ class _ExperimentCollector(Collector):
         reloads.add_metric(["ok"], self.holder.reloads)
         reloads.add_metric(["rejected"], self.holder.rejected)
         yield reloads
+
+
+class _AlertCollector(Collector):
+    """Notifications sent, failed, retried, dead-lettered, and the outbox depth, by sink."""
+
+    def __init__(self) -> None:
+        self.manager: Any = None
+
+    def collect(self) -> Iterator[Any]:
+        notes = CounterMetricFamily(
+            "cuewatch_alert_notifications", "Alert notifications by sink and result.", labels=["sink", "result"]
+        )
+        depth = GaugeMetricFamily(
+            "cuewatch_alert_outbox_depth", "Notifications waiting in the outbox.", labels=["sink"]
+        )
+        if self.manager is not None:
+            for sink, stats in sorted(self.manager.stats.items()):
+                for result, n in sorted(stats.items()):
+                    notes.add_metric([sink, result], n)
+            with contextlib.suppress(sqlite3.Error):  # the outbox closes at shutdown
+                for sink, n in sorted(self.manager.outbox.depth().items()):
+                    depth.add_metric([sink], n)
+        yield notes
+        yield depth
