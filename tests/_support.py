@@ -70,12 +70,15 @@ def sim_requests(sim_url: str) -> list[dict[str, Any]]:
     return list(httpx.get(sim_url + "/_sim/requests").json())
 
 
-def start_proxy(tmp: Path, upstream: str, policy: Path | None = None, **env: str) -> ServerProcess:
+def start_proxy(
+    tmp: Path, upstream: str, policy: Path | None = None, extra_env: dict[str, str] | None = None, **env: str
+) -> ServerProcess:
+    """A proxy process; `env` become CUEWATCH_<NAME> settings, `extra_env` is passed as is."""
     port = free_port()
     extra = ["--policy", str(policy)] if policy is not None else []
     return ServerProcess(
         ["serve", "--upstream", upstream, "--port", str(port), "--log-dir", str(tmp / "logs"), *extra],
         port,
-        env={"CUEWATCH_FSYNC": "never", **{f"CUEWATCH_{k.upper()}": v for k, v in env.items()}},
+        env={"CUEWATCH_FSYNC": "never", **{f"CUEWATCH_{k.upper()}": v for k, v in env.items()}, **(extra_env or {})},
         log=tmp / "proxy.log",
     ).start()

@@ -44,8 +44,14 @@ class Receiver:
             if not msg.get("more_body"):
                 break
         mode = self.script.pop(0) if self.script else self.default
-        self.requests.append({"t": time.monotonic(), "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
-                              "body": body, "mode": mode})
+        self.requests.append(
+            {
+                "t": time.monotonic(),
+                "headers": {k.decode(): v.decode() for k, v in scope["headers"]},
+                "body": body,
+                "mode": mode,
+            }
+        )
         if mode == "hang":
             await asyncio.sleep(3600)
         if mode == "close":
@@ -72,22 +78,40 @@ def receiver() -> Iterator[tuple[Receiver, str]]:
 def _policy(url_env: str = "TEST_HOOK_URL", **alerts: Any) -> Policy:
     cfg = {
         "rules": [{"name": "gap", "min_e_value": 10}],
-        "route": {"receiver": "hook", "group_by": ["alertname", "experiment"], "group_wait": "0s",
-                  "group_interval": "1m", "repeat_interval": "1h"},
+        "route": {
+            "receiver": "hook",
+            "group_by": ["alertname", "experiment"],
+            "group_wait": "0s",
+            "group_interval": "1m",
+            "repeat_interval": "1h",
+        },
         "receivers": [{"name": "hook", "webhook": {"url": {"env": url_env}, "secret": {"env": "TEST_HOOK_SECRET"}}}],
-        "backoff_initial": "50ms", "backoff_max": "200ms", **alerts,
+        "backoff_initial": "50ms",
+        "backoff_max": "200ms",
+        **alerts,
     }
     return Policy.model_validate({"alerts": cfg})
 
 
 def _finding(i: int, experiment: str = "e", severity: str = "warning", metric: str = "complied") -> Finding:
-    return Finding(id=f"f{i}", time=datetime(2026, 1, 1, tzinfo=UTC), detector="cue_gap", metric=metric,
-                   experiment=experiment, arms=["monitored", "unmonitored"], model="m",
-                   direction="complied higher under 'monitored' than 'unmonitored'",
-                   effect=Effect(estimate=0.12, lo=0.02, hi=0.22, unit="rate difference"), e_value=150.0, p_value=0.0067,
-                   alpha=0.01, severity=severity, summary=f"gap {i}",
-                   counts={"monitored": {"n": 100, "sum": 14}, "unmonitored": {"n": 100, "sum": 2}},
-                   example_ids={"monitored": ["a1", "a2"], "unmonitored": ["b1"]})
+    return Finding(
+        id=f"f{i}",
+        time=datetime(2026, 1, 1, tzinfo=UTC),
+        detector="cue_gap",
+        metric=metric,
+        experiment=experiment,
+        arms=["monitored", "unmonitored"],
+        model="m",
+        direction="complied higher under 'monitored' than 'unmonitored'",
+        effect=Effect(estimate=0.12, lo=0.02, hi=0.22, unit="rate difference"),
+        e_value=150.0,
+        p_value=0.0067,
+        alpha=0.01,
+        severity=severity,
+        summary=f"gap {i}",
+        counts={"monitored": {"n": 100, "sum": 14}, "unmonitored": {"n": 100, "sum": 2}},
+        example_ids={"monitored": ["a1", "a2"], "unmonitored": ["b1"]},
+    )
 
 
 class Clock:
@@ -99,12 +123,17 @@ class Clock:
 
 
 def _manager(tmp_path: Path, policy: Policy, clock: Clock | None = None) -> AlertManager:
-    return AlertManager(PolicyHolder(policy=policy), Outbox(tmp_path / "alerts.sqlite"), clock=clock or time.time,
-                        tick_s=0.02, send_timeout_s=1.0)
+    return AlertManager(
+        PolicyHolder(policy=policy),
+        Outbox(tmp_path / "alerts.sqlite"),
+        clock=clock or time.time,
+        tick_s=0.02,
+        send_timeout_s=1.0,
+    )
 
 
-async def _until_settled(m: AlertManager, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
+async def _until_settled(m: AlertManager, wait_s: float = 20.0) -> None:
+    deadline = time.monotonic() + wait_s
     while time.monotonic() < deadline:
         await m.tick()
         await m.deliver()
@@ -182,8 +211,19 @@ def test_fifty_findings_one_group_one_message(tmp_path: Path, receiver: tuple[Re
     """50 findings in one group -> one message; repeats within repeat_interval send nothing more."""
     app, _ = receiver
     clock = Clock()
-    m = _manager(tmp_path, _policy(route={"receiver": "hook", "group_by": ["alertname"], "group_wait": "30s",
-                                          "group_interval": "5m", "repeat_interval": "4h"}), clock)
+    m = _manager(
+        tmp_path,
+        _policy(
+            route={
+                "receiver": "hook",
+                "group_by": ["alertname"],
+                "group_wait": "30s",
+                "group_interval": "5m",
+                "repeat_interval": "4h",
+            }
+        ),
+        clock,
+    )
 
     async def go() -> None:
         m.ingest([_finding(i, metric=f"m{i}") for i in range(50)])
@@ -231,8 +271,9 @@ def test_silence_mutes_then_expires(tmp_path: Path, receiver: tuple[Receiver, st
 def test_critical_inhibits_its_warning(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
     """A critical alert mutes the warning with the same labels; other warnings still go out."""
     app, _ = receiver
-    policy = _policy(rules=[{"name": "gap", "severity": "warning"}, {"name": "gap", "min_e_value": 100,
-                                                                     "severity": "critical"}])
+    policy = _policy(
+        rules=[{"name": "gap", "severity": "warning"}, {"name": "gap", "min_e_value": 100, "severity": "critical"}]
+    )
     m = _manager(tmp_path, policy)
 
     async def go() -> None:
@@ -247,9 +288,11 @@ def test_critical_inhibits_its_warning(tmp_path: Path, receiver: tuple[Receiver,
     assert got == [("e", "critical"), ("other", "critical")]
 
 
-def test_webhook_signature_verifies_and_secrets_stay_out_of_logs(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+def test_webhook_signature_verifies_and_secrets_stay_out_of_logs(
+    tmp_path: Path, receiver: tuple[Receiver, str]
+) -> None:
     """The HMAC recipe in the docs verifies; the secret and the URL's token never reach the logs."""
-    app, url = receiver
+    app, _ = receiver
     app.script = ["500"]
     m = _manager(tmp_path, _policy())
 
@@ -276,12 +319,20 @@ def test_slack_worst_case_fits_limits() -> None:
     """A group of many alerts with huge excerpts and long labels stays inside Slack's limits and
     keeps a text fallback."""
     alert = {
-        "fingerprint": "f", "status": "firing", "severity": "critical", "summary": "S" * 5000,
+        "fingerprint": "f",
+        "status": "firing",
+        "severity": "critical",
+        "summary": "S" * 5000,
         "labels": {"experiment": "x" * 3000, "detector": "cue_gap", "metric": "complied", "arms": "a,b", "model": "m"},
-        "evidence": {"e_value": 1e9, "p_value": 1e-9, "alpha": 0.01,
-                     "effect": {"estimate": 0.1, "lo": 0.0, "hi": 0.2, "unit": "rate difference"},
-                     "counts": {f"arm{i}": {"n": 10, "sum": 1} for i in range(50)},
-                     "example_ids": {"a": ["x" * 100] * 10}, "excerpt": "```evil``` " + "E" * 10000},
+        "evidence": {
+            "e_value": 1e9,
+            "p_value": 1e-9,
+            "alpha": 0.01,
+            "effect": {"estimate": 0.1, "lo": 0.0, "hi": 0.2, "unit": "rate difference"},
+            "counts": {f"arm{i}": {"n": 10, "sum": 1} for i in range(50)},
+            "example_ids": {"a": ["x" * 100] * 10},
+            "excerpt": "```evil``` " + "E" * 10000,
+        },
         "replay_command": "cuewatch replay " + "L" * 4000,
     }
     msg = build_message(Notification("r", "k", {"alertname": "A" * 500}, [alert] * 40, test=True))
