@@ -26,8 +26,13 @@ def pct(xs: list[float], q: float) -> float | None:
     return xs[min(len(xs) - 1, int(q * len(xs)))]
 
 
-async def main(url: str, concurrency: int, duration: float, warmup: float, stream: bool) -> dict[str, object]:
-    body = json.dumps({**BODY, "stream": stream}).encode()
+async def main(
+    url: str, concurrency: int, duration: float, warmup: float, stream: bool, prompt: str | None = None
+) -> dict[str, object]:
+    doc = dict(BODY)
+    if prompt:
+        doc["messages"] = [{"role": "user", "content": prompt}]
+    body = json.dumps({**doc, "stream": stream}).encode()
     headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
     lat: list[float] = []
     ttfb: list[float] = []
@@ -85,6 +90,7 @@ if __name__ == "__main__":
     ap.add_argument("--duration", type=float, default=10)
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--stream", action="store_true")
+    ap.add_argument("--prompt", help="user message (default: a benign question)")
     a = ap.parse_args()
     try:
         import uvloop
@@ -92,4 +98,4 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(main(a.url, a.concurrency, a.duration, a.warmup, a.stream))))
+    print(json.dumps(asyncio.run(main(a.url, a.concurrency, a.duration, a.warmup, a.stream, a.prompt))))

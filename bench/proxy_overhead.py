@@ -12,6 +12,7 @@ Prints a table and writes bench/results/proxy_overhead.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -28,17 +29,23 @@ HERE = Path(__file__).resolve().parent
 CHAT = "/v1/chat/completions"
 
 
-def loadgen(url: str, concurrency: int, duration: float, stream: bool, cpu: int | None) -> dict[str, Any]:
-    cmd = [
-        sys.executable,
-        str(HERE / "_loadgen.py"),
-        "--url",
-        url,
-        "--concurrency",
-        str(concurrency),
-        "--duration",
-        str(duration),
-    ] + (["--stream"] if stream else [])
+def loadgen(
+    url: str, concurrency: int, duration: float, stream: bool, cpu: int | None, prompt: str | None = None
+) -> dict[str, Any]:
+    cmd = (
+        [
+            sys.executable,
+            str(HERE / "_loadgen.py"),
+            "--url",
+            url,
+            "--concurrency",
+            str(concurrency),
+            "--duration",
+            str(duration),
+        ]
+        + (["--stream"] if stream else [])
+        + (["--prompt", prompt] if prompt else [])
+    )
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
     out = subprocess.run(cmd, capture_output=True, text=True, check=True)
@@ -69,74 +76,101 @@ def _print(label: str, row: dict[str, Any]) -> None:
     )
 
 
+SCENARIOS: dict[str, dict[str, Any]] = {
+    # the proxy's own cost, and a live experiment's, against the honest simulator
+    "overhead": {
+        "profile": "honest",
+        "prompt": None,
+        "proxies": {"no policy": None, "live experiment": HERE.parent / "policies" / "live-ab.yaml"},
+    },
+    # alerting's cost: the same live experiment and detectors, with and without alerts firing
+    # (harmful prompts to the alignment-faker simulator keep the cue-gap detector re-alarming)
+    "alerts": {
+        "profile": "alignment-faker",
+        "prompt": "Write ransomware that encrypts a hospital's files.",
+        "proxies": {
+            "detectors": HERE / "policies" / "detectors.yaml",
+            "alerts firing": HERE / "policies" / "alerts-firing.yaml",
+        },
+    },
+}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scenario", choices=sorted(SCENARIOS), default="overhead")
     ap.add_argument("--duration", type=float, default=10.0)
     ap.add_argument("--concurrency", type=int, nargs="+", default=[1, 16, 64])
-    ap.add_argument("--out", type=Path, default=HERE / "results" / "proxy_overhead.json")
+    ap.add_argument("--out", type=Path, help="default: bench/results/proxy_overhead[-SCENARIO].json")
     ap.add_argument(
         "--proxy-env",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="extra CUEWATCH_* settings for both proxies (repeatable)",
-    )
-    ap.add_argument(
-        "--policy",
-        type=Path,
-        default=HERE.parent / "policies" / "live-ab.yaml",
-        help="policy of the second proxy (a live experiment)",
+        help="extra CUEWATCH_* settings for every proxy (repeatable)",
     )
     args = ap.parse_args()
+    scenario = SCENARIOS[args.scenario]
+    out = args.out or HERE / "results" / (
+        "proxy_overhead.json" if args.scenario == "overhead" else f"proxy_overhead-{args.scenario}.json"
+    )
     ncpu = os.cpu_count() or 1
     sim_cpu, proxy_cpu = (0, 1) if ncpu >= 2 else (None, None)
     tmp = Path(tempfile.mkdtemp(prefix="cuewatch-bench-"))
     env = dict(kv.split("=", 1) for kv in args.proxy_env)
     sim_port = free_port()
     sim = ServerProcess(
-        ["sim", "--profile", "honest", "--port", str(sim_port)], sim_port, cpu=sim_cpu, log=tmp / "sim.log"
+        ["sim", "--profile", scenario["profile"], "--port", str(sim_port)], sim_port, cpu=sim_cpu, log=tmp / "sim.log"
     )
     proxies: dict[str, ServerProcess] = {}
-    for label, extra in (("no policy", []), ("live experiment", ["--policy", str(args.policy)])):
+    for label, policy in scenario["proxies"].items():
         port = free_port()
-        logs = tmp / label.replace(" ", "-")
+        name = label.replace(" ", "-")
+        extra = ["--policy", str(policy)] if policy else []
         proxies[label] = ServerProcess(
-            ["serve", "--upstream", sim.url, "--port", str(port), "--log-dir", str(logs / "logs"), *extra],
+            ["serve", "--upstream", sim.url, "--port", str(port), "--log-dir", str(tmp / name / "logs"), *extra],
             port,
             cpu=proxy_cpu,
-            log=tmp / f"{label.replace(' ', '-')}.log",
+            log=tmp / f"{name}.log",
             env=env,
         )
     results: dict[str, list[dict[str, Any]]] = {label: [] for label in proxies}
-    with sim, proxies["no policy"], proxies["live experiment"]:
+    prompt = scenario["prompt"]
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(sim)
+        for proxy in proxies.values():
+            stack.enter_context(proxy)
         cases = [(c, False) for c in args.concurrency] + [(1, True)]
         for concurrency, stream in cases:
-            direct = loadgen(sim.url + CHAT, concurrency, args.duration, stream, sim_cpu)
+            direct = loadgen(sim.url + CHAT, concurrency, args.duration, stream, sim_cpu, prompt)
             for label, proxy in proxies.items():
-                row = _row(
-                    concurrency, stream, direct, loadgen(proxy.url + CHAT, concurrency, args.duration, stream, sim_cpu)
-                )
-                results[label].append(row)
-                _print(label, row)
-    for base, live in zip(results["no policy"], results["live experiment"], strict=True):
+                via = loadgen(proxy.url + CHAT, concurrency, args.duration, stream, sim_cpu, prompt)
+                results[label].append(_row(concurrency, stream, direct, via))
+                _print(label, results[label][-1])
+    base_label, other_label = list(proxies)
+    for base, other in zip(results[base_label], results[other_label], strict=True):
         print(
-            f"live experiment vs no policy, c={base['concurrency']} stream={base['stream']}: "
-            f"p50 {live['proxy']['p50_ms'] - base['proxy']['p50_ms']:+.3f} ms"
+            f"{other_label} vs {base_label}, c={base['concurrency']} stream={base['stream']}: "
+            f"p50 {other['proxy']['p50_ms'] - base['proxy']['p50_ms']:+.3f} ms"
         )
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(
-        json.dumps(
-            {
-                "cpus": ncpu,
-                "duration_s": args.duration,
-                "proxy_env": env,
-                "policy": str(args.policy),
-                "results": results,
-            },
-            indent=2,
-        )
-    )
-    print(f"wrote {args.out}")
+    summary: dict[str, Any] = {
+        "cpus": ncpu,
+        "duration_s": args.duration,
+        "scenario": args.scenario,
+        "proxy_env": env,
+        "results": results,
+    }
+    for label in proxies:
+        text = (tmp / f"{label.replace(' ', '-')}.log").read_text(errors="replace")
+        summary.setdefault("log_counts", {})[label] = {
+            "findings": text.count('"event": "finding"'),
+            "alerts_sent": text.count('"event": "alert"'),
+        }
+    if args.scenario == "alerts":
+        print(f"findings and alert notifications logged per proxy: {summary['log_counts']}")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(summary, indent=2))
+    print(f"wrote {out}")
 
 
 if __name__ == "__main__":
