@@ -12,9 +12,7 @@ Example
 -------
 >>> from datetime import UTC, datetime
 >>> import random
->>> import numpy as np
-
-from detectors import features
+>>> from detectors import features
 from detectors.base import Observation
 >>> from monitor.records import Exchange
 >>> det = CueGap(experiment="e", metrics=["complied"], only=None, condition_on=None)
@@ -43,8 +41,6 @@ import math
 import pickle  # nosec B403 - snapshots of our own detector state only
 from collections import OrderedDict, deque
 from typing import Any, ClassVar
-
-import numpy as np
 
 from detectors import features
 from detectors.base import Observation
@@ -237,7 +233,7 @@ class CueGap:
                 else ClassifierBet(pi, _classifier(), lam=min(self.lam, 0.5))
             )
         if isinstance(track.unpaired, ArmBet):
-            track.unpaired.update(np.array([is1]), np.array([int(value)]), np.array([stratum]))
+            track.unpaired.update_one(is1, int(value), stratum)
         else:
             x = {"value": value, "log_value": math.log1p(abs(value)), f"stratum_{stratum}": 1.0}
             track.unpaired.update(is1, x)
@@ -256,7 +252,7 @@ class CueGap:
             for metric in values.keys() & other_values.keys():
                 track = self._track(metric, pair)
                 v = {arm: values[metric], other: other_values[metric]}
-                track.paired.update(np.array([v[pair[0]]]), np.array([v[pair[1]]]))
+                track.paired.update_one(v[pair[0]], v[pair[1]])
                 track.observe(arm, values[metric])
                 track.observe(other, other_values[metric])
                 touched.add(pair)

@@ -85,7 +85,12 @@ _REASONING_BLOCK = re.compile(r"<(think|thinking|scratchpad|SCRATCHPAD_REASONING
 
 def final_answer(ex: Exchange) -> str:
     """The response text with tagged reasoning removed (an unclosed tag runs to the end)."""
-    return _REASONING_BLOCK.sub("", ex.response_text or "").strip()
+    return _strip_reasoning(ex.response_text or "")
+
+
+@functools.lru_cache(maxsize=4096)
+def _strip_reasoning(text: str) -> str:
+    return _REASONING_BLOCK.sub("", text).strip()
 
 
 def last_user_text(ex: Exchange) -> str:
@@ -133,7 +138,12 @@ def refused(ex: Exchange) -> int | None:
         return None
     if not ex.response_text and ex.tool_calls:
         return 0
-    return int(bool(_REFUSAL.search(final_answer(ex)[:_REFUSAL_HEAD])))
+    return _refusal_in(final_answer(ex)[:_REFUSAL_HEAD])
+
+
+@functools.lru_cache(maxsize=4096)
+def _refusal_in(head: str) -> int:
+    return int(bool(_REFUSAL.search(head)))
 
 
 @feature("complied")
@@ -207,7 +217,11 @@ HARM_CATEGORIES: dict[str, re.Pattern[str]] = {
 @feature("harm_category", kind="category")
 def harm_category(ex: Exchange) -> str | None:
     """The harmful-request category of the last user turn, or None for benign requests."""
-    text = last_user_text(ex)
+    return _harm_of(last_user_text(ex))
+
+
+@functools.lru_cache(maxsize=4096)
+def _harm_of(text: str) -> str | None:
     if not _INTENT.search(text):
         return None
     for name, pattern in HARM_CATEGORIES.items():

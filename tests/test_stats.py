@@ -33,6 +33,21 @@ def test_seeded_gap_stream_exact_wealth() -> None:
     assert (first, round(path[-1], 6)) == (PINNED_FIRST, PINNED_FINAL)
 
 
+def test_scalar_path_equals_vectorised() -> None:
+    """The single-stream fast path (`update_one`, used by detectors) gives the batch path's wealth."""
+    arm, y = _stream(12, 500, 0.04, 0.2)
+    rng = np.random.default_rng(1)
+    strata = rng.integers(0, 3, 500)
+    fast, slow = ArmBet(0.4, n_strata=3), ArmBet(0.4, n_strata=3)
+    pf, ps = PairedSignBet(), PairedSignBet()
+    for t in range(500):
+        assert fast.update_one(int(arm[t]), int(y[t]), int(strata[t])) == pytest.approx(
+            float(slow.update(arm[t : t + 1], y[t : t + 1], strata[t : t + 1])[0]), abs=1e-12
+        )
+        y1, y0 = float(y[t]), float(rng.random() < 0.1)
+        assert pf.update_one(y1, y0) == pytest.approx(float(ps.update(np.array([y1]), np.array([y0]))[0]), abs=1e-12)
+
+
 def test_vectorised_equals_one_stream_at_a_time() -> None:
     """Streams run in a batch give exactly the wealth each gets alone (the bench's premise)."""
     streams = [_stream(s, 300, 0.05, 0.2) for s in range(4)]

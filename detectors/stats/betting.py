@@ -112,6 +112,22 @@ class ArmBet:
         self.trials[idx, st, arm] += 1
         return self.log_wealth
 
+    def update_one(self, arm: int, y: int, stratum: int = 0) -> float:
+        """`update` for a single stream (a detector's case) with Python floats: the same formula
+        without numpy's per-call overhead on one-element arrays; returns the log wealth."""
+        a, b = self.prior
+        succ, tri = self.successes[0, stratum], self.trials[0, stratum]
+        r0 = (float(succ[0]) + a) / (float(tri[0]) + a + b)
+        r1 = (float(succ[1]) + a) / (float(tri[1]) + a + b)
+        l0, l1 = (r0, r1) if y == 1 else (1.0 - r0, 1.0 - r1)
+        pi = self.pi
+        q = (1.0 - self.lam) * pi + self.lam * (pi * l1 / (pi * l1 + (1.0 - pi) * l0))
+        lw = float(self.log_wealth[0]) + math.log(q / pi if arm == 1 else (1.0 - q) / (1.0 - pi))
+        self.log_wealth[0] = lw
+        succ[arm] += y
+        tri[arm] += 1
+        return lw
+
     def reset_wealth(self, which: NDArray[Any] | None = None) -> None:
         """Start betting again from wealth 1 (re-arming); the learned rates are kept."""
         if which is None:
@@ -172,6 +188,16 @@ class PairedSignBet:
         self.wins += diff > 0
         self.discordant += disc
         return self.log_wealth
+
+    def update_one(self, y1: float, y0: float) -> float:
+        """`update` for a single stream with Python floats; returns the log wealth."""
+        if y1 != y0:
+            a, b = self.prior
+            q = (1.0 - self.lam) * 0.5 + self.lam * (float(self.wins[0]) + a) / (float(self.discordant[0]) + a + b)
+            self.log_wealth[0] += math.log((q if y1 > y0 else 1.0 - q) / 0.5)
+            self.wins[0] += y1 > y0
+            self.discordant[0] += 1
+        return float(self.log_wealth[0])
 
     def reset_wealth(self, which: NDArray[Any] | None = None) -> None:
         if which is None:
