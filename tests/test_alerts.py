@@ -349,3 +349,52 @@ def test_slack_worst_case_fits_limits() -> None:
             assert len(e["text"]) <= MAX_TEXT
     assert "more alert(s)" in json.dumps(blocks[-1])
     assert msg["text"].startswith("[TEST] cuewatch: 40 firing")
+
+
+def test_route_tree_matchers_continue_and_inheritance() -> None:
+    """First matching child wins unless it says continue; children inherit unset options."""
+    from monitor.alerts.routing import route
+    from monitor.policy import Route
+
+    root = Route.model_validate(
+        {
+            "receiver": "default",
+            "group_by": ["alertname"],
+            "group_wait": "10s",
+            "repeat_interval": "2h",
+            "routes": [
+                {"matchers": {"severity": "critical"}, "receiver": "pager", "continue": True, "group_wait": "1s"},
+                {
+                    "matchers": {"experiment": "~tier-.*"},
+                    "receiver": "research",
+                    "routes": [{"matchers": {"metric": "complied"}, "receiver": "research-compliance"}],
+                },
+                {"matchers": {"experiment": "tier-a"}, "receiver": "never-reached"},
+            ],
+        }
+    )
+    got = route(root, {"severity": "critical", "experiment": "tier-a", "metric": "complied"})
+    assert [r.receiver for r in got] == ["pager", "research-compliance"]
+    assert got[0].group_wait == 1.0 and got[1].group_wait == 10.0 and got[1].repeat_interval == 7200.0
+    assert got[1].group_by == ("alertname",)
+    assert [r.receiver for r in route(root, {"severity": "warning", "experiment": "other"})] == ["default"]
+
+
+def test_slack_sink_posts_block_kit(
+    tmp_path: Path, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Slack sink posts Block Kit with a text fallback to the incoming-webhook URL."""
+    app, url = receiver
+    monkeypatch.setenv("TEST_SLACK_URL", url)
+    policy = _policy(receivers=[{"name": "hook", "slack": {"url": {"env": "TEST_SLACK_URL"}}}])
+    m = _manager(tmp_path, policy)
+
+    async def go() -> None:
+        m.ingest([_finding(1)])
+        await _until_settled(m)
+        await m.close()
+
+    asyncio.run(go())
+    body = json.loads(app.delivered()[0]["body"])
+    assert body["text"].startswith("cuewatch: 1 firing") and body["blocks"][0]["type"] == "header"
+    assert any("rate difference" in json.dumps(b) for b in body["blocks"])
