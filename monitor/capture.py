@@ -43,8 +43,30 @@ class Capture(BaseModel):
     upstream_request_id: str | None = None
     body: bytes = b""
     timings: Timings = Field(default_factory=Timings)
-    # Set by cue experiments (later): experiment, arm, mode, probability, pair id, probe.
+    # Set by cue experiments: experiment, arm, mode, probability, pair id, cue, origin, probe.
     labels: dict[str, Any] = Field(default_factory=dict)
+
+    @classmethod
+    def start(
+        cls, id: str, time: datetime, dialect: Dialect, path: str, request: dict[str, Any], labels: dict[str, Any]
+    ) -> Capture:
+        """A capture for a request about to be sent (no validation: built on the request path)."""
+        return cls.model_construct(
+            id=id,
+            time=time,
+            dialect=dialect,
+            path=path,
+            request=request,
+            status=0,
+            outcome="ok",
+            error=None,
+            content_type=None,
+            content_encoding=None,
+            upstream_request_id=None,
+            body=b"",
+            timings=Timings(),
+            labels=labels,
+        )
 
 
 def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:

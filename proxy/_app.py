@@ -40,7 +40,7 @@ from monitor.alerts import AlertManager, Outbox
 from monitor.capture import Capture
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
 from monitor.policy import seconds
-from monitor.records import Dialect, Outcome, Timings
+from monitor.records import Dialect, Outcome
 from monitor.reload import PolicyHolder
 from monitor.settings import Settings
 from monitor.store import TrafficLog
@@ -268,22 +268,7 @@ class ProxyApp:
             elif plan.variants:  # shadow: copies per arm, in the background
                 self.shadow.launch(dialect, scope["path"], up_headers, plan, req)
 
-        cap = Capture.model_construct(
-            id=rid,
-            time=started,
-            dialect=dialect,
-            path=scope["path"],
-            request=req,
-            status=0,
-            outcome="ok",
-            error=None,
-            content_type=None,
-            content_encoding=None,
-            upstream_request_id=None,
-            body=b"",
-            timings=Timings(),
-            labels=labels,
-        )
+        cap = Capture.start(rid, started, dialect, scope["path"], req, labels)
         t_sent = time.perf_counter()
         try:
             async with self._session.post(url, data=body, headers=up_headers) as resp:

@@ -24,7 +24,7 @@ from monitor.experiments import Plan, Variant
 from monitor.pipeline import Pipeline
 from monitor.policy import Experiment
 from monitor.probes import Probe, load_bank
-from monitor.records import Dialect, Timings
+from monitor.records import Dialect
 from monitor.reload import PolicyHolder
 
 log = structlog.get_logger("cuewatch.shadow")
@@ -78,22 +78,7 @@ class ShadowSender:
             "cue": v.cue_text,
             "origin": origin,
         }
-        cap = Capture.model_construct(
-            id=os.urandom(12).hex(),
-            time=datetime.now(UTC),
-            dialect=dialect,
-            path=path,
-            request=original,
-            status=0,
-            outcome="ok",
-            error=None,
-            content_type=None,
-            content_encoding=None,
-            upstream_request_id=None,
-            body=b"",
-            timings=Timings(),
-            labels=labels,
-        )
+        cap = Capture.start(os.urandom(12).hex(), datetime.now(UTC), dialect, path, original, labels)
         t0 = time.perf_counter()
         assert self.session is not None
         try:

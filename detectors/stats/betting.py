@@ -41,7 +41,29 @@ def _check(name: str, value: float, lo: float, hi: float, *, open_lo: bool = Tru
         raise ValueError(f"{name} must be in {'(' if open_lo else '['}{lo}, {hi}], got {value!r}")
 
 
-class ArmBet:
+class _Bet:
+    """Wealth reset and JSON-able state shared by the bets; `_STATE` names their arrays."""
+
+    _STATE: tuple[str, ...] = ()
+    log_wealth: Array
+
+    def reset_wealth(self, which: NDArray[Any] | None = None) -> None:
+        """Start betting again from wealth 1 (re-arming); what the predictor learned is kept."""
+        if which is None:
+            self.log_wealth[:] = 0.0
+        else:
+            self.log_wealth[which] = 0.0
+
+    def snapshot(self) -> dict[str, Any]:
+        return {name: getattr(self, name).tolist() for name in self._STATE}
+
+    def restore(self, state: dict[str, Any]) -> None:
+        for name in self._STATE:
+            shape = getattr(self, name).shape
+            setattr(self, name, np.asarray(state[name], dtype=np.float64).reshape(shape))
+
+
+class ArmBet(_Bet):
     """Unpaired test of arm independence for a binary outcome, stratified by request features.
 
     The predictor is Bayesian in the per-arm outcome rates: with Beta(prior) posteriors p_a(s)
@@ -68,6 +90,8 @@ class ArmBet:
     >>> bool(bet.log_wealth[0] > math.log(100))
     True
     """
+
+    _STATE = ("successes", "trials", "log_wealth")
 
     def __init__(
         self,
@@ -128,27 +152,8 @@ class ArmBet:
         tri[arm] += 1
         return lw
 
-    def reset_wealth(self, which: NDArray[Any] | None = None) -> None:
-        """Start betting again from wealth 1 (re-arming); the learned rates are kept."""
-        if which is None:
-            self.log_wealth[:] = 0.0
-        else:
-            self.log_wealth[which] = 0.0
 
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "successes": self.successes.tolist(),
-            "trials": self.trials.tolist(),
-            "log_wealth": self.log_wealth.tolist(),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.successes = np.asarray(state["successes"], dtype=np.float64).reshape(self.successes.shape)
-        self.trials = np.asarray(state["trials"], dtype=np.float64).reshape(self.trials.shape)
-        self.log_wealth = np.asarray(state["log_wealth"], dtype=np.float64).reshape(self.log_wealth.shape)
-
-
-class PairedSignBet:
+class PairedSignBet(_Bet):
     """Paired test: the same prompt sent under both arms (shadow mode).
 
     Under the null the two responses of a pair are exchangeable, so when they differ, which arm
@@ -166,6 +171,8 @@ class PairedSignBet:
     >>> bool(bet.log_wealth[0] > math.log(100))
     True
     """
+
+    _STATE = ("wins", "discordant", "log_wealth")
 
     def __init__(
         self, lam: float = DEFAULT_LAMBDA, prior: tuple[float, float] = DEFAULT_PRIOR, streams: int = 1
@@ -198,24 +205,6 @@ class PairedSignBet:
             self.wins[0] += y1 > y0
             self.discordant[0] += 1
         return float(self.log_wealth[0])
-
-    def reset_wealth(self, which: NDArray[Any] | None = None) -> None:
-        if which is None:
-            self.log_wealth[:] = 0.0
-        else:
-            self.log_wealth[which] = 0.0
-
-    def snapshot(self) -> dict[str, Any]:
-        return {
-            "wins": self.wins.tolist(),
-            "discordant": self.discordant.tolist(),
-            "log_wealth": self.log_wealth.tolist(),
-        }
-
-    def restore(self, state: dict[str, Any]) -> None:
-        self.wins = np.asarray(state["wins"], dtype=np.float64)
-        self.discordant = np.asarray(state["discordant"], dtype=np.float64)
-        self.log_wealth = np.asarray(state["log_wealth"], dtype=np.float64)
 
 
 class ClassifierBet:
