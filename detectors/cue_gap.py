@@ -339,6 +339,31 @@ class CueGap:
             ),
         )
 
+    def tracks(self) -> list[dict[str, Any]]:
+        """Read-only view of every test: wealth, threshold, and the effect with its interval."""
+        out = []
+        for (metric, a1, a0), t in sorted(self._tracks.items()):
+            if t.binary:
+                est, lo, hi = rate_difference_cs(t.sum[a1], t.n[a1], t.sum[a0], t.n[a0], self.alpha)
+            else:
+                m1 = t.sum[a1] / t.n[a1] if t.n[a1] else 0.0
+                m0 = t.sum[a0] / t.n[a0] if t.n[a0] else 0.0
+                est, lo, hi = m1 - m0, float("nan"), float("nan")
+            out.append(
+                {
+                    "experiment": self.experiment,
+                    "metric": metric,
+                    "arms": [a1, a0],
+                    "log_wealth": t.log_wealth,
+                    "log_threshold": t.alarm.log_threshold,
+                    "estimate": est,
+                    "lo": lo,
+                    "hi": hi,
+                    "n": {a1: t.n[a1], a0: t.n[a0]},
+                }
+            )
+        return out
+
     # ------------------------------------------------------------------ state
 
     def snapshot(self) -> dict[str, Any]:

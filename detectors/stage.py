@@ -61,7 +61,13 @@ class DetectorStage:
             log.error("detector_state_unreadable", path=str(self.state_path), error=str(exc))
             return {}
 
-    def _sync(self) -> None:
+    @property
+    def wanted(self) -> set[str]:
+        """Features the current detectors need."""
+        return self._wanted
+
+    def sync(self) -> None:
+        """Create, keep or drop detectors to match the running policy."""
         policy = self.holder.policy
         if policy is self._policy:
             return
@@ -91,11 +97,14 @@ class DetectorStage:
         self._wanted = wanted
 
     async def __call__(self, batch: list[Exchange]) -> None:
-        self._sync()
-        if not self.detectors:
-            return
+        self.sync()
+        if self.detectors:
+            await self.process(batch, features.compute_batch(batch, self._wanted))
+
+    async def process(self, batch: list[Exchange], rows: list[dict[str, Any]]) -> None:
+        """Run the detectors over exchanges whose features are already computed."""
+        self.sync()
         found: list[Finding] = []
-        rows = features.compute_batch(batch, self._wanted)
         for ex, row in zip(batch, rows, strict=True):
             obs = Observation(ex, row)
             for key, det in self.detectors.items():

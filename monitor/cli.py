@@ -162,6 +162,55 @@ def _silence(args: argparse.Namespace) -> int:
     return 0
 
 
+def _replay(args: argparse.Namespace) -> int:
+    from datetime import datetime
+
+    from monitor.logs import configure_logging
+    from monitor.replay import replay
+
+    configure_logging("warning", "console")
+
+    def when(value: str | None) -> datetime | None:
+        if value is None:
+            return None
+        try:
+            return datetime.fromisoformat(value)
+        except ValueError as exc:
+            raise CuewatchError(
+                f"--since/--until: expected an ISO time like 2026-11-23T09:00:00+00:00, got {value!r}"
+            ) from exc
+
+    missing = [str(p) for p in args.logs if not p.exists()]
+    if missing:
+        raise CuewatchError(f"no such file or folder: {', '.join(missing)}")
+    report = replay(
+        args.logs,
+        args.policy,
+        args.out,
+        seed=args.seed,
+        since=when(args.since),
+        until=when(args.until),
+        alerts=args.alerts,
+    )
+    bad = report["bad_lines"]
+    print(
+        f"{report['records']:,} records replayed; {bad['count']} bad line(s)"
+        + "".join(f"\n  {b['path']}:{b['line']}: {b['error']}" for b in bad["examples"][:5])
+    )
+    for f in report["findings"]:
+        print(f"  finding: {f['summary']}")
+    print(f"{len(report['findings'])} finding(s), {len(report['alerts_would_fire'])} alert(s) would have fired")
+    print(f"report: {args.out / 'report.json'} and {args.out / 'report.html'}")
+    return 0
+
+
+def _report(args: argparse.Namespace) -> int:
+    from monitor.replay import rebuild
+
+    print(f"wrote {rebuild(args.run_dir)}")
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     print(f"cuewatch {__version__}")
     return 0
@@ -207,6 +256,30 @@ def build_parser() -> argparse.ArgumentParser:
     check = policy_sub.add_parser("check", help="validate policy files and summarise them")
     check.add_argument("files", nargs="+", type=Path)
     check.set_defaults(func=_policy_check)
+
+    rp = sub.add_parser("replay", help="run logged traffic through the detectors and alert rules")
+    rp.add_argument(
+        "logs",
+        nargs="+",
+        type=Path,
+        help="traffic-log segments or folders, OpenAI Batch input+output, Anthropic batch requests+results",
+    )
+    rp.add_argument("--policy", type=Path, help="policy whose detectors and alert rules to apply")
+    rp.add_argument("--out", type=Path, default=Path("cuewatch-replay"), help="report folder")
+    rp.add_argument("--seed", type=int, default=0)
+    rp.add_argument("--since", help="ISO time: skip records before")
+    rp.add_argument("--until", help="ISO time: skip records after")
+    rp.add_argument(
+        "--alerts",
+        choices=["none", "log", "route"],
+        default="log",
+        help="log (default): alerts only logged, so a replay never pages anyone",
+    )
+    rp.set_defaults(func=_replay)
+
+    report = sub.add_parser("report", help="rebuild report.html from a replay's report.json")
+    report.add_argument("run_dir", type=Path)
+    report.set_defaults(func=_report)
 
     alert = sub.add_parser("alert", help="alert delivery")
     alert_sub = alert.add_subparsers(dest="alert_command", required=True)
