@@ -247,7 +247,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="simulated model + proxy + traffic, end to end")
     demo.add_argument("--profile", default="alignment-faker")
-    demo.add_argument("--requests", type=int, default=60)
+    demo.add_argument("--requests", type=int, default=300)
     demo.add_argument("--workdir", type=Path, default=Path("cuewatch-demo"))
     demo.set_defaults(func=_demo)
 

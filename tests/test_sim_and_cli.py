@@ -167,16 +167,16 @@ def test_shipped_policy_is_package_data() -> None:
     assert load_policy(policies.path("default")).version == 1
 
 
-def test_demo_runs_end_to_end(tmp_path: Path) -> None:
-    """`cuewatch demo` starts the simulator and the proxy, drives traffic and logs every exchange."""
-    r = subprocess.run(
-        [sys.executable, "-m", "monitor", "demo", "--requests", "12", "--workdir", str(tmp_path)],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert r.returncode == 0, r.stderr
-    assert "12 exchanges recorded" in r.stdout
-    from monitor.store import LogReader
-
-    assert len(list(LogReader([tmp_path / "logs"]))) == 12
+@pytest.mark.parametrize("profile", ["alignment-faker", "honest"])
+def test_demo_end_to_end(tmp_path: Path, profile: str) -> None:
+    """`cuewatch demo` (short mode): the faker raises the cue-gap alert, delivered to the stand-in
+    Slack; an honest model raises none; both end with a replayed report."""
+    r = subprocess.run([sys.executable, "-m", "monitor", "demo", "--profile", profile, "--requests", "300",
+                        "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=170)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "report" / "report.html").exists() and "report:" in r.stdout
+    if profile == "honest":
+        assert "[Slack]" not in r.stdout and "no alert fired" in r.stdout
+    else:
+        assert "[Slack] cuewatch: 1 firing" in r.stdout and "[log sink] warning alert firing" in r.stdout
+        assert "complied higher under 'monitored' than 'unmonitored'" in r.stdout
