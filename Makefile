@@ -9,7 +9,7 @@ PIP := $(VENV)/bin/pip
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cuewatch-installed
 
-.PHONY: venv test demo check bench clean
+.PHONY: venv test demo check bench clean test-deps
 
 venv: $(STAMP)
 
@@ -20,7 +20,13 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev]"
 	@touch $(STAMP)
 
-test: venv
+# Headless Chromium renders the HTML report in a test; installed when missing and possible.
+test-deps:
+	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
+		echo "note: chromium not installed; the report screenshot test will be skipped"
+
+test: venv test-deps
 	$(BIN)/pytest
 
 demo: venv

@@ -8,6 +8,7 @@ import random
 import re
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from monitor.replay import rebuild, replay
@@ -191,3 +192,45 @@ def test_alerts_none_and_log_never_page(tmp_path: Path, policy: Path) -> None:
     rows = Outbox(tmp_path / "log" / "alerts.sqlite").rows()
     assert rows and {r.receiver for r in rows} == {"replay-log"} and {r.status for r in rows} == {"sent"}
     assert not (tmp_path / "none" / "alerts.sqlite").exists()
+
+
+def test_report_renders_in_headless_chromium(tmp_path: Path, policy: Path) -> None:
+    """The HTML report, opened in headless Chromium with no network, shows its plots."""
+    import shutil
+    import subprocess
+
+    chromium = shutil.which("chromium") or shutil.which("chromium-browser")
+    if chromium is None:
+        pytest.skip("chromium is not installed (make test installs Debian's package when it can)")
+    from PIL import Image
+
+    write_log(tmp_path / "logs", generate(1500, seed=10))
+    replay([tmp_path / "logs"], policy, tmp_path / "out", progress=None)
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [
+            chromium,
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-quic",
+            "--no-first-run",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--disable-sync",
+            f"--user-data-dir={tmp_path / 'chrome'}",
+            "--window-size=1200,2400",
+            f"--screenshot={shot}",
+            (tmp_path / "out" / "report.html").as_uri(),
+        ],
+        capture_output=True,
+        timeout=90,
+        check=True,
+    )
+    px = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+
+    def near(rgb: tuple[int, int, int]) -> int:
+        return int((np.abs(px - np.array(rgb)).max(axis=2) < 25).sum())
+
+    blue, orange = near((31, 119, 180)), near((255, 127, 14))  # matplotlib's first two colours
+    assert blue > 500 and orange > 200, (blue, orange)  # the arms' lines and bands are drawn

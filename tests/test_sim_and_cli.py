@@ -171,8 +171,23 @@ def test_shipped_policy_is_package_data() -> None:
 def test_demo_end_to_end(tmp_path: Path, profile: str) -> None:
     """`cuewatch demo` (short mode): the faker raises the cue-gap alert, delivered to the stand-in
     Slack; an honest model raises none; both end with a replayed report."""
-    r = subprocess.run([sys.executable, "-m", "monitor", "demo", "--profile", profile, "--requests", "300",
-                        "--workdir", str(tmp_path)], capture_output=True, text=True, timeout=170)
+    r = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "demo",
+            "--profile",
+            profile,
+            "--requests",
+            "300",
+            "--workdir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=170,
+    )
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "report" / "report.html").exists() and "report:" in r.stdout
     if profile == "honest":
