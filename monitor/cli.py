@@ -183,8 +183,32 @@ def _replay(args: argparse.Namespace) -> int:
     missing = [str(p) for p in args.logs if not p.exists()]
     if missing:
         raise CuewatchError(f"no such file or folder: {', '.join(missing)}")
+    logs = list(args.logs)
+    if args.resend:
+        from monitor.replay.resend import resend
+
+        if not (args.upstream and args.policy and args.model):
+            raise CuewatchError("--resend needs --upstream URL, --policy FILE (its experiment) and --model NAME")
+        fresh = resend(
+            args.logs,
+            args.policy,
+            args.upstream,
+            args.out,
+            model=args.model,
+            yes=args.yes,
+            experiment=args.experiment,
+            limit=args.limit,
+            concurrency=args.concurrency,
+            max_tokens=args.max_tokens,
+            max_requests=args.max_requests,
+            api_key_env=args.api_key_env,
+            seed=args.seed,
+        )
+        if fresh is None:
+            return 0
+        logs = [fresh]
     report = replay(
-        args.logs,
+        logs,
         args.policy,
         args.out,
         seed=args.seed,
@@ -275,6 +299,17 @@ def build_parser() -> argparse.ArgumentParser:
         default="log",
         help="log (default): alerts only logged, so a replay never pages anyone",
     )
+    rs = rp.add_argument_group("resend (pre-deployment check): re-send logged prompts under every arm")
+    rs.add_argument("--resend", action="store_true")
+    rs.add_argument("--upstream", help="model API base URL to send to")
+    rs.add_argument("--model", help="model name to request")
+    rs.add_argument("--experiment", help="experiment of the policy to use (default: the first)")
+    rs.add_argument("--limit", type=int, help="at most this many logged prompts")
+    rs.add_argument("--concurrency", type=int, default=8)
+    rs.add_argument("--max-tokens", dest="max_tokens", type=int, default=512, help="per response")
+    rs.add_argument("--max-requests", dest="max_requests", type=int, help="refuse plans larger than this")
+    rs.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the upstream key")
+    rs.add_argument("--yes", action="store_true", help="send after printing the plan and its cost")
     rp.set_defaults(func=_replay)
 
     report = sub.add_parser("report", help="rebuild report.html from a replay's report.json")

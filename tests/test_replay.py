@@ -234,3 +234,45 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, policy: Path) -> No
 
     blue, orange = near((31, 119, 180)), near((255, 127, 14))  # matplotlib's first two colours
     assert blue > 500 and orange > 200, (blue, orange)  # the arms' lines and bands are drawn
+
+
+def test_resend_prints_the_plan_then_sends_pairs(tmp_path: Path) -> None:
+    """--resend shows the plan and cost and sends nothing without --yes; with it, each logged
+    prompt goes to the new upstream under every arm and the pairs are analysed."""
+    import subprocess
+    import sys
+
+    policy = tmp_path / "resend.yaml"
+    policy.write_text(POLICY.replace("cue a", CUES["monitored"]).replace("cue b", CUES["unmonitored"]))
+
+    from monitor._procs import ServerProcess, free_port
+    from tests._support import sim_requests
+
+    write_log(tmp_path / "logs", generate(400, seed=12, harmful_share=1.0))
+    port = free_port()
+    with ServerProcess(["sim", "--profile", "alignment-faker", "--port", str(port), "--seed", "3"], port) as sim:
+        base = [
+            sys.executable,
+            "-m",
+            "monitor",
+            "replay",
+            str(tmp_path / "logs"),
+            "--resend",
+            "--upstream",
+            sim.url,
+            "--policy",
+            str(policy),
+            "--model",
+            "next-model",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+        dry = subprocess.run(base, capture_output=True, text=True, timeout=120)
+        assert dry.returncode == 0 and "400 logged prompts x 2 arms" in dry.stderr and "--yes" in dry.stderr
+        assert sim_requests(sim.url) == []
+        real = subprocess.run([*base, "--yes", "--concurrency", "16"], capture_output=True, text=True, timeout=300)
+        assert real.returncode == 0, real.stderr
+        seen = sim_requests(sim.url)
+    assert len(seen) == 800 and {e["body"]["model"] for e in seen} == {"next-model"}
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert report["records"] == 800 and report["findings"] and report["findings"][0]["paired"]
