@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from monitor._asgi import read_body
 from monitor._procs import ServerProcess, free_port
 
 BENIGN = [
@@ -142,12 +143,7 @@ class SlackStandIn:
             return
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_body(receive, 1024 * 1024, None)
         try:
             doc = json.loads(body)
             self.messages.append(doc)

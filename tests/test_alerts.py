@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
+from monitor._asgi import read_body
 from monitor.alerts import AlertManager, Notification, Outbox
 from monitor.alerts.sinks.slack import MAX_BLOCKS, MAX_TEXT, build_message
 from monitor.policy import Policy
@@ -37,12 +38,7 @@ class Receiver:
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] != "http":
             return
-        body = b""
-        while True:
-            msg = await receive()
-            body += msg.get("body", b"")
-            if not msg.get("more_body"):
-                break
+        body = await read_body(receive, 1024 * 1024, None)
         mode = self.script.pop(0) if self.script else self.default
         self.requests.append(
             {
