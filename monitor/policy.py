@@ -21,6 +21,12 @@ from monitor.yamlfile import load_yaml_model
 Dialect = Literal["openai", "anthropic"]
 
 
+def _require_unique(what: str, names: list[str]) -> None:
+    dupes = sorted({n for n in names if names.count(n) > 1})
+    if dupes:
+        raise ValueError(f"{what} names must be unique, repeated: {', '.join(dupes)}")
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -150,10 +156,7 @@ class Experiment(_Strict):
     @field_validator("arms")
     @classmethod
     def _arms_valid(cls, arms: list[Arm]) -> list[Arm]:
-        names = [a.name for a in arms]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"arm names must be unique, repeated: {', '.join(dupes)}")
+        _require_unique("arm", [a.name for a in arms])
         total = sum(a.probability for a in arms)
         if abs(total - 1.0) > 1e-9:
             raise ValueError(f"arm probabilities must sum to 1, they sum to {total:g}")
@@ -337,10 +340,7 @@ class Policy(_Strict):
     @field_validator("experiments")
     @classmethod
     def _unique_names(cls, exps: list[Experiment]) -> list[Experiment]:
-        names = [e.name for e in exps]
-        dupes = sorted({n for n in names if names.count(n) > 1})
-        if dupes:
-            raise ValueError(f"experiment names must be unique, repeated: {', '.join(dupes)}")
+        _require_unique("experiment", [e.name for e in exps])
         return exps
 
 
