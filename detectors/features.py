@@ -80,17 +80,16 @@ def compute_batch(exchanges: list[Exchange], wanted: set[str]) -> list[dict[str,
 
 # ---------------------------------------------------------------------------- text helpers
 
-_REASONING_BLOCK = re.compile(r"<(think|thinking|scratchpad|SCRATCHPAD_REASONING|reasoning)>.*?(</\1>|\Z)", re.S | re.I)
-
-
 def final_answer(ex: Exchange) -> str:
-    """The response text with tagged reasoning removed (an unclosed tag runs to the end)."""
+    """The response text with tagged reasoning removed (see `detectors.scratchpad.extract`)."""
     return _strip_reasoning(ex.response_text or "")
 
 
 @functools.lru_cache(maxsize=4096)
 def _strip_reasoning(text: str) -> str:
-    return _REASONING_BLOCK.sub("", text).strip()
+    from detectors.scratchpad import extract
+
+    return extract.strip(text)
 
 
 def last_user_text(ex: Exchange) -> str:
