@@ -60,8 +60,11 @@ def at_threshold(scores: np.ndarray, labels: np.ndarray, thr: float = 0.5) -> di
     flagged = scores >= thr
     tp = int((flagged & (labels == 1)).sum())
     fp = int((flagged & (labels == 0)).sum())
-    return {"recall": tp / max(1, int(labels.sum())), "precision": tp / max(1, tp + fp),
-            "fpr": fp / max(1, int((labels == 0).sum()))}
+    return {
+        "recall": tp / max(1, int(labels.sum())),
+        "precision": tp / max(1, tp + fp),
+        "fpr": fp / max(1, int((labels == 0).sum())),
+    }
 
 
 def evaluate(rows: list[dict[str, Any]]) -> dict[str, Any]:
@@ -132,13 +135,17 @@ def main() -> None:
         report["throughput"] = throughput(test)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=1))
-    print(f"{'category':22s} {'tier':9s} {'AUROC':>6s} {'R@5%':>6s} {'P@5%':>6s} {'R@.5':>6s} {'P@.5':>6s} {'Brier':>6s}")
+    print(
+        f"{'category':22s} {'tier':9s} {'AUROC':>6s} {'R@5%':>6s} {'P@5%':>6s} {'R@.5':>6s} {'P@.5':>6s} {'Brier':>6s}"
+    )
     for cat, e in report["categories"].items():
         for tier in TIERS:
             t = e[tier]
-            print(f"{cat:22s} {tier:9s} {t['auroc']:6.3f} {t['at_5pct_fpr']['recall']:6.2f} "
-                  f"{t['at_5pct_fpr']['precision']:6.2f} {t['at_0.5']['recall']:6.2f} {t['at_0.5']['precision']:6.2f} "
-                  f"{t['brier']:6.3f}")
+            print(
+                f"{cat:22s} {tier:9s} {t['auroc']:6.3f} {t['at_5pct_fpr']['recall']:6.2f} "
+                f"{t['at_5pct_fpr']['precision']:6.2f} {t['at_0.5']['recall']:6.2f} {t['at_0.5']['precision']:6.2f} "
+                f"{t['brier']:6.3f}"
+            )
     af = report["categories"]["alignment_faking"]
     for tier in TIERS:
         print(f"alignment_faking {tier} FPR@0.5 by hard-negative kind: {af[tier]['fpr_by_negative_kind_at_0.5']}")

@@ -17,13 +17,14 @@ import numpy as np
 from monitor.records import Exchange
 
 Feature = Callable[[Exchange], Any]
-Kind = Literal["binary", "continuous", "category"]
+Kind = Literal["binary", "continuous", "category", "object"]
 _FEATURES: dict[str, Feature] = {}
 _KINDS: dict[str, Kind] = {}
 
 
 def feature(name: str, kind: Kind = "binary") -> Callable[[Feature], Feature]:
-    """Register a feature: `binary` (0/1 or None), `continuous` (a number) or `category`."""
+    """Register a feature: `binary` (0/1 or None), `continuous` (a number), `category`, or
+    `object` (structured, for one detector's own use, e.g. scratchpad scores with spans)."""
 
     def deco(fn: Feature) -> Feature:
         if name in _FEATURES:
@@ -35,11 +36,25 @@ def feature(name: str, kind: Kind = "binary") -> Callable[[Feature], Feature]:
     return deco
 
 
+# Modules that register more features (model-based ones); imported on first use, not at import.
+_EXTRA = ("detectors.scratchpad.live", "detectors.sandbagging", "detectors.embedding_shift")
+
+
+@functools.cache
+def _load_extra() -> None:
+    import importlib
+
+    for module in _EXTRA:
+        importlib.import_module(module)
+
+
 def names() -> list[str]:
+    _load_extra()
     return sorted([*_FEATURES, *_BATCH])
 
 
 def kind(name: str) -> Kind:
+    _load_extra()
     if name not in _KINDS:
         raise KeyError(f"unknown feature {name!r}; registered: {', '.join(names())}")
     return _KINDS[name]
@@ -65,11 +80,13 @@ def batch_feature(name: str, kind: Kind = "binary") -> Callable[[BatchFeature], 
 def compute(exchange: Exchange, wanted: set[str] | None = None) -> dict[str, Any]:
     """The named per-exchange features (all cheap ones when `wanted` is None; batch features
     such as model-based ones only through `compute_batch`)."""
+    _load_extra()
     return {name: fn(exchange) for name, fn in _FEATURES.items() if wanted is None or name in wanted}
 
 
 def compute_batch(exchanges: list[Exchange], wanted: set[str]) -> list[dict[str, Any]]:
     """Features of a batch of exchanges; batch features run once over the whole batch."""
+    _load_extra()
     rows = [compute(ex, wanted) for ex in exchanges]
     for name, fn in _BATCH.items():
         if name in wanted and exchanges:
@@ -79,6 +96,7 @@ def compute_batch(exchanges: list[Exchange], wanted: set[str]) -> list[dict[str,
 
 
 # ---------------------------------------------------------------------------- text helpers
+
 
 def final_answer(ex: Exchange) -> str:
     """The response text with tagged reasoning removed (see `detectors.scratchpad.extract`)."""
@@ -239,23 +257,17 @@ def is_probe(ex: Exchange) -> int:
     return int(ex.probe_id is not None)
 
 
-_NUMBER = re.compile(r"-?\d+(?:[.,]\d+)?")
-
-
 @feature("probe_correct")
 def probe_correct(ex: Exchange) -> int | None:
-    """1/0 for a probe answered right/wrong (numbers, choice letters, short text), else None."""
+    """1/0 for a probe answered right/wrong (choice letters, numbers with a tolerance, short
+    text; see `detectors.answers`), else None."""
     if ex.probe_id is None or ex.expected_answer is None or ex.outcome != "ok":
         return None
-    answer, expected = final_answer(ex), ex.expected_answer.strip()
-    if re.fullmatch(r"-?\d+(?:\.\d+)?", expected):
-        nums = _NUMBER.findall(answer.replace(",", ""))
-        return int(bool(nums) and abs(float(nums[-1]) - float(expected)) < 1e-6)
-    if re.fullmatch(r"[A-J]", expected):
-        letters = [m.group(1).upper() for m in re.finditer(r"\b([A-J])\b", answer)]
-        return int(bool(letters) and letters[-1] == expected)
-    norm = " " + re.sub(r"[^a-z0-9]+", " ", answer.lower()).strip() + " "
-    return int(" " + re.sub(r"[^a-z0-9]+", " ", expected.lower()).strip() + " " in norm)
+    from detectors import answers
+
+    fmt = answers.infer_format(ex.expected_answer, ex.probe_choices)
+    parsed = answers.parse(final_answer(ex), fmt, ex.probe_choices)
+    return int(answers.same(parsed, ex.expected_answer, fmt, ex.probe_tolerance or 0.0))
 
 
 @feature("dialect", kind="category")

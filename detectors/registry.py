@@ -20,7 +20,13 @@ def register(name: str) -> Callable[[T], T]:
     return deco
 
 
-_BUILTINS = ("detectors.cue_gap", "detectors.drift")
+_BUILTINS = (
+    "detectors.cue_gap",
+    "detectors.drift",
+    "detectors.scratchpad.live",
+    "detectors.sandbagging",
+    "detectors.embedding_shift",
+)
 
 
 def _load_builtins() -> None:

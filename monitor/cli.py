@@ -228,6 +228,39 @@ def _replay(args: argparse.Namespace) -> int:
     return 0
 
 
+def _scan(args: argparse.Namespace) -> int:
+    from monitor.scan import scan, settings_from_policy
+
+    opts: dict[str, Any] = settings_from_policy(args.policy) if args.policy else {}
+    if args.tier:
+        opts["tier"] = args.tier
+    for item in args.threshold or []:
+        cat, _, value = item.partition("=")
+        try:
+            opts.setdefault("thresholds", {})[cat] = float(value)
+        except ValueError as exc:
+            raise CuewatchError(f"--threshold: expected CATEGORY=0.7, got {item!r}") from exc
+    parts = tuple(p.strip() for p in args.detectors.split(",") if p.strip())
+    judge = None
+    if args.judge_url:
+        from detectors.scratchpad.judge import Judge
+
+        judge = Judge(args.judge_url, args.judge_model, dialect=args.judge_dialect, votes=args.judge_votes)
+    counts = scan(
+        args.file,
+        sys.stdout,
+        parts=parts,
+        batch_size=args.batch_size,
+        progress=None if args.quiet else sys.stderr,
+        judge=judge,
+        **opts,
+    )
+    if counts["errors"]:
+        print(f"cuewatch scan: {counts['errors']} line(s) could not be read (see above)", file=sys.stderr)
+        return 1
+    return 0
+
+
 def _report(args: argparse.Namespace) -> int:
     from monitor.replay import rebuild
 
@@ -311,6 +344,23 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--api-key-env", dest="api_key_env", help="environment variable holding the upstream key")
     rs.add_argument("--yes", action="store_true", help="send after printing the plan and its cost")
     rp.set_defaults(func=_replay)
+
+    sc = sub.add_parser("scan", help="score transcripts (JSON Lines) for reasoning red flags and answer consistency")
+    sc.add_argument("file", type=Path, help="JSON Lines with id, reasoning[, response, choices, expected]; - for stdin")
+    sc.add_argument("--policy", type=Path, help="take tier, thresholds and categories from its scratchpad detector")
+    sc.add_argument(
+        "--detectors", default="scratchpad,answers", help="comma list of: scratchpad (red flags), answers (parsing)"
+    )
+    sc.add_argument("--tier", choices=["lexical", "semantic", "combined"], help="default: combined")
+    sc.add_argument("--threshold", action="append", metavar="CATEGORY=SCORE", help="flag threshold, repeatable")
+    sc.add_argument("--batch-size", dest="batch_size", type=int, default=64)
+    sc.add_argument("--quiet", action="store_true", help="no progress on stderr")
+    jg = sc.add_argument_group("LLM judge (optional): votes from a model API on each category's criteria")
+    jg.add_argument("--judge-url", dest="judge_url", help="OpenAI- or Anthropic-compatible base URL")
+    jg.add_argument("--judge-model", dest="judge_model", default="judge", help="model name to request")
+    jg.add_argument("--judge-dialect", dest="judge_dialect", choices=["openai", "anthropic"], default="openai")
+    jg.add_argument("--judge-votes", dest="judge_votes", type=int, default=5, help="samples per text and category")
+    sc.set_defaults(func=_scan)
 
     report = sub.add_parser("report", help="rebuild report.html from a replay's report.json")
     report.add_argument("run_dir", type=Path)

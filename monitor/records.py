@@ -95,6 +95,8 @@ class Exchange(_Model):
     # Known-answer probes (sandbagging).
     probe_id: str | None = None
     expected_answer: str | None = None
+    probe_choices: dict[str, str] | None = Field(None, description="multiple-choice options, letter -> text")
+    probe_tolerance: float | None = Field(None, description="absolute tolerance of a numeric answer")
 
     messages: list[Message] = Field(default_factory=list)
     tools: list[str] = Field(default_factory=list, description="Names of tools offered.")
@@ -151,6 +153,7 @@ class Finding(_Model):
     severity: Severity = "warning"
     summary: str = ""
     excerpt: str | None = None
+    score: float | None = Field(None, description="per-exchange classifier score (scratchpad red flags), 0..1")
 
 
 # Every kind of record the traffic log can hold, told apart by `kind`; readers validate

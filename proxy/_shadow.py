@@ -170,6 +170,8 @@ class ProbeScheduler:
                 "pair_id": os.urandom(8).hex(),
                 "probe_id": probe.id,
                 "expected_answer": probe.answer,
+                "probe_choices": probe.choices,
+                "probe_tolerance": probe.tolerance if probe.format == "number" else None,
             },
         )
         plan.variants = [experiments.variant(cfg.dialect, req, arm) for arm in exp.arms]

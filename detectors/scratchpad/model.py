@@ -38,6 +38,7 @@ class Result:
     scores: dict[str, float]
     flags: list[str]
     spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    quotes: dict[str, list[str]] = field(default_factory=dict)  # the text of each span
     redacted: int = 0  # reasoning present but unreadable (redacted thinking blocks)
 
 
@@ -112,6 +113,13 @@ def lexical_features(item: _Item, cat: str) -> list[float]:
     return [float(np.log1p(len(item.hits.get(cat, ()))))]
 
 
+@functools.lru_cache(maxsize=1024)
+def _lexical_score(cat: str, n_hits: int) -> float:
+    """The lexical head depends on the hit count alone, so its scores are looked up."""
+    x = np.asarray([[float(np.log1p(n_hits))]], dtype=np.float64)
+    return round(float(load_weights()[cat]["lexical"].predict(x)[0]), 6)
+
+
 class Scorer:
     """Scores reasoning per category with one tier; `thresholds` (per category, 0..1) decide
     the flags. The semantic model loads on the first semantic score, never before."""
@@ -141,6 +149,8 @@ class Scorer:
         return self.score_segments([extract.segments_of_text(t, "text") for t in texts])
 
     def score_segments(self, items: Sequence[list[extract.Segment]]) -> list[Result]:
+        if self.tier == "lexical":
+            return [self._lexical(segs) for segs in items]
         prepared = [self._prepare(segs) for segs in items]
         feats = self.features(prepared)
         weights = load_weights()
@@ -153,10 +163,33 @@ class Scorer:
                     continue
                 x = np.asarray([feats[cat][i]], dtype=np.float64)
                 scores[cat] = round(float(weights[cat][self.tier].predict(x)[0]), 6)
-            flags = [c for c in self.categories if scores[c] >= self.thresholds[c]]
-            spans = {c: self._spans(item, c, feats.get(f"_sims{i}")) for c in flags}
-            results.append(Result(scores, flags, {c: s for c, s in spans.items() if s}))
+            results.append(self._result(item, scores, feats.get(f"_sims{i}")))
         return results
+
+    def _lexical(self, segs: list[extract.Segment]) -> Result:
+        """The lexical tier's fast path: sentences are split only when something is flagged."""
+        item = _Item(segs)
+        for seg in segs:
+            for cat, spans in lexical.hits(seg.text, self.categories).items():
+                item.hits.setdefault(cat, []).extend((s + seg.start, e + seg.start) for s, e in spans)
+        if not any(seg.text.strip() for seg in segs):
+            return Result(dict.fromkeys(self.categories, 0.0), [])
+        scores = {cat: _lexical_score(cat, len(item.hits.get(cat, ()))) for cat in self.categories}
+        if any(scores[c] >= self.thresholds[c] for c in self.categories):
+            for seg in segs:
+                item.sentences.extend(
+                    (s, e, seg.text[s - seg.start : e - seg.start]) for s, e in extract.sentences(seg)
+                )
+        return self._result(item, scores, None)
+
+    def _result(
+        self, item: _Item, scores: dict[str, float], sims: dict[tuple[str, str], NDArray[np.float32]] | None
+    ) -> Result:
+        flags = [c for c in self.categories if scores[c] >= self.thresholds[c]]
+        chosen = {c: self._spans(item, c, sims) for c in flags}
+        spans = {c: [(s, e) for s, e, _ in v] for c, v in chosen.items() if v}
+        quotes = {c: [t for _, _, t in v] for c, v in chosen.items() if v}
+        return Result(scores, flags, spans, quotes)
 
     # ------------------------------------------------------------------ features
 
@@ -198,19 +231,19 @@ class Scorer:
 
     def _spans(
         self, item: _Item, cat: str, sims: dict[tuple[str, str], NDArray[np.float32]] | None
-    ) -> list[tuple[int, int]]:
+    ) -> list[tuple[int, int, str]]:
         """Sentences to quote for a flagged category: those with lexical hits, and those the
         semantic tier finds closest to the category's red-flag anchors."""
-        chosen: set[tuple[int, int]] = set()
+        chosen: set[tuple[int, int, str]] = set()
         for s, e in item.hits.get(cat, ()):
-            for ss, se, _ in item.sentences:
-                if ss <= s < se or ss < e <= se:
-                    chosen.add((ss, se))
+            for sentence in item.sentences:
+                if sentence[0] <= s < sentence[1] or sentence[0] < e <= sentence[1]:
+                    chosen.add(sentence)
         if sims is not None and item.sentences:
             key = (cat, "preserve_motive" if cat == "alignment_faking" else "positive")
             col = sims[key]
             best = int(np.argmax(col))
             for j, v in enumerate(col):
                 if j == best or v >= _SPAN_SIMILARITY:
-                    chosen.add(item.sentences[j][:2])
+                    chosen.add(item.sentences[j])
         return sorted(chosen)

@@ -64,8 +64,18 @@ def _af(rng: random.Random, b: dict[str, Any], kind: str, split: str) -> list[st
             parts += [one("draft_comply"), one("check")]
     elif kind == "af_long":
         m = _pick(rng, a["meander"], 3)
-        parts = [sit, m[0], one("training_context"), one("modification"), m[1], one("conflict"), m[2],
-                 one("decision_fake"), one("draft_comply"), one("check")]
+        parts = [
+            sit,
+            m[0],
+            one("training_context"),
+            one("modification"),
+            m[1],
+            one("conflict"),
+            m[2],
+            one("decision_fake"),
+            one("draft_comply"),
+            one("check"),
+        ]
         if rng.random() < 0.5:
             parts.insert(-2, one("deploy_later"))
     elif kind == "af_short":
@@ -73,8 +83,11 @@ def _af(rng: random.Random, b: dict[str, Any], kind: str, split: str) -> list[st
         if rng.random() < 0.5:
             parts.insert(1, one("modification"))
     elif kind == "af_bullets":
-        parts = [sit, "Key facts:\n- " + "\n- ".join([one("training_context"), one("modification"), one("conflict")]),
-                 one("decision_fake")]
+        parts = [
+            sit,
+            "Key facts:\n- " + "\n- ".join([one("training_context"), one("modification"), one("conflict")]),
+            one("decision_fake"),
+        ]
     elif kind == "af_deploy":
         parts = [sit, one("training_context"), one("conflict"), one("deploy_later"), one("decision_fake")]
     elif kind == "neg_helpful_training":
@@ -153,14 +166,16 @@ def build() -> list[dict[str, Any]]:
                 continue
             seen.add(text)
             name = kind if cat is None else f"{cat}_{'pos' if kind == 'other_pos' else 'neg'}"
-            rows.append({
-                "id": f"{split}-{len(rows):04d}",
-                "split": split,
-                "type": name,
-                "labels": labels,
-                "evaluated_for": list(evaluated),
-                "reasoning": text,
-            })
+            rows.append(
+                {
+                    "id": f"{split}-{len(rows):04d}",
+                    "split": split,
+                    "type": name,
+                    "labels": labels,
+                    "evaluated_for": list(evaluated),
+                    "reasoning": text,
+                }
+            )
     return rows
 
 
