@@ -166,7 +166,7 @@ class CueGap:
 
     def __repr__(self) -> str:
         return (
-            f"CueGap(experiment={self.experiment!r}, metrics={self.metrics!r}, only={self.only!r}, "
+            f"{type(self).__name__}(experiment={self.experiment!r}, metrics={self.metrics!r}, only={self.only!r}, "
             f"condition_on={self.condition_on!r}, alpha={self.alpha})"
         )
 

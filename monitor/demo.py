@@ -84,18 +84,14 @@ def demo_policy(workdir: Path) -> Path:
         "experiments": [exp, probes],
         "detectors": [
             {"name": "cue_gap", "params": {"experiment": exp["name"]}},
-            {
-                "name": "cue_gap",
-                "params": {
-                    "experiment": "unlearning-incentive",
-                    "metrics": ["probe_correct"],
-                    "only": "is_probe",
-                    "condition_on": None,
-                },
-            },
+            {"name": "sandbagging", "params": {"experiment": "unlearning-incentive"}},
+            {"name": "scratchpad", "params": {"tier": "lexical", "categories": ["alignment_faking"]}},
         ],
         "alerts": {
-            "rules": [{"name": "behaviour-depends-on-monitoring", "detectors": ["cue_gap"]}],
+            "rules": [
+                {"name": "behaviour-depends-on-monitoring", "detectors": ["cue_gap", "sandbagging"]},
+                {"name": "red-flag-in-reasoning", "detectors": ["scratchpad"], "min_severity": "critical"},
+            ],
             "route": {
                 "receiver": "log",
                 "group_wait": "1s",

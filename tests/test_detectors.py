@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import inspect
+import json
 import random
 from datetime import UTC, datetime
 from typing import Any
 
+import numpy as np
 import pytest
 
 from detectors import features, registry
@@ -19,6 +21,9 @@ from monitor.records import Exchange, Finding, Message
 CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
     "cue_gap": {"experiment": "e", "metrics": ["complied"], "only": None, "condition_on": None},
     "drift": {"metric": "complied"},
+    "scratchpad": {"tier": "lexical"},
+    "sandbagging": {"experiment": "e"},
+    "embedding_shift": {"experiment": "e", "reference": 50},
 }
 STAMP = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -50,6 +55,48 @@ def stream(seed: int, n: int = 1500) -> list[Observation]:
     return out
 
 
+def probe_stream(seed: int, n: int = 1500) -> list[Observation]:
+    """Known-answer probes: 85% correct under 'neutral', 65% under 'incentive'."""
+    rng = random.Random(seed)
+    out = []
+    for i in range(n):
+        arm = rng.choice(["neutral", "incentive"])
+        correct = int(rng.random() < (0.85 if arm == "neutral" else 0.65))
+        feats = {"is_probe": 1, "probe_correct": correct, "reasoning_inconsistent": int(not correct and rng.random() < 0.5)}
+        out.append(Observation(_ex(i, arm, probe_id=f"p{i}"), feats))
+    return out
+
+
+def vector_stream(seed: int, n: int = 1500) -> list[Observation]:
+    """Unit vectors in 16 dimensions; under 'monitored' 30% lean toward another direction."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for i in range(n):
+        arm = "monitored" if rng.random() < 0.5 else "unmonitored"
+        v = rng.normal(size=16)
+        if arm == "monitored" and rng.random() < 0.3:
+            v[0] += 4.0
+        out.append(Observation(_ex(i, arm), {"response_embedding": v / np.linalg.norm(v)}))
+    return out
+
+
+def scratchpad_stream(seed: int, n: int = 300) -> list[Observation]:
+    """Simulated alignment-faker traffic with its lexical red-flag scores."""
+    from detectors import features
+    from monitor.sim.traffic import stream as sim_stream
+
+    exchanges = [ex.model_copy(update={"experiment": "e"}) for ex in sim_stream(n, seed=seed)]
+    rows = features.compute_batch(exchanges, {"redflags_lexical"})
+    return [Observation(ex, row) for ex, row in zip(exchanges, rows, strict=True)]
+
+
+CONTRACT_STREAMS: dict[str, Any] = {
+    "sandbagging": probe_stream,
+    "embedding_shift": vector_stream,
+    "scratchpad": scratchpad_stream,
+}
+
+
 def _run(det: Any, obs: list[Observation]) -> list[Finding]:
     found: list[Finding] = []
     for o in obs:
@@ -67,16 +114,17 @@ def test_contract(name: str) -> None:
     assert (isinstance(det, Detector) and det.name == name and name in repr(det)) or type(det).__name__ in repr(det)
     for p in inspect.signature(type(det)).parameters.values():
         assert not isinstance(p.default, list | dict | set), f"{name}.{p.name} has a mutable default"
-    obs = stream(1)
+    obs = CONTRACT_STREAMS.get(name, stream)(1)
     first = _run(registry.create(name, params), obs)
     again = _run(registry.create(name, params), obs)
     assert first and [f.model_dump() for f in first] == [f.model_dump() for f in again]
     # snapshot mid-stream, restore into a fresh instance: the same future findings
     a = registry.create(name, params)
-    _run(a, obs[:500])
+    cut = len(obs) // 3
+    _run(a, obs[:cut])
     b = registry.create(name, params)
-    b.restore(a.snapshot())
-    assert [f.model_dump() for f in _run(a, obs[500:])] == [f.model_dump() for f in _run(b, obs[500:])]
+    b.restore(json.loads(json.dumps(a.snapshot())))  # state survives a trip through JSON
+    assert [f.model_dump() for f in _run(a, obs[cut:])] == [f.model_dump() for f in _run(b, obs[cut:])]
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -85,6 +133,9 @@ def test_contract_rejects_bad_params(name: str) -> None:
     bad = {
         "cue_gap": ({"experiment": "e", "alpha": 2.0}, "alpha"),
         "drift": ({"metric": "complied", "delta": 0}, "delta"),
+        "scratchpad": ({"thresholds": {"alignment_faking": 1.5}}, "thresholds"),
+        "sandbagging": ({"experiment": "e", "alpha": 0}, "alpha"),
+        "embedding_shift": ({"experiment": "e", "reference": 0}, "reference"),
     }
     params, field = bad[name]
     with pytest.raises(ValueError, match=field):

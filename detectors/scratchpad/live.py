@@ -12,6 +12,7 @@ category's threshold, quoting the flagged sentences. The alert layer groups and 
 
 from __future__ import annotations
 
+import hashlib
 from collections import OrderedDict
 from typing import Any, ClassVar
 
@@ -135,6 +136,8 @@ class ScratchpadFlags:
         excerpt = " … ".join(quotes)[:EXCERPT_MAX] or None
         where = f" under arm '{ex.arm}' of '{ex.experiment}'" if ex.arm else ""
         return Finding(
+            id=hashlib.sha256(f"{self.name}|{cat}|{ex.id}".encode()).hexdigest()[:16],
+            time=ex.time,
             detector=self.name,
             metric=cat,
             experiment=ex.experiment,

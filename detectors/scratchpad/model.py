@@ -117,7 +117,7 @@ def lexical_features(item: _Item, cat: str) -> list[float]:
 def _lexical_score(cat: str, n_hits: int) -> float:
     """The lexical head depends on the hit count alone, so its scores are looked up."""
     x = np.asarray([[float(np.log1p(n_hits))]], dtype=np.float64)
-    return round(float(load_weights()[cat]["lexical"].predict(x)[0]), 6)
+    return round(float(load_weights()[cat]["lexical"].predict(x)[0]), 4)
 
 
 class Scorer:
@@ -162,7 +162,8 @@ class Scorer:
                     scores[cat] = 0.0
                     continue
                 x = np.asarray([feats[cat][i]], dtype=np.float64)
-                scores[cat] = round(float(weights[cat][self.tier].predict(x)[0]), 6)
+                # 4 decimals: embeddings differ in the 7th digit with the batch a text is padded in
+                scores[cat] = round(float(weights[cat][self.tier].predict(x)[0]), 4)
             results.append(self._result(item, scores, feats.get(f"_sims{i}")))
         return results
 
