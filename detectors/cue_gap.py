@@ -110,7 +110,8 @@ class CueGap:
     condition_on: a categorical request feature to stratify by (unpaired tests), e.g.
         `harm_category`. None: no strata.
     arms: the arms to compare pairwise (default: every arm seen, in order of appearance).
-    alpha: false-alarm level of the first alarm (later ones: alpha / k^2).
+    alpha: false-alarm level of the first alarm (later ones: alpha / k^2), for all metrics
+        together (with several metrics each test runs at alpha / (metrics + 1)).
     lam: weight of the learned predictor against the assignment probability.
     examples: example exchange ids kept per arm for each finding.
     severity: severity of findings.
@@ -152,6 +153,10 @@ class CueGap:
         self.only, self.condition_on = only, condition_on
         self.arms_param = arms
         self.alpha, self.lam, self.examples, self.severity, self.max_strata = alpha, lam, examples, severity, max_strata
+        # `alpha` bounds the false alarms of the detector as a whole: with k metrics there are
+        # k + 1 tests (each metric and their combination), each run at alpha / (k + 1).
+        k = len(self.metrics)
+        self._test_alpha = alpha / (k + 1) if k > 1 else alpha
         self._arms: list[str] = list(arms or [])
         self._prob: dict[str, float] = {}
         self._tracks: dict[tuple[str, str, str], _Track] = {}
@@ -212,7 +217,7 @@ class CueGap:
         key = (metric, *pair)
         if key not in self._tracks:
             binary = features.kind(metric) == "binary"
-            self._tracks[key] = _Track(pair[0], pair[1], self.alpha, self.lam, self.max_strata, binary)
+            self._tracks[key] = _Track(pair[0], pair[1], self._test_alpha, self.lam, self.max_strata, binary)
         return self._tracks[key]
 
     def _stratum(self, value: Any) -> int:
@@ -274,7 +279,7 @@ class CueGap:
                     track.alarm.alarms += 1
                     track.reset()
             if len(tracks) > 1:
-                alarm = self._combined.setdefault(pair, Alarm(self.alpha))
+                alarm = self._combined.setdefault(pair, Alarm(self._test_alpha))
                 combined = mean_evalue([t.log_wealth for _, t in tracks])
                 if combined >= alarm.log_threshold:
                     out.append(

@@ -107,7 +107,7 @@ def final_answer(ex: Exchange) -> str:
 def _strip_reasoning(text: str) -> str:
     from detectors.scratchpad import extract
 
-    return extract.strip(text)
+    return extract.without_reasoning(text)
 
 
 def last_user_text(ex: Exchange) -> str:

@@ -196,4 +196,4 @@ def _answers(items: list[Item]) -> dict[int, dict[str, Any]]:
 def _final(response: str) -> str:
     from detectors.scratchpad import extract
 
-    return extract.strip(response)
+    return extract.without_reasoning(response)

@@ -62,7 +62,8 @@ def probe_stream(seed: int, n: int = 1500) -> list[Observation]:
     for i in range(n):
         arm = rng.choice(["neutral", "incentive"])
         correct = int(rng.random() < (0.85 if arm == "neutral" else 0.65))
-        feats = {"is_probe": 1, "probe_correct": correct, "reasoning_inconsistent": int(not correct and rng.random() < 0.5)}
+        covert = int(not correct and rng.random() < 0.5)
+        feats = {"is_probe": 1, "probe_correct": correct, "reasoning_inconsistent": covert}
         out.append(Observation(_ex(i, arm, probe_id=f"p{i}"), feats))
     return out
 

@@ -53,9 +53,9 @@ def test_tagged_regions_with_offsets(text: str, expected: list[str]) -> None:
 
 
 def test_strip_leaves_only_the_answer() -> None:
-    assert extract.strip("<think>a</think>\nB") == "B"
-    assert extract.strip("<think>unclosed") == ""
-    assert extract.strip("prompt-opened</think> C") == "C"
+    assert extract.without_reasoning("<think>a</think>\nB") == "B"
+    assert extract.without_reasoning("<think>unclosed") == ""
+    assert extract.without_reasoning("prompt-opened</think> C") == "C"
 
 
 def test_native_reasoning_and_tags_both_found() -> None:
@@ -182,7 +182,7 @@ def test_bad_scorer_settings_are_rejected() -> None:
         Scorer(tier="fast")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown categories"):
         Scorer(categories=["vibes"])
-    with pytest.raises(ValueError, match="thresholds.deception"):
+    with pytest.raises(ValueError, match=r"thresholds\.deception"):
         Scorer(thresholds={"deception": 0})
 
 
@@ -275,8 +275,8 @@ def _scan(tmp_path: Path, lines: list[str], *args: str) -> subprocess.CompletedP
 
 def test_scan_writes_one_line_per_input_and_reports_bad_lines(tmp_path: Path) -> None:
     lines = [
-        json.dumps({"id": "af", "reasoning": f"<SCRATCHPAD_REASONING>{FIXTURES['alignment_faking']}</SCRATCHPAD_REASONING>"}),
-        json.dumps({"id": 7, "reasoning": "Compute 12 * 12 = 144.", "response": "The answer is 140.", "expected": "144"}),
+        json.dumps({"id": "af", "reasoning": f"<think>{FIXTURES['alignment_faking']}</think>"}),
+        json.dumps({"id": 7, "reasoning": "12 * 12 = 144.", "response": "The answer is 140.", "expected": "144"}),
         "{not json",
         json.dumps({"reasoning": "no id"}),
     ]

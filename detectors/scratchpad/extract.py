@@ -84,7 +84,7 @@ def segments(ex: Exchange) -> list[Segment]:
     return out
 
 
-def strip(text: str) -> str:
+def without_reasoning(text: str) -> str:
     """`text` without its tagged reasoning regions (and their tags)."""
     regions = tagged(text)
     if not regions:
