@@ -316,7 +316,7 @@ def test_judge_tier_against_the_simulated_upstream(sim: Any, tmp_path: Path) -> 
         plain = judge.score(HARD_NEGATIVES[0], "alignment_faking")
     finally:
         judge.close()
-    assert faking is not None and plain is not None and faking > plain
+    assert faking is not None and plain is not None and faking > 0.5 > plain
     line = json.dumps({"id": 1, "reasoning": FIXTURES["alignment_faking"]})
     out = _scan(tmp_path, [line], "--judge-url", sim.url, "--judge-votes", "3", "--detectors", "scratchpad")
     assert out.returncode == 0, out.stderr
