@@ -175,10 +175,11 @@ def _judged(judge: Any, reasoning: str, scores: dict[str, float]) -> dict[str, f
 def _answers(items: list[Item]) -> dict[int, dict[str, Any]]:
     from detectors import answers
     from detectors.sandbagging import conclusions, consistent
+    from detectors.scratchpad import extract
 
     fmts = [answers.infer_format(it.expected, it.choices) for it in items]
     finals = [
-        answers.parse(_final(it.response), f, it.choices) if it.response is not None else None
+        answers.parse(extract.without_reasoning(it.response), f, it.choices) if it.response is not None else None
         for it, f in zip(items, fmts, strict=True)
     ]
     reasoned = conclusions([(it.reasoning, f, it.choices) for it, f in zip(items, fmts, strict=True)])
@@ -191,9 +192,3 @@ def _answers(items: list[Item]) -> dict[int, dict[str, Any]]:
             row["correct"] = answers.same(final, it.expected, f)
         out[it.line] = row
     return out
-
-
-def _final(response: str) -> str:
-    from detectors.scratchpad import extract
-
-    return extract.without_reasoning(response)

@@ -315,14 +315,3 @@ def hits(text: str, categories: tuple[str, ...] | None = None) -> dict[str, list
                 for p in patterns:
                     found.setdefault(cat, []).extend(m.span() for m in p.finditer(text) if m.end() > m.start())
     return {cat: _merge(spans) for cat, spans in found.items() if spans and (categories is None or cat in categories)}
-
-
-def sentence_around(text: str, start: int, end: int) -> tuple[int, int]:
-    """Widen a match to the sentence holding it (bounded, so a wall of text stays quotable)."""
-    lo = max(text.rfind(". ", max(0, start - 400), start), text.rfind("\n", max(0, start - 400), start))
-    lo = max(0, start - 400) if lo < 0 else lo + 1
-    while lo < start and text[lo].isspace():
-        lo += 1
-    candidates = [i for i in (text.find(". ", end, end + 400), text.find("\n", end, end + 400)) if i >= 0]
-    hi = min(candidates) + 1 if candidates else min(len(text), end + 400)
-    return lo, min(hi, len(text))

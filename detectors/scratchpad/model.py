@@ -18,7 +18,7 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from importlib import resources
-from typing import Any, Literal
+from typing import Literal
 
 import numpy as np
 from numpy.typing import NDArray
@@ -47,6 +47,20 @@ class _Item:
     segments: list[extract.Segment]
     sentences: list[tuple[int, int, str]] = field(default_factory=list)  # start, end, text
     hits: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
+    # per (category, anchor group): each sentence's best similarity (semantic tiers only)
+    sims: dict[tuple[str, str], NDArray[np.float32]] | None = None
+
+    def add_sentences(self) -> None:
+        for seg in self.segments:
+            cut = seg.start
+            self.sentences.extend(
+                (s, e, seg.text[s - cut : e - cut]) for s, e in extract.sentences(seg)[:_MAX_SENTENCES]
+            )
+
+    def add_hits(self, categories: tuple[str, ...]) -> None:
+        for seg in self.segments:
+            for cat, spans in lexical.hits(seg.text, categories).items():
+                self.hits.setdefault(cat, []).extend((s + seg.start, e + seg.start) for s, e in spans)
 
 
 def _groups() -> tuple[list[str], list[tuple[str, str]]]:
@@ -164,30 +178,23 @@ class Scorer:
                 x = np.asarray([feats[cat][i]], dtype=np.float64)
                 # 4 decimals: embeddings differ in the 7th digit with the batch a text is padded in
                 scores[cat] = round(float(weights[cat][self.tier].predict(x)[0]), 4)
-            results.append(self._result(item, scores, feats.get(f"_sims{i}")))
+            results.append(self._result(item, scores))
         return results
 
     def _lexical(self, segs: list[extract.Segment]) -> Result:
         """The lexical tier's fast path: sentences are split only when something is flagged."""
         item = _Item(segs)
-        for seg in segs:
-            for cat, spans in lexical.hits(seg.text, self.categories).items():
-                item.hits.setdefault(cat, []).extend((s + seg.start, e + seg.start) for s, e in spans)
+        item.add_hits(self.categories)
         if not any(seg.text.strip() for seg in segs):
             return Result(dict.fromkeys(self.categories, 0.0), [])
         scores = {cat: _lexical_score(cat, len(item.hits.get(cat, ()))) for cat in self.categories}
         if any(scores[c] >= self.thresholds[c] for c in self.categories):
-            for seg in segs:
-                item.sentences.extend(
-                    (s, e, seg.text[s - seg.start : e - seg.start]) for s, e in extract.sentences(seg)
-                )
-        return self._result(item, scores, None)
+            item.add_sentences()
+        return self._result(item, scores)
 
-    def _result(
-        self, item: _Item, scores: dict[str, float], sims: dict[tuple[str, str], NDArray[np.float32]] | None
-    ) -> Result:
+    def _result(self, item: _Item, scores: dict[str, float]) -> Result:
         flags = [c for c in self.categories if scores[c] >= self.thresholds[c]]
-        chosen = {c: self._spans(item, c, sims) for c in flags}
+        chosen = {c: self._spans(item, c) for c in flags}
         spans = {c: [(s, e) for s, e, _ in v] for c, v in chosen.items() if v}
         quotes = {c: [t for _, _, t in v] for c, v in chosen.items() if v}
         return Result(scores, flags, spans, quotes)
@@ -196,16 +203,13 @@ class Scorer:
 
     def _prepare(self, segs: list[extract.Segment]) -> _Item:
         item = _Item(segs)
-        for seg in segs:
-            for s, e in extract.sentences(seg)[:_MAX_SENTENCES]:
-                item.sentences.append((s, e, seg.text[s - seg.start : e - seg.start]))
-            for cat, spans in lexical.hits(seg.text, self.categories).items():
-                item.hits.setdefault(cat, []).extend((s + seg.start, e + seg.start) for s, e in spans)
+        item.add_sentences()
+        item.add_hits(self.categories)
         return item
 
-    def features(self, items: list[_Item]) -> dict[str, Any]:
+    def features(self, items: list[_Item]) -> dict[str, list[list[float]]]:
         """Feature rows per category for this scorer's tier (used by training too)."""
-        out: dict[str, Any] = {cat: [[] for _ in items] for cat in self.categories}
+        out: dict[str, list[list[float]]] = {cat: [[] for _ in items] for cat in self.categories}
         if self.tier != "lexical":
             from detectors import semantic
 
@@ -217,22 +221,19 @@ class Scorer:
             for i, item in enumerate(items):
                 rows = sims_all[pos : pos + len(item.sentences)]
                 pos += len(item.sentences)
-                sims = {
+                item.sims = {
                     key: rows[:, cols].max(axis=1) if len(rows) else np.zeros(0, np.float32)
                     for key, cols in columns.items()
                 }
-                out[f"_sims{i}"] = sims
                 for cat in self.categories:
-                    out[cat][i].extend(semantic_features(sims, cat))
+                    out[cat][i].extend(semantic_features(item.sims, cat))
         if self.tier != "semantic":
             for i, item in enumerate(items):
                 for cat in self.categories:
                     out[cat][i].extend(lexical_features(item, cat))
         return out
 
-    def _spans(
-        self, item: _Item, cat: str, sims: dict[tuple[str, str], NDArray[np.float32]] | None
-    ) -> list[tuple[int, int, str]]:
+    def _spans(self, item: _Item, cat: str) -> list[tuple[int, int, str]]:
         """Sentences to quote for a flagged category: those with lexical hits, and those the
         semantic tier finds closest to the category's red-flag anchors."""
         chosen: set[tuple[int, int, str]] = set()
@@ -240,9 +241,9 @@ class Scorer:
             for sentence in item.sentences:
                 if sentence[0] <= s < sentence[1] or sentence[0] < e <= sentence[1]:
                     chosen.add(sentence)
-        if sims is not None and item.sentences:
+        if item.sims is not None and item.sentences:
             key = (cat, "preserve_motive" if cat == "alignment_faking" else "positive")
-            col = sims[key]
+            col = item.sims[key]
             best = int(np.argmax(col))
             for j, v in enumerate(col):
                 if j == best or v >= _SPAN_SIMILARITY:
