@@ -5,6 +5,8 @@ detector that raises is logged (once per error kind) and skipped; the others and
 on. Findings are logged, appended to the traffic log as `finding` records, and handed to any
 listeners (alerts). Detector state is saved at shutdown and restored at start, keyed by the
 detector's name and parameters, and kept across policy reloads when the spec is unchanged.
+A Redis worker runs one stage per partition (`select` picks its detectors) and saves `state()`
+in Redis instead of a file.
 """
 
 from __future__ import annotations
@@ -40,8 +42,12 @@ class DetectorStage:
         traffic: TrafficLogStage | None = None,
         state_path: Path | None = None,
         listeners: list[Listener] | None = None,
+        *,
+        select: Callable[[DetectorSpec], bool] | None = None,
+        saved: dict[str, Any] | None = None,
     ) -> None:
         self.holder = holder
+        self.select = select
         self.traffic = traffic
         self.state_path = state_path
         self.listeners = list(listeners or [])
@@ -50,7 +56,7 @@ class DetectorStage:
         self.findings_total = 0
         self._policy: Any = None
         self._wanted: set[str] = set()
-        self._saved: dict[str, Any] = self._load_state()
+        self._saved: dict[str, Any] = dict(saved) if saved is not None else self._load_state()
 
     def _load_state(self) -> dict[str, Any]:
         if self.state_path is None or not self.state_path.exists():
@@ -74,6 +80,8 @@ class DetectorStage:
         self._policy = policy
         current: dict[str, Any] = {}
         for spec in policy.detectors:
+            if self.select is not None and not self.select(spec):
+                continue
             key = spec_key(spec)
             if key in self.detectors:
                 current[key] = self.detectors[key]
@@ -139,11 +147,16 @@ class DetectorStage:
     def snapshot(self) -> dict[str, Any]:
         return {key: det.snapshot() for key, det in self.detectors.items()}
 
+    def state(self) -> dict[str, Any]:
+        """What to save: the running detectors' snapshots, plus saved state of detectors not
+        running now (a policy reload may bring them back)."""
+        return {**self._saved, **self.snapshot()}
+
     def close(self) -> None:
         """Save detector state for the next start (atomically: write, then rename)."""
         if self.state_path is None or not self.detectors:
             return
         tmp = self.state_path.with_suffix(".tmp")
         self.state_path.parent.mkdir(parents=True, exist_ok=True)
-        tmp.write_text(json.dumps({**self._saved, **self.snapshot()}))
+        tmp.write_text(json.dumps(self.state()))
         tmp.replace(self.state_path)

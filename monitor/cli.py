@@ -13,23 +13,44 @@ from monitor._version import __version__
 from monitor.errors import CuewatchError
 
 
-def _serve(args: argparse.Namespace) -> int:
+def _settings(args: argparse.Namespace, **defaults: Any) -> Any:
+    """Settings from defaults < env (CUEWATCH_*) < flags; a clear error for bad values."""
     from pydantic import ValidationError
 
-    from monitor import _serve as server
-    from monitor.logs import configure_logging
     from monitor.settings import Settings
-    from proxy import create_app
 
     overrides: dict[str, Any] = {k: v for k, v in vars(args).items() if k in Settings.model_fields and v is not None}
+    for key, value in defaults.items():
+        if key not in overrides and f"CUEWATCH_{key.upper()}" not in os.environ:
+            overrides[key] = value
     try:
-        settings = Settings(**overrides)
+        return Settings(**overrides)
     except ValidationError as exc:
         raise CuewatchError(
             "invalid settings:\n" + "\n".join(f"  {'.'.join(map(str, e['loc']))}: {e['msg']}" for e in exc.errors())
         ) from exc
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from monitor import _serve as server
+    from monitor.logs import configure_logging
+    from proxy import create_app
+
+    settings = _settings(args)
     configure_logging(settings.log_level, settings.log_format)
     app = create_app(settings)  # a bad policy file stops here with file:line: field: message
+    server.run(app, settings.host, settings.port, settings.log_level)
+    return 0
+
+
+def _worker(args: argparse.Namespace) -> int:
+    from monitor import _serve as server
+    from monitor.logs import configure_logging
+    from monitor.worker import WorkerApp
+
+    settings = _settings(args, port=8081, transport="redis")
+    configure_logging(settings.log_level, settings.log_format)
+    app = WorkerApp(settings)  # a bad policy file stops here with file:line: field: message
     server.run(app, settings.host, settings.port, settings.log_level)
     return 0
 
@@ -290,7 +311,25 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--gzip", action="store_true", default=None, help="gzip log segments")
     serve.add_argument("--redact-prompts", dest="redact_prompts", action="store_true", default=None)
     serve.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    serve.add_argument("--transport", choices=["inprocess", "redis"], help="where exchanges go (default inprocess)")
+    serve.add_argument("--redis-url", dest="redis_url", help="Redis URL for --transport redis (or CUEWATCH_REDIS_URL)")
     serve.set_defaults(func=_serve)
+
+    worker = sub.add_parser(
+        "worker", help="run detectors and alerts over the Redis stream of every proxy replica (docs/deploy.md)"
+    )
+    worker.add_argument("--policy", type=Path, help="policy YAML file (the same as the proxies')")
+    worker.add_argument("--redis-url", dest="redis_url", help="Redis URL (or CUEWATCH_REDIS_URL)")
+    worker.add_argument("--log-dir", dest="log_dir", type=Path, help="this worker's traffic log folder")
+    worker.add_argument("--host", help="address of /healthz, /readyz, /metrics")
+    worker.add_argument("--port", type=int, help="port of /healthz, /readyz, /metrics (default 8081)")
+    worker.add_argument("--worker-id", dest="worker_id", help="consumer name (default hostname-pid)")
+    worker.add_argument("--lease-ttl-s", dest="lease_ttl_s", type=float, help="failover delay (default 15)")
+    worker.add_argument(
+        "--snapshot-interval-s", dest="snapshot_interval_s", type=float, help="commit period (default 1)"
+    )
+    worker.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    worker.set_defaults(func=_worker)
 
     sim = sub.add_parser("sim", help="run the simulated upstream model API")
     sim.add_argument("--profile", default="honest", help="built-in profile name or a profile .yaml")

@@ -41,7 +41,8 @@ class SpillFile:
         self._seq = 0
         self.pending = 0  # captures on disk not yet processed (this process's spills)
 
-    def append(self, cap: Capture) -> None:
+    def append(self, cap: Capture, *, new: bool = True) -> None:
+        """Write a capture; `new=False` when it is moved from an older spill file (already counted)."""
         if self._fh is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._seq += 1
@@ -49,7 +50,7 @@ class SpillFile:
             self._fh = open(path, "ab")  # noqa: SIM115 - kept open while spilling
         self._fh.write(cap.model_dump_json().encode() + b"\n")
         self._fh.flush()
-        self.pending += 1
+        self.pending += int(new)
 
     def claim(self) -> list[Path]:
         """Close the current file and return every spill file this process may drain: its own,
@@ -197,31 +198,47 @@ class Pipeline:
                 return
 
     async def _drain_spill(self, final: bool = False) -> bool:
-        """Process spill files; True when all went through. A file is deleted only once all of
-        its records went through (so a failure can repeat records, never lose them)."""
-        claimed = self.spill.pending
+        """Process spill files; True when all went through. When a batch fails, it and the rest
+        of its file move to a new spill file, so a retry neither loses nor repeats records."""
+        done = 0  # records gone through (or unreadable): no longer pending
+        ok = True
         for path in self.spill.claim():
+            items = SpillFile.read(path)
             batch: list[Capture] = []
-            ok = True
-            for item in SpillFile.read(path):
+            failed = False
+            for item in items:
                 if isinstance(item, str):
                     self.failed += 1
+                    done += 1
                     log.error("spill_line_unreadable", where=item)
                     continue
                 batch.append(item)
                 if len(batch) >= self.max_batch:
-                    ok = await self._process(batch, from_spill=True) and ok
+                    if not await self._process(batch, from_spill=True):
+                        failed = True
+                        break
+                    done += len(batch)
                     batch = []
-            if batch:
-                ok = await self._process(batch, from_spill=True) and ok
-            if not ok:
-                if final:
-                    continue  # kept on disk for the next start
-                return False
+            if not failed and batch:
+                if await self._process(batch, from_spill=True):
+                    done += len(batch)
+                else:
+                    failed = True
+            if failed:
+                for cap in batch:
+                    self.spill.append(cap, new=False)
+                for item in items:  # the rest of the file, not tried yet
+                    if not isinstance(item, str):
+                        self.spill.append(item, new=False)
+                ok = False
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
-        self.spill.pending = max(0, self.spill.pending - claimed)
-        return True
+            if failed and not final:
+                break
+        self.spill.pending = max(0, self.spill.pending - done)
+        if not ok:
+            self.spill.pending = max(self.spill.pending, 1)
+        return ok
 
     async def _process(self, caps: list[Capture], from_spill: bool = False) -> bool:
         exchanges: list[Exchange] = []

@@ -47,6 +47,31 @@ class Settings(BaseSettings):
     fsync_interval_s: float = Field(1.0, gt=0)
     redact_prompts: bool = Field(False, description="Store digests instead of prompt text.")
 
+    # Transport: where exchanges go after the response (docs/deploy.md).
+    transport: Literal["inprocess", "redis"] = Field(
+        "inprocess",
+        description="inprocess: this process runs the detectors and alerts; redis: publish exchanges to a Redis "
+        "stream that `cuewatch worker` processes.",
+    )
+    redis_url: SecretStr = Field(
+        SecretStr("redis://127.0.0.1:6379/0"), description="Redis URL (may hold a password; never logged)."
+    )
+    redis_prefix: str = Field("cuewatch", min_length=1, description="Prefix of every Redis key cuewatch uses.")
+    redis_maxlen: int = Field(
+        1_000_000, ge=1000, description="Approximate cap on the exchange stream's length (older entries trimmed)."
+    )
+    redis_timeout_s: float = Field(2.0, gt=0, description="Connect and command timeout towards Redis.")
+
+    # Worker (`cuewatch worker`).
+    worker_id: str | None = Field(None, description="Consumer name in Redis (default: hostname-pid).")
+    lease_ttl_s: float = Field(
+        15.0, gt=0, description="A dead worker's partitions move to another after this long without renewal."
+    )
+    snapshot_interval_s: float = Field(
+        1.0, gt=0, description="Detector state is saved (and entries acknowledged) this often, and at shutdown."
+    )
+    worker_batch: int = Field(256, ge=1, description="Most stream entries read per step.")
+
     # Process.
     log_level: Literal["debug", "info", "warning", "error"] = "info"
     log_format: Literal["json", "console"] = "json"
@@ -64,6 +89,15 @@ class Settings(BaseSettings):
         if self.admin_token_file is not None:
             return self.admin_token_file.read_text(encoding="utf-8").strip() or None
         return None
+
+    def redis_display(self) -> str:
+        """The Redis URL with any password hidden, for logs."""
+        from urllib.parse import urlsplit
+
+        parts = urlsplit(self.redis_url.get_secret_value())
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}"
 
     def upstream_for(self, dialect: str) -> str:
         """Base URL (no trailing slash) for a dialect."""

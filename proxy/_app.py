@@ -37,6 +37,7 @@ from monitor._asgi import (
     send_text,
 )
 from monitor.alerts import AlertManager, Outbox
+from monitor.alerts.outbox import AlertStore
 from monitor.capture import Capture
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
 from monitor.policy import seconds
@@ -65,7 +66,20 @@ def build_pipeline(
     settings: Settings, holder: PolicyHolder | None = None, extra_stages: list[Stage] | None = None
 ) -> Pipeline:
     """The default pipeline: traffic log (essential), access log, the policy's detectors, then
-    any extra stages."""
+    any extra stages. With `transport: redis`: publish to the stream (essential), access log;
+    the traffic log, detectors and alerts run in `cuewatch worker`."""
+    if settings.transport == "redis":
+        from monitor.streams import RedisPublishStage
+
+        publish = RedisPublishStage(settings)
+        stages: list[Stage] = [publish, *([AccessLogStage()] if settings.access_log else []), *(extra_stages or [])]
+        return Pipeline(
+            stages=stages,
+            essential=publish,
+            queue_size=settings.queue_size,
+            spill_dir=settings.log_dir / "spill",
+            redact_prompts=settings.redact_prompts,
+        )
     traffic = TrafficLogStage(
         TrafficLog(
             settings.log_dir,
@@ -76,7 +90,7 @@ def build_pipeline(
             fsync_interval_s=settings.fsync_interval_s,
         )
     )
-    stages: list[Stage] = [traffic]
+    stages = [traffic]
     if settings.access_log:
         stages.append(AccessLogStage())
     if holder is not None:
@@ -112,7 +126,7 @@ class ProxyApp:
         self._admin_token = settings.admin_secret()
         self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
         self._background: list[asyncio.Task[None]] = []
-        self.outbox: Outbox | None = None
+        self.outbox: AlertStore | None = None
         self.alerts: AlertManager | None = None
 
     # ------------------------------------------------------------------ ASGI entry
@@ -178,6 +192,13 @@ class ProxyApp:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # main thread only
                 loop.add_signal_handler(signal.SIGHUP, self.holder.reload)
         self._background.append(loop.create_task(self.probes.run()))
+        if s.transport == "redis":
+            # Workers raise and send alerts; this replica only serves the silences API, shared in Redis.
+            from monitor.alerts.redis_outbox import RedisOutbox
+
+            self.outbox = RedisOutbox(s.redis_url.get_secret_value(), s.redis_prefix, timeout_s=s.redis_timeout_s)
+            log.info("proxy_started", upstream=self._bases["openai"], transport="redis", redis=s.redis_display())
+            return
         self.outbox = Outbox(s.log_dir / "alerts.sqlite")
         self.alerts = AlertManager(self.holder, self.outbox, log_dir=str(s.log_dir), redact=s.redact_prompts)
         self.metrics.watch_alerts(self.alerts)
@@ -198,11 +219,15 @@ class ProxyApp:
         if self.alerts is not None and self.outbox is not None:
             await self.alerts.drain()  # findings from the drained records reach the outbox
             await self.alerts.close()
+        if self.outbox is not None:
             self.outbox.close()
         for stage in self.pipeline.stages:
             close = getattr(stage, "close", None)
             if close is not None:
                 close()
+            aclose = getattr(stage, "aclose", None)
+            if aclose is not None:
+                await aclose()
         if self._session is not None:
             await self._session.close()
         log.info("proxy_stopped", drained=depth, records=self.pipeline.processed)

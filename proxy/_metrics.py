@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import sqlite3
 from collections.abc import Iterator
 from typing import Any
 
@@ -49,7 +48,7 @@ class ProxyMetrics:
         )
         self.registry.register(_PipelineCollector(pipeline, log_stage))
         self.registry.register(_ExperimentCollector(holder, shadow))
-        self._alerts = _AlertCollector()
+        self._alerts = AlertCollector()
         self.registry.register(self._alerts)
         self._models: set[str] = set()
         self._children: dict[tuple[str, str, int], Any] = {}
@@ -102,6 +101,14 @@ class _PipelineCollector(Collector):
         for dialect, n in sorted((self.log_stage.written if self.log_stage else {}).items()):
             written.add_metric([dialect], n)
         yield written
+        publish: Any = next((s for s in p.stages if hasattr(s, "published")), None)
+        if publish is not None:  # transport: redis
+            sent = CounterMetricFamily("cuewatch_redis_published", "Records added to the Redis stream.")
+            sent.add_metric([], publish.published)
+            yield sent
+            errors = CounterMetricFamily("cuewatch_redis_publish_errors", "Batches Redis did not take (then spilled).")
+            errors.add_metric([], publish.errors)
+            yield errors
 
 
 class _ExperimentCollector(Collector):
@@ -135,7 +142,7 @@ class _ExperimentCollector(Collector):
         yield reloads
 
 
-class _AlertCollector(Collector):
+class AlertCollector(Collector):
     """Notifications sent, failed, retried, dead-lettered, and the outbox depth, by sink."""
 
     def __init__(self) -> None:
@@ -152,7 +159,7 @@ class _AlertCollector(Collector):
             for sink, stats in sorted(self.manager.stats.items()):
                 for result, n in sorted(stats.items()):
                     notes.add_metric([sink, result], n)
-            with contextlib.suppress(sqlite3.Error):  # the outbox closes at shutdown
+            with contextlib.suppress(Exception):  # closed at shutdown, or Redis unreachable: no depth this scrape
                 for sink, n in sorted(self.manager.outbox.depth().items()):
                     depth.add_metric([sink], n)
         yield notes

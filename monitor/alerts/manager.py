@@ -6,6 +6,9 @@
          jitter, Retry-After honoured, non-retryable 4xx and exhausted attempts dead-lettered.
 
 Everything runs in a background task off the request path; the outbox makes it survive restarts.
+Active alerts and grouping state live in the outbox too, so with a shared (Redis) outbox several
+managers ingest findings while one of them (the leader) groups and sends, and a new leader goes on
+where the old one stopped; `claim` makes sure a notification is enqueued once.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ import httpx
 import structlog
 
 from monitor.alerts.model import Alert, Evidence, fingerprint, from_finding, rule_matches
-from monitor.alerts.outbox import Outbox
+from monitor.alerts.outbox import AlertStore
 from monitor.alerts.routing import Resolved, route
 from monitor.alerts.sinks.base import Notification, Sink, SinkError, build_sink
 from monitor.errors import ConfigError
@@ -44,6 +47,10 @@ class _Group:
     last_sent: float | None = None
     notified: dict[str, str] = field(default_factory=dict)  # fingerprint -> status last sent
     alerts: dict[str, Alert] = field(default_factory=dict)
+
+
+def _dump(alerts: dict[str, Alert]) -> dict[str, dict[str, Any]]:
+    return {fp: a.model_dump(mode="json") for fp, a in alerts.items()}
 
 
 def _muted_by_inhibition(alert: Alert, active: list[Alert], rules: list[InhibitRule]) -> bool:
@@ -66,7 +73,7 @@ class AlertManager:
     def __init__(
         self,
         holder: PolicyHolder,
-        outbox: Outbox,
+        outbox: AlertStore,
         *,
         log_dir: str | None = None,
         redact: bool = False,
@@ -92,12 +99,22 @@ class AlertManager:
     # ------------------------------------------------------------------ findings -> alerts
 
     async def on_findings(self, findings: list[Finding]) -> None:
-        self.ingest(findings)
+        """Listener for findings: the alerts they make are in the outbox when this returns."""
+        changed = self.ingest(findings)
+        if changed:
+            await asyncio.to_thread(self.outbox.save_alerts, _dump(changed))
 
-    def ingest(self, findings: list[Finding]) -> None:
+    def resume(self) -> None:
+        """Take over grouping from the state in the outbox (a new leader, or a restart)."""
+        self.groups = {}
+        self._restored = self.outbox.load_groups()
+
+    def ingest(self, findings: list[Finding]) -> dict[str, Alert]:
+        """Turn findings into active alerts; returns those that changed."""
         cfg = self.config
+        changed: dict[str, Alert] = {}
         if cfg.route is None:
-            return
+            return changed
         policy = str(self.holder.path) if self.holder.path else None
         seen = datetime.fromtimestamp(self.clock(), UTC)  # staleness runs on the manager's clock
         for f in findings:
@@ -115,7 +132,16 @@ class AlertManager:
                             "evidence": new.evidence.model_copy(update={"finding_ids": ids}),
                         }
                     )
-                self.active[new.fingerprint] = new
+                self.active[new.fingerprint] = changed[new.fingerprint] = new
+        return changed
+
+    async def _merge_stored(self) -> None:
+        """Alerts other managers ingested (shared outbox) join this one's view."""
+        for fp, raw in (await asyncio.to_thread(self.outbox.load_alerts)).items():
+            stored = Alert.model_validate(raw)
+            mine = self.active.get(fp)
+            if mine is None or stored.updated_at > mine.updated_at:
+                self.active[fp] = stored
 
     # ------------------------------------------------------------------ alerts -> outbox
 
@@ -125,12 +151,16 @@ class AlertManager:
         cfg = self.config
         if cfg.route is None:
             return 0
+        await self._merge_stored()
         stale = seconds(cfg.resolve_after)
+        resolved: dict[str, Alert] = {}
         for fp, a in list(self.active.items()):
             if a.status == "firing" and now - a.updated_at.timestamp() > stale:
-                self.active[fp] = a.model_copy(
+                self.active[fp] = resolved[fp] = a.model_copy(
                     update={"status": "resolved", "ends_at": datetime.fromtimestamp(now, UTC)}
                 )
+        if resolved:
+            await asyncio.to_thread(self.outbox.save_alerts, _dump(resolved))
         silences = await asyncio.to_thread(self.outbox.silences, False, now)
         current = list(self.active.values())
         visible = [
@@ -158,11 +188,16 @@ class AlertManager:
             if await self._maybe_flush(g, now, receivers):
                 sent += 1
         # resolved alerts are forgotten once every group they were in has told its receiver
-        for fp, a in list(self.active.items()):
-            if a.status == "resolved" and not any(
-                g.notified.get(fp) == "firing" and fp in g.alerts for g in self.groups.values()
-            ):
-                del self.active[fp]
+        forgotten = [
+            fp
+            for fp, a in self.active.items()
+            if a.status == "resolved"
+            and not any(g.notified.get(fp) == "firing" and fp in g.alerts for g in self.groups.values())
+        ]
+        for fp in forgotten:
+            del self.active[fp]
+        if forgotten:
+            await asyncio.to_thread(self.outbox.drop_alerts, forgotten)
         return sent
 
     async def _maybe_flush(self, g: _Group, now: float, receivers: dict[str, Any]) -> bool:
@@ -191,6 +226,12 @@ class AlertManager:
         if not alerts:
             return False
         statuses = json.dumps(sorted((a.fingerprint, a.status) for a in alerts))
+        # Another manager (a leader before a failover) may have sent this very state moments ago.
+        same = hashlib.sha256(f"{g.key}|{statuses}".encode()).hexdigest()[:32]
+        window = min(g.route.group_interval, g.route.repeat_interval)
+        if not await asyncio.to_thread(self.outbox.claim, f"notify:{same}", window, now):
+            log.info("alert_notification_deduplicated", receiver=g.route.receiver, group=g.key)
+            return False
         key = hashlib.sha256(f"{g.key}|{statuses}|{now:.3f}".encode()).hexdigest()[:32]
         n = Notification(g.route.receiver, key, g.labels, [a.model_dump(mode="json") for a in alerts])
         await asyncio.to_thread(self.outbox.enqueue, g.route.receiver, n.payload(), key, now)

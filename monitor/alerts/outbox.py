@@ -15,7 +15,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -42,6 +42,14 @@ CREATE TABLE IF NOT EXISTS silences (
 CREATE TABLE IF NOT EXISTS groups (
     key TEXT PRIMARY KEY,
     state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS alerts (
+    fingerprint TEXT PRIMARY KEY,
+    state TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS claims (
+    key TEXT PRIMARY KEY,
+    expires REAL NOT NULL
 );
 """
 
@@ -73,6 +81,47 @@ class Silence:
 
     def mutes(self, labels: dict[str, str], now: float) -> bool:
         return self.active(now) and all(labels.get(k) == v for k, v in self.matchers.items())
+
+
+class AlertStore(Protocol):
+    """What the alert manager needs from its store: `Outbox` (SQLite, one process) or
+    `RedisOutbox` (shared by every replica and worker). Methods block; call them in a thread."""
+
+    def enqueue(self, receiver: str, payload: dict[str, Any], key: str, now: float | None = None) -> bool: ...
+    def due(self, now: float, limit: int = 100) -> list[Row]: ...
+    def mark_sent(self, row_id: int, now: float | None = None) -> None: ...
+    def retry(self, row_id: int, next_attempt: float, error: str) -> None: ...
+    def dead_letter(self, row_id: int, reason: str, now: float | None = None) -> None: ...
+    def rows(self, status: str | None = None) -> list[Row]: ...
+    def depth(self) -> dict[str, int]: ...
+    def add_silence(
+        self,
+        matchers: dict[str, str],
+        duration_s: float,
+        comment: str = "",
+        created_by: str = "",
+        now: float | None = None,
+    ) -> Silence: ...
+    def silences(self, include_expired: bool = False, now: float | None = None) -> list[Silence]: ...
+    def expire_silence(self, silence_id: str, now: float | None = None) -> bool: ...
+    def load_groups(self) -> dict[str, dict[str, Any]]: ...
+    def save_group(self, key: str, state: dict[str, Any]) -> None: ...
+    def load_alerts(self) -> dict[str, dict[str, Any]]: ...
+    def save_alerts(self, alerts: dict[str, dict[str, Any]]) -> None: ...
+    def drop_alerts(self, fingerprints: list[str]) -> None: ...
+    def claim(self, key: str, ttl_s: float, now: float | None = None) -> bool: ...
+    def close(self) -> None: ...
+
+
+def new_silence(
+    matchers: dict[str, str], duration_s: float, comment: str, created_by: str, now: float | None
+) -> Silence:
+    if not matchers:
+        raise ValueError("a silence needs at least one matcher")
+    if duration_s <= 0:
+        raise ValueError("a silence needs a positive duration")
+    now = time.time() if now is None else now
+    return Silence(uuid.uuid4().hex[:12], dict(matchers), now, now + duration_s, comment, created_by)
 
 
 class Outbox:
@@ -168,12 +217,7 @@ class Outbox:
         created_by: str = "",
         now: float | None = None,
     ) -> Silence:
-        if not matchers:
-            raise ValueError("a silence needs at least one matcher")
-        if duration_s <= 0:
-            raise ValueError("a silence needs a positive duration")
-        now = time.time() if now is None else now
-        s = Silence(uuid.uuid4().hex[:12], dict(matchers), now, now + duration_s, comment, created_by)
+        s = new_silence(matchers, duration_s, comment, created_by, now)
         with self._lock:
             self._db.execute(
                 "INSERT INTO silences VALUES (?, ?, ?, ?, ?, ?)",
@@ -215,3 +259,30 @@ class Outbox:
     def drop_group(self, key: str) -> None:
         with self._lock:
             self._db.execute("DELETE FROM groups WHERE key = ?", (key,))
+
+    # -- active alerts and enqueue claims ------------------------------------------------------
+
+    def load_alerts(self) -> dict[str, dict[str, Any]]:
+        with self._lock:
+            rows = self._db.execute("SELECT fingerprint, state FROM alerts").fetchall()
+        return {r[0]: json.loads(r[1]) for r in rows}
+
+    def save_alerts(self, alerts: dict[str, dict[str, Any]]) -> None:
+        with self._lock:
+            self._db.executemany(
+                "INSERT INTO alerts (fingerprint, state) VALUES (?, ?) "
+                "ON CONFLICT(fingerprint) DO UPDATE SET state = excluded.state",
+                [(fp, json.dumps(a)) for fp, a in alerts.items()],
+            )
+
+    def drop_alerts(self, fingerprints: list[str]) -> None:
+        with self._lock:
+            self._db.executemany("DELETE FROM alerts WHERE fingerprint = ?", [(fp,) for fp in fingerprints])
+
+    def claim(self, key: str, ttl_s: float, now: float | None = None) -> bool:
+        """True for the first caller of `key` within `ttl_s` seconds."""
+        now = time.time() if now is None else now
+        with self._lock:
+            self._db.execute("DELETE FROM claims WHERE expires <= ?", (now,))
+            cur = self._db.execute("INSERT OR IGNORE INTO claims VALUES (?, ?)", (key, now + ttl_s))
+            return cur.rowcount == 1
