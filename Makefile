@@ -20,8 +20,12 @@ $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev]"
 	@touch $(STAMP)
 
-# Headless Chromium renders the HTML report in a test; installed when missing and possible.
+# Headless Chromium renders the HTML report in a test; redis-server (Debian's package) backs the
+# scale-out tests, which start their own on a free loopback port. Installed when missing and possible.
 test-deps:
+	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null 2>&1; } || \
+		{ echo "error: redis-server is needed by the tests (apt-get install redis-server)"; exit 1; }
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 		echo "note: chromium not installed; the report screenshot test will be skipped"

@@ -49,6 +49,8 @@ class ServerProcess:
         cmd = [sys.executable, "-m", "monitor", *self.args]
         if self.cpu is not None and sys.platform.startswith("linux"):
             cmd = ["taskset", "-c", str(self.cpu), *cmd]
+        if self.log_path:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
             cmd, env=self.env, stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT

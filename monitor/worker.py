@@ -9,7 +9,7 @@ Each worker registers a heartbeat, takes its fair share of the partitions' lease
 2. reads new entries (`XREADGROUP >`), keeps those of its experiment, writes exchanges to the
    traffic log (partition `all`), computes features, runs the detectors; findings go to the
    traffic log and, as alerts, to the shared outbox;
-3. every `snapshot_interval_s`, when idle, and before giving a partition up: commits, i.e.
+3. every `snapshot_interval_s` and before giving a partition up: commits, i.e.
    saves the snapshot and acknowledges the entries it covers, atomically and only while holding
    the lease.
 
@@ -106,13 +106,14 @@ class Worker:
     async def run(self) -> None:
         log.info("worker_started", worker=self.id, redis=self.settings.redis_display(), stream=self.keys.stream)
         beat = asyncio.create_task(self._heartbeat(), name="cuewatch-worker-heartbeat")
-        pause = 0.0
+        every = min(1.0, self.settings.lease_ttl_s / 3)
+        next_rebalance = 0.0
         try:
             while not self._stopping.is_set():
                 try:
-                    if pause <= 0 or not self.connected:
+                    if time.monotonic() >= next_rebalance or not self.connected:
                         await self._rebalance()
-                        pause = min(1.0, self.settings.lease_ttl_s / 3)
+                        next_rebalance = time.monotonic() + every
                     worked = await self._step()
                     self.connected = True
                 except Exception as exc:  # Redis away, disk full, a bug: start over from the snapshots
@@ -122,9 +123,7 @@ class Worker:
                     await self._sleep(1.0)
                     continue
                 if not worked:
-                    await self._commit_all(idle=True)
                     await self._sleep(0.05)
-                    pause -= 0.05
         finally:
             beat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
@@ -325,11 +324,6 @@ class Worker:
             return
         part.uncommitted = []
         self.commits += 1
-
-    async def _commit_all(self, idle: bool = False) -> None:
-        for part in list(self.parts.values()):
-            if part.uncommitted and part.name not in self._lost:
-                await self._commit_one(part)
 
     async def _measure_lag(self) -> None:
         """Entries not yet read by each partition's group (Redis 7 reports `lag`)."""
