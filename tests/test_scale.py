@@ -174,7 +174,7 @@ def test_three_proxies_two_workers_exactly_once_same_findings_one_slack_message(
         assert wait_for(lambda: _settled(r, n), timeout=60), "workers did not catch up"
         # The two partitions (all, exp:training-cue) are shared out: one per worker.
         held = [httpx.get(w.url + "/readyz").json()["partitions"] for w in workers]
-        assert sorted(sum(held, [])) == ["all", "exp:training-cue"] and all(held), held
+        assert sorted(name for names in held for name in names) == ["all", "exp:training-cue"] and all(held), held
         time.sleep(2.5)  # group_wait, then delivery
     finally:
         for w in workers:
@@ -184,7 +184,7 @@ def test_three_proxies_two_workers_exactly_once_same_findings_one_slack_message(
     stream = _stream(r)
     assert len(stream) == n
     # Every exchange processed exactly once: one traffic-log line per id across the workers.
-    records = sum((_log_records(tmp_path / f"w{i}") for i in range(2)), [])
+    records = [rec for i in range(2) for rec in _log_records(tmp_path / f"w{i}")]
     logged = Counter(rec["id"] for rec in records if rec["kind"] == "exchange")
     assert set(logged) == {ex.id for ex in stream}
     assert set(logged.values()) == {1}
