@@ -7,6 +7,12 @@ separate process; the proxy runs pinned to CPU 1 with its default settings (traf
 log, metrics). A second proxy, also on CPU 1 but measured in turn, runs a live cue experiment
 (`--policy`, default policies/live-ab.yaml), so both are compared in the same run.
 Prints a table and writes bench/results/proxy_overhead.json.
+
+`--scenario transport` compares the in-process transport with `transport: redis` (the same
+policy; a redis-server and one `cuewatch worker` run beside the simulator on CPU 0), giving the
+latency the Redis transport adds to the request path. `--no-worker` leaves the worker out (in
+production it runs on other machines; here it would share CPU 0 with the load generator): the
+stream keeps the exchanges.
 """
 
 from __future__ import annotations
@@ -23,7 +29,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor._procs import ServerProcess, free_port
+from monitor._procs import RedisServer, ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 CHAT = "/v1/chat/completions"
@@ -93,6 +99,16 @@ SCENARIOS: dict[str, dict[str, Any]] = {
             "alerts firing": HERE / "policies" / "alerts-firing.yaml",
         },
     },
+    # the transport's cost on the request path: in-process detectors vs publishing to Redis
+    "transport": {
+        "profile": "honest",
+        "prompt": None,
+        "redis": True,
+        "proxies": {
+            "in-process": HERE / "policies" / "detectors.yaml",
+            "redis": (HERE / "policies" / "detectors.yaml", {"CUEWATCH_TRANSPORT": "redis"}),
+        },
+    },
 }
 
 
@@ -109,6 +125,7 @@ def main() -> None:
         metavar="KEY=VALUE",
         help="extra CUEWATCH_* settings for every proxy (repeatable)",
     )
+    ap.add_argument("--no-worker", action="store_true", help="transport scenario: no worker consumes the stream")
     args = ap.parse_args()
     scenario = SCENARIOS[args.scenario]
     out = args.out or HERE / "results" / (
@@ -122,8 +139,12 @@ def main() -> None:
     sim = ServerProcess(
         ["sim", "--profile", scenario["profile"], "--port", str(sim_port)], sim_port, cpu=sim_cpu, log=tmp / "sim.log"
     )
+    redis = RedisServer(tmp / "redis") if scenario.get("redis") else None
+    if redis is not None:
+        env = {"CUEWATCH_REDIS_URL": redis.url, **env}
     proxies: dict[str, ServerProcess] = {}
-    for label, policy in scenario["proxies"].items():
+    for label, spec in scenario["proxies"].items():
+        policy, own_env = spec if isinstance(spec, tuple) else (spec, {})
         port = free_port()
         name = label.replace(" ", "-")
         extra = ["--policy", str(policy)] if policy else []
@@ -132,12 +153,27 @@ def main() -> None:
             port,
             cpu=proxy_cpu,
             log=tmp / f"{name}.log",
-            env=env,
+            env={**env, **own_env},
         )
     results: dict[str, list[dict[str, Any]]] = {label: [] for label in proxies}
     prompt = scenario["prompt"]
     with contextlib.ExitStack() as stack:
         stack.enter_context(sim)
+        if redis is not None:
+            stack.enter_context(redis)
+            if sim_cpu is not None:
+                subprocess.run(["taskset", "-pc", str(sim_cpu), str(redis.proc.pid)], check=True, capture_output=True)
+            worker_port = free_port()
+        if redis is not None and not args.no_worker:
+            stack.enter_context(
+                ServerProcess(
+                    ["worker", "--port", str(worker_port), "--log-dir", str(tmp / "worker"), "--policy", str(policy)],
+                    worker_port,
+                    cpu=sim_cpu,
+                    log=tmp / "worker.log",
+                    env=env,
+                )
+            )
         for proxy in proxies.values():
             stack.enter_context(proxy)
         cases = [(c, False) for c in args.concurrency] + [(1, True)]
@@ -157,7 +193,8 @@ def main() -> None:
         "cpus": ncpu,
         "duration_s": args.duration,
         "scenario": args.scenario,
-        "proxy_env": env,
+        "worker": bool(scenario.get("redis")) and not args.no_worker,
+        "proxy_env": {k: v for k, v in env.items() if k != "CUEWATCH_REDIS_URL"},
         "results": results,
     }
     for label in proxies:

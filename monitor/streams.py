@@ -31,7 +31,8 @@ if TYPE_CHECKING:
 log = structlog.get_logger("cuewatch.streams")
 
 ALL = "all"
-FIELD = "x"  # the stream entry's one field: the exchange as JSON
+FIELD = "x"  # the exchange as JSON
+EXPERIMENT = "e"  # its experiment ("" for none), so partitions skip others' entries without parsing them
 
 
 class Keys:
@@ -145,7 +146,8 @@ class RedisPublishStage:
             return
         pipe = self._redis().pipeline(transaction=True)
         for ex in batch:
-            pipe.xadd(self.keys.stream, {FIELD: ex.model_dump_json()}, maxlen=self.maxlen, approximate=True)
+            entry: dict[Any, Any] = {EXPERIMENT: ex.experiment or "", FIELD: ex.model_dump_json()}
+            pipe.xadd(self.keys.stream, entry, maxlen=self.maxlen, approximate=True)
         try:
             await pipe.execute()
         except Exception as exc:
@@ -163,6 +165,14 @@ class RedisPublishStage:
         if self._client is not None:
             await self._client.aclose()
             self._client = None
+
+
+def skips(partition: str, fields: dict[Any, Any]) -> bool:
+    """True when the entry's experiment field shows it is not this partition's (no parsing)."""
+    if partition == ALL:
+        return False
+    tag = fields.get(EXPERIMENT.encode())
+    return tag is not None and tag.decode() != partition.removeprefix("exp:")
 
 
 def decode_entry(fields: dict[Any, Any]) -> Exchange:

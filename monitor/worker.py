@@ -43,7 +43,18 @@ from monitor.records import Exchange
 from monitor.reload import PolicyHolder
 from monitor.settings import Settings
 from monitor.store import TrafficLog
-from monitor.streams import ALL, COMMIT, LEASE, RELEASE, Keys, async_client, concerns, decode_entry, partitions
+from monitor.streams import (
+    ALL,
+    COMMIT,
+    LEASE,
+    RELEASE,
+    Keys,
+    async_client,
+    concerns,
+    decode_entry,
+    partitions,
+    skips,
+)
 
 log = structlog.get_logger("cuewatch.worker")
 
@@ -288,6 +299,8 @@ class Worker:
             part.uncommitted.append(entry_id)
             if not fields:
                 self.trimmed += 1
+                continue
+            if skips(part.name, fields):
                 continue
             try:
                 ex = decode_entry(fields)
