@@ -97,17 +97,30 @@ def _db(args: argparse.Namespace) -> Path:
     return Path(args.db) if args.db else Path(os.environ.get("CUEWATCH_LOG_DIR", "cuewatch-logs")) / "alerts.sqlite"
 
 
+def _outbox(args: argparse.Namespace) -> Any:
+    """The alert outbox: the shared one in Redis when CUEWATCH_TRANSPORT=redis (and no --db),
+    else the SQLite file of a single process."""
+    if not args.db and os.environ.get("CUEWATCH_TRANSPORT") == "redis":
+        from monitor.alerts.redis_outbox import RedisOutbox
+
+        settings = _settings(argparse.Namespace())
+        return RedisOutbox(settings.redis_url.get_secret_value(), settings.redis_prefix)
+    from monitor.alerts import Outbox
+
+    return Outbox(_db(args))
+
+
 def _alert_test(args: argparse.Namespace) -> int:
     import asyncio
     import time
 
-    from monitor.alerts import AlertManager, Outbox
+    from monitor.alerts import AlertManager
     from monitor.logs import configure_logging
     from monitor.reload import PolicyHolder
 
     configure_logging("warning", "console")
     holder = PolicyHolder(args.policy)
-    outbox = Outbox(_db(args))
+    outbox = _outbox(args)
 
     async def go() -> int:
         manager = AlertManager(holder, outbox, tick_s=0.1)
@@ -137,9 +150,7 @@ def _alert_test(args: argparse.Namespace) -> int:
 
 
 def _alert_outbox(args: argparse.Namespace) -> int:
-    from monitor.alerts import Outbox
-
-    outbox = Outbox(_db(args))
+    outbox = _outbox(args)
     try:
         for status in ("pending", "dead"):
             rows = outbox.rows(status)
@@ -158,10 +169,9 @@ def _alert_outbox(args: argparse.Namespace) -> int:
 def _silence(args: argparse.Namespace) -> int:
     from datetime import UTC, datetime
 
-    from monitor.alerts import Outbox
     from monitor.policy import seconds
 
-    outbox = Outbox(_db(args))
+    outbox = _outbox(args)
     try:
         if args.silence_command == "add":
             matchers = dict(m.split("=", 1) for m in args.matcher)

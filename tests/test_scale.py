@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import random
 import signal
 import threading
@@ -296,9 +297,13 @@ def test_redis_down_30s_requests_unaffected_records_spilled_then_delivered(
         while time.monotonic() - t_down < 30:
             during += timed(10)
             time.sleep(0.2)
-        metrics = httpx.get(proxy.url + "/metrics").text
-        spilled = float(metrics.split("\ncuewatch_records_spilled_total ")[1].split()[0])
-        assert spilled == len(during), metrics
+
+        def spilled() -> float:
+            metrics = httpx.get(proxy.url + "/metrics").text
+            return float(metrics.split("\ncuewatch_records_spilled_total ")[1].split()[0])
+
+        # every record of the outage goes to disk (those still queued are tried, then spilled)
+        assert wait_for(lambda: spilled() == len(during), timeout=10), spilled()
         redis_server.start()
         after = timed(100)
         total = len(before) + len(during) + len(after)
@@ -357,3 +362,34 @@ def test_managers_sharing_the_redis_outbox_send_one_message_and_share_silences(
     assert b"muted" not in posts[0]["body"]
     rows = managers[1].outbox.rows()
     assert [r.status for r in rows] == ["sent"]
+
+
+def test_silence_cli_acts_on_the_shared_outbox(redis_server: RedisServer) -> None:
+    import subprocess
+    import sys
+
+    from monitor.alerts.redis_outbox import RedisOutbox
+
+    env = {**os.environ, "CUEWATCH_TRANSPORT": "redis", "CUEWATCH_REDIS_URL": redis_server.url}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "monitor",
+            "silence",
+            "add",
+            "--matcher",
+            "experiment=e",
+            "--duration",
+            "1h",
+            "--comment",
+            "deploy",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.startswith("silence ")
+    shared = RedisOutbox(redis_server.url)
+    assert [s.matchers for s in shared.silences()] == [{"experiment": "e"}]
