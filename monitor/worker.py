@@ -42,7 +42,6 @@ from monitor.pipeline import TrafficLogStage
 from monitor.records import Exchange
 from monitor.reload import PolicyHolder
 from monitor.settings import Settings
-from monitor.store import TrafficLog
 from monitor.streams import (
     ALL,
     COMMIT,
@@ -52,6 +51,7 @@ from monitor.streams import (
     async_client,
     concerns,
     decode_entry,
+    partition_of,
     partitions,
     skips,
 )
@@ -85,16 +85,7 @@ class Worker:
         self.alerts = AlertManager(
             self.holder, self.outbox, log_dir=str(settings.log_dir), redact=settings.redact_prompts
         )
-        self.traffic = TrafficLogStage(
-            TrafficLog(
-                settings.log_dir,
-                max_bytes=settings.segment_max_bytes,
-                max_age_s=settings.segment_max_age_s,
-                gzip=settings.gzip,
-                fsync=settings.fsync,
-                fsync_interval_s=settings.fsync_interval_s,
-            )
-        )
+        self.traffic = TrafficLogStage.from_settings(settings)
         self.parts: dict[str, _Partition] = {}
         self._lost: set[str] = set()
         self._alert_task: asyncio.Task[None] | None = None
@@ -113,6 +104,11 @@ class Worker:
 
     def stop(self) -> None:
         self._stopping.set()
+
+    @property
+    def leader(self) -> bool:
+        """True while this worker groups and sends alerts."""
+        return self._alert_task is not None and not self._alert_task.done()
 
     async def run(self) -> None:
         log.info("worker_started", worker=self.id, redis=self.settings.redis_display(), stream=self.keys.stream)
@@ -188,12 +184,11 @@ class Worker:
     async def _lead(self) -> None:
         """Hold (or try to take) the alerts lease; run the alert loop only while holding it."""
         leader = bool(await self._lease(keys=[self.keys.lease(ALERTS)], args=[self.id, self.ttl_ms]))
-        running = self._alert_task is not None and not self._alert_task.done()
-        if leader and not running:
+        if leader and not self.leader:
             await asyncio.to_thread(self.alerts.resume)
             self._alert_task = asyncio.create_task(self.alerts.run(), name="cuewatch-alerts")
             log.info("alert_leader", worker=self.id)
-        elif not leader and running:
+        elif not leader and self.leader:
             assert self._alert_task is not None
             self._alert_task.cancel()
             self._alert_task = None
@@ -239,7 +234,6 @@ class Worker:
         from redis.exceptions import ResponseError
 
         from detectors.stage import DetectorStage
-        from monitor.streams import partition_of
 
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
             await self.redis.xgroup_create(self.keys.stream, name, id="0", mkstream=True)
@@ -385,7 +379,7 @@ class _WorkerCollector(Collector):
         yield GaugeMetricFamily(
             "cuewatch_worker_alert_leader",
             "1 while this worker groups and sends alerts.",
-            value=1.0 if w._alert_task is not None and not w._alert_task.done() else 0.0,
+            value=1.0 if w.leader else 0.0,
         )
 
 

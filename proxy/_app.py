@@ -44,7 +44,6 @@ from monitor.policy import seconds
 from monitor.records import Dialect, Outcome
 from monitor.reload import PolicyHolder
 from monitor.settings import Settings
-from monitor.store import TrafficLog
 from proxy._dialects import MODEL_ROUTES, dialect_of, error_body
 from proxy._headers import client_response_headers, upstream_request_headers
 from proxy._metrics import ProxyMetrics
@@ -68,39 +67,23 @@ def build_pipeline(
     """The default pipeline: traffic log (essential), access log, the policy's detectors, then
     any extra stages. With `transport: redis`: publish to the stream (essential), access log;
     the traffic log, detectors and alerts run in `cuewatch worker`."""
+    essential: Stage
+    detectors: list[Stage] = []
     if settings.transport == "redis":
         from monitor.streams import RedisPublishStage
 
-        publish = RedisPublishStage(settings)
-        stages: list[Stage] = [publish, *([AccessLogStage()] if settings.access_log else []), *(extra_stages or [])]
-        return Pipeline(
-            stages=stages,
-            essential=publish,
-            queue_size=settings.queue_size,
-            spill_dir=settings.log_dir / "spill",
-            redact_prompts=settings.redact_prompts,
-        )
-    traffic = TrafficLogStage(
-        TrafficLog(
-            settings.log_dir,
-            max_bytes=settings.segment_max_bytes,
-            max_age_s=settings.segment_max_age_s,
-            gzip=settings.gzip,
-            fsync=settings.fsync,
-            fsync_interval_s=settings.fsync_interval_s,
-        )
-    )
-    stages = [traffic]
-    if settings.access_log:
-        stages.append(AccessLogStage())
-    if holder is not None:
-        from detectors.stage import DetectorStage
+        essential = RedisPublishStage(settings)
+    else:
+        traffic = essential = TrafficLogStage.from_settings(settings)
+        if holder is not None:
+            from detectors.stage import DetectorStage
 
-        stages.append(DetectorStage(holder, traffic, state_path=settings.log_dir / "detectors.state.json"))
-    stages.extend(extra_stages or [])
+            detectors.append(DetectorStage(holder, traffic, state_path=settings.log_dir / "detectors.state.json"))
+    access: list[Stage] = [AccessLogStage()] if settings.access_log else []
+    stages = [essential, *access, *detectors, *(extra_stages or [])]
     return Pipeline(
         stages=stages,
-        essential=traffic,
+        essential=essential,
         queue_size=settings.queue_size,
         spill_dir=settings.log_dir / "spill",
         redact_prompts=settings.redact_prompts,

@@ -27,11 +27,15 @@ MANIFEST = ROOT / "docs" / "k8s" / "cuewatch.yaml"
 
 
 def _stage(name: str) -> dict[str, Any]:
-    """ENV, ENTRYPOINT and CMD of one Dockerfile stage (continuation lines joined)."""
+    """ENV, ENTRYPOINT and CMD in effect in one Dockerfile stage: its own lines over those of the
+    stages it is built FROM (continuation lines joined)."""
     text = re.sub(r"\\\n\s*", " ", (ROOT / "Dockerfile").read_text())
     lines = text.splitlines()
     start = next(i for i, line in enumerate(lines) if re.match(rf"FROM \S+ AS {name}$", line))
+    parent = lines[start].split()[1]
     out: dict[str, Any] = {"env": {}}
+    if any(re.match(rf"FROM \S+ AS {parent}$", line) for line in lines):
+        out = _stage(parent)
     for line in lines[start + 1 :]:
         if line.startswith("FROM "):
             break
