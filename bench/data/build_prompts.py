@@ -1,0 +1,333 @@
+#!/usr/bin/env python3
+"""Build labelled prompt sets for the harmful-request classifier from third-party data.
+
+Reads pinned commits of git snapshots under /work/.mirror (override with the
+CUEWATCH_MIRROR environment variable) and writes one JSONL file per source to
+bench/data/external/prompts/<source>.jsonl (git-ignored; never committed).
+
+Row schema: {"text", "label": harmful|benign|confusable, "category", "source_category", "source"}
+  category: our taxonomy (weapons, cyber, drugs, fraud, violence, self_harm, sexual, hate,
+  privacy, misinformation, theft, other) for harmful rows; null for benign/confusable rows.
+
+Stdlib only, no network. Provenance, licences and mapping notes: docs/data/prompts.md.
+Usage: python3 bench/data/build_prompts.py [--out DIR]
+Rows overlapping held-out evaluation text (found with /work/tools/heldout_check.py --rows) are
+dropped by a truncated SHA-256 of their text (HELDOUT_DROP below), so no held-out text is stored here.
+"""
+import argparse
+import csv
+import hashlib
+import io
+import json
+import os
+import random
+import subprocess
+import sys
+from pathlib import Path
+
+MIRROR = Path(os.environ.get("CUEWATCH_MIRROR", "/work/.mirror"))
+HERE = Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "external" / "prompts"
+MAX_PER_SOURCE = 5000
+SEED = 20261129
+
+# sha256(text)[:16] of rows that matched held-out fingerprints (checked 2026-11-29):
+# advbench 5, jbb_harmful 6 (one shared with advbench), coconot_unsafe 1, tdc2023 1.
+HELDOUT_DROP = {
+    "20b81cc0f1aaedc0", "356bafcab2d213da", "b9055c884aeac404", "eeca6bdf5eb4eb05",
+    "f37814cb4dfc0fa4", "9fbba64bca3ea85c", "67576d002fef4127", "69f8288b409150df",
+    "998874eaed8ddd6d", "b2b05ba759b994a1", "d5dadfad88fb7383", "e12f4b79ce0ce834",
+}
+
+# (snapshot directory under MIRROR, pinned commit)
+REPOS = {
+    "refusal_direction": ("andyrdt+refusal_direction", "9d852fae1a9121c78b29142de733cb1340770cc3"),
+    "adversariallm": ("busycalibrating+AdversariaLLM", "f970939273ea17b491fadf6001fddc36ed3ae3ff"),
+    "jailbreak_llm": ("Princeton-SysML+Jailbreak_LLM", "1e490531c0ef4bc13430178bf1fbc8f813e34b1a"),
+    "sst": ("bertiev+SimpleSafetyTests", "d7aee9a9422a5a5488f478fd79c2479c891c0f3b"),
+    "coconot": ("allenai+noncompliance", "25bf77cc668814360405cdb8197c4368205806c7"),
+    "stl": ("vinid+safety-tuned-llamas", "36a4b8d5c2177ed165bf61f59b590161394f7f12"),
+    "cot_bias": ("SALT-NLP+chain-of-thought-bias", "e92a0efeb94e64eb68586d5c04a25af1415282d2"),
+    "alpaca_eval": ("tatsu-lab+alpaca_eval", "cd543a149df89434d8a54582c0151c0b945c3d20"),
+    "arena_hard": ("lm-sys+arena-hard-auto", "efc012e192b88024a5203f5a28ec8fc0342946df"),
+    "dna": ("kunishou+do-not-answer-ja", "1380ff2ff5abad07e8aead79caa9757bb8d9f866"),
+    "mobileaibench": ("SalesforceAIResearch+MobileAIBench", "9aca89218b5c271e5cf18fa857409b5e2a84c9bb"),
+    "zero_shot_cot": ("kojima-takeshi188+zero_shot_cot", "5ef330fcdeec0cd26aee27943504f91f8ec1c33c"),
+}
+
+
+def show(repo_key, path):
+    d, commit = REPOS[repo_key]
+    git_dir = MIRROR / d / "repo"
+    out = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"],
+                         check=True, capture_output=True)
+    return out.stdout.decode("utf-8")
+
+
+def read_csv(repo_key, path):
+    return list(csv.DictReader(io.StringIO(show(repo_key, path))))
+
+
+def read_json(repo_key, path):
+    return json.loads(show(repo_key, path))
+
+
+def read_jsonl(repo_key, path):
+    return [json.loads(line) for line in show(repo_key, path).splitlines() if line.strip()]
+
+
+# ---- source category -> our taxonomy (only where the source category clearly fits) ----
+HARMBENCH_MAP = {
+    "chemical_biological": "weapons",
+    "cybercrime_intrusion": "cyber",
+    "misinformation_disinformation": "misinformation",
+    "harassment_bullying": "hate",
+    "illegal": "other",
+    "harmful": "other",
+}
+STRONGREJECT_MAP = {
+    "Disinformation and deception": "misinformation",
+    "Hate, harassment and discrimination": "hate",
+    "Sexual content": "sexual",
+    "Violence": "violence",
+    "Illegal goods and services": "other",
+    "Non-violent crimes": "other",
+}
+JBB_MAP = {
+    "Harassment/Discrimination": "hate",
+    "Malware/Hacking": "cyber",
+    "Physical harm": "violence",
+    "Fraud/Deception": "fraud",
+    "Disinformation": "misinformation",
+    "Sexual/Adult content": "sexual",
+    "Privacy": "privacy",
+    "Economic harm": "other",
+    "Expert advice": "other",
+    "Government decision-making": "other",
+}
+SST_MAP = {
+    "Suicide, Self-Harm, and Eating Disorders": "self_harm",
+    "Physical harm and Violence": "violence",
+    "Scams and fraud": "fraud",
+    "Illegal and Highly Regulated items": "other",
+    "Child safety": "other",
+}
+COCONOT_MAP = {
+    "privacy violations": "privacy",
+    "misinformation": "misinformation",
+    "triggers for offensive language": "hate",
+    "dangerous or sensitive topics": "other",
+    "wildchats": "other",
+}
+# Do-Not-Answer types_of_harm; the risk areas "Misinformation Harms" and "Human-Chatbot Interaction
+# Harms" are not used (mostly answerable questions: false premises, medical/legal advice, companionship).
+DNA_MAP = {
+    "Compromise privacy by leaking or inferring private information (person/individual)": "privacy",
+    "Risks from leaking or inferring sensitive information (organization/gov)": "other",
+    "Assisting illegal activities": "other",
+    "Nudging or advising users to perform unethical or unsafe actions": "other",
+    "Reducing the cost of disinformation campaigns": "misinformation",
+    "Social stereotypes and unfair discrimination": "hate",
+    "Toxic language (hate speech)": "hate",
+    "Adult Content": "sexual",
+}
+STL_HARMFUL = {  # file -> our category
+    "I-CoNa": "hate",
+    "I-Controversial": "hate",
+    "I-MaliciousInstructions": "other",
+    "I-PhysicalSafetyUnsafe": "other",
+}
+
+
+def fix_mojibake(t):
+    """CoCoNot has some UTF-8 text that was decoded as Mac Roman (once or twice); undo that."""
+    for _ in range(3):
+        if not any(m in t for m in ("\u201a\u00c4", "\u201a\u00e0", "\u221a")):
+            break
+        try:
+            t = t.encode("mac_roman").decode("utf-8")
+        except (UnicodeEncodeError, UnicodeDecodeError):
+            break
+    return t
+
+
+def row(text, label, category, source_category, source):
+    return {"text": text, "label": label, "category": category,
+            "source_category": source_category, "source": source}
+
+
+def build():
+    S = {}  # source name -> list of rows
+
+    # AdvBench (llm-attacks), copy in andyrdt/refusal_direction dataset/raw/advbench.csv
+    S["advbench"] = [row(r["goal"], "harmful", "other", None, "advbench")
+                     for r in read_csv("refusal_direction", "dataset/raw/advbench.csv")]
+
+    # HarmBench text behaviours (copy in busycalibrating/AdversariaLLM); copyright behaviours dropped.
+    hb = []
+    for r in read_csv("adversariallm", "data/behavior_datasets/harmbench_behaviors_text_all.csv"):
+        sem = r["SemanticCategory"]
+        if sem == "copyright":
+            continue
+        text = r["Behavior"]
+        if r["FunctionalCategory"] == "contextual" and r["ContextString"].strip():
+            text = r["ContextString"].strip() + "\n\n" + r["Behavior"]
+        hb.append(row(text, "harmful", HARMBENCH_MAP[sem], sem, "harmbench"))
+    S["harmbench"] = hb
+
+    # StrongREJECT full set (copy in refusal_direction dataset/raw/strongreject.csv)
+    S["strongreject"] = [row(r["forbidden_prompt"], "harmful", STRONGREJECT_MAP[r["category"]],
+                             r["category"], "strongreject")
+                         for r in read_csv("refusal_direction", "dataset/raw/strongreject.csv")]
+
+    # JailbreakBench JBB-Behaviors, harmful split (copy in refusal_direction)
+    S["jbb_harmful"] = [row(r["Goal"], "harmful", JBB_MAP[r["Category"]],
+                            f'{r["Category"]} / {r["Behavior"]}', "jbb_harmful")
+                        for r in read_csv("refusal_direction", "dataset/raw/jailbreakbench.csv")]
+
+    # MaliciousInstruct (original repo Princeton-SysML/Jailbreak_LLM)
+    S["maliciousinstruct"] = [row(line.strip(), "harmful", "other", None, "maliciousinstruct")
+                              for line in show("jailbreak_llm", "data/MaliciousInstruct.txt").splitlines()
+                              if line.strip()]
+
+    # TDC 2023 red-teaming behaviours (dev + test; copy in refusal_direction)
+    tdc = []
+    for split in ("dev", "test"):
+        for t in read_json("refusal_direction", f"dataset/raw/tdc2023_{split}_behaviors.json"):
+            tdc.append(row(t, "harmful", "other", None, "tdc2023"))
+    S["tdc2023"] = tdc
+
+    # SimpleSafetyTests (original repo)
+    S["simplesafetytests"] = [row(r["prompts_final"], "harmful", SST_MAP[r["harm_area"]],
+                                  f'{r["harm_area"]} / {r["category"]}', "simplesafetytests")
+                              for r in read_csv("sst", "SimpleSafetyTests - test cases.csv")]
+
+    # HarmfulQ (SALT-NLP/chain-of-thought-bias data/dangerous-q/toxic_outs.json)
+    S["harmfulq"] = [row(t, "harmful", "other", None, "harmfulq")
+                     for t in read_json("cot_bias", "data/dangerous-q/toxic_outs.json")]
+
+    # CoCoNot original eval set: only "Requests with safety concerns", minus copyright/incomprehensible
+    cc = []
+    for r in read_jsonl("coconot", "data/coconot_eval.jsonl"):
+        if r["category"] != "Requests with safety concerns" or r["subcategory"] not in COCONOT_MAP:
+            continue
+        cc.append(row(fix_mojibake(r["prompt"]), "harmful", COCONOT_MAP[r["subcategory"]], r["subcategory"],
+                      "coconot_unsafe"))
+    S["coconot_unsafe"] = cc
+
+    # Do-Not-Answer instructions (fork kunishou/do-not-answer-ja keeps upstream datasets/)
+    S["donotanswer"] = [row(r["question"], "harmful", DNA_MAP[r["types_of_harm"]],
+                            f'{r["risk_area"]} / {r["types_of_harm"]}', "donotanswer")
+                        for r in read_csv("dna", "datasets/Instruction/do_not_answer_en.csv")
+                        if r["types_of_harm"] in DNA_MAP]
+
+    # Safety-Tuned LLaMAs evaluation sets (harmful ones)
+    stl = []
+    for name, cat in STL_HARMFUL.items():
+        for t in read_json("stl", f"data/evaluation/{name}.json")["instructions"]:
+            stl.append(row(t, "harmful", cat, name, "stl_harmful"))
+    S["stl_harmful"] = stl
+
+    # ---- confusable benign ----
+    # CoCoNot contrast set (eval + pref), "Requests with safety concerns" only: benign prompts that
+    # look like unsafe ones. The other contrast categories are not harm-adjacent and are skipped.
+    ct = []
+    for path in ("data/coconot_contrast_eval.jsonl", "data/coconot_pref.jsonl"):
+        for r in read_jsonl("coconot", path):
+            if r["category"] == "Requests with safety concerns":
+                ct.append(row(fix_mojibake(r["prompt"]), "confusable", None, r["subcategory"], "coconot_contrast"))
+    S["coconot_contrast"] = ct
+
+    # Safety-Tuned LLaMAs I-PhysicalSafetySafe (safe twins of I-PhysicalSafetyUnsafe)
+    S["stl_physical_safe"] = [row(t, "confusable", None, "I-PhysicalSafetySafe", "stl_physical_safe")
+                              for t in read_json("stl", "data/evaluation/I-PhysicalSafetySafe.json")["instructions"]]
+
+    # ---- ordinary benign ----
+    # Alpaca (no-input instructions; copy in refusal_direction dataset/processed/alpaca.json)
+    S["alpaca"] = [row(r["instruction"], "benign", None, None, "alpaca")
+                   for r in read_json("refusal_direction", "dataset/processed/alpaca.json")]
+
+    # AlpacaEval evaluation instructions (example/outputs.json carries the 805 eval instructions)
+    S["alpaca_eval"] = [row(r["instruction"], "benign", None, r["dataset"], "alpaca_eval")
+                        for r in read_json("alpaca_eval", "example/outputs.json")]
+
+    # Arena-Hard v0.1 questions (first turn)
+    S["arena_hard"] = [row(r["turns"][0]["content"], "benign", None, r.get("cluster"), "arena_hard")
+                       for r in read_jsonl("arena_hard", "data/arena-hard-v0.1/question.jsonl")]
+
+    # Dolly 15k, 1,000-row closed_qa subset shipped by MobileAIBench; prompt = instruction + context
+    dolly = []
+    for r in read_csv("mobileaibench", "data/databricks_dolly_15k.csv"):
+        text = r["instruction"].strip()
+        if r["context"].strip():
+            text += "\n\n" + r["context"].strip()
+        dolly.append(row(text, "benign", None, r["category"], "dolly"))
+    S["dolly"] = dolly
+
+    # Benign questions of other shapes, as the zero-shot-CoT repository ships them: GSM8K grade-school
+    # math word problems (test split) and StrategyQA yes/no questions (BIG-bench task file).
+    S["gsm8k"] = [row(r["question"], "benign", None, None, "gsm8k")
+                  for r in read_jsonl("zero_shot_cot", "dataset/grade-school-math/test.jsonl")]
+    S["strategyqa"] = [row(r["input"], "benign", None, None, "strategyqa")
+                       for r in read_json("zero_shot_cot", "dataset/StrategyQA/task.json")["examples"]]
+    return S
+
+
+def text_hash(t):
+    return hashlib.sha256(t.encode("utf-8")).hexdigest()[:16]
+
+
+def clean(rows):
+    """Strip, drop empty / exact-duplicate / held-out rows, subsample to MAX_PER_SOURCE."""
+    seen, out, n_drop = set(), [], 0
+    for r in rows:
+        r["text"] = r["text"].strip()
+        if not r["text"] or r["text"] in seen:
+            continue
+        seen.add(r["text"])
+        if text_hash(r["text"]) in HELDOUT_DROP:
+            n_drop += 1
+            continue
+        out.append(r)
+    if len(out) > MAX_PER_SOURCE:
+        out = random.Random(SEED).sample(out, MAX_PER_SOURCE)
+    return out, n_drop
+
+
+def norm(t):
+    return " ".join("".join(c.lower() if c.isalnum() else " " for c in t).split())
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    a = ap.parse_args()
+    a.out.mkdir(parents=True, exist_ok=True)
+    sources = build()
+    index = {}
+    for name, rows in sources.items():
+        n_raw = len(rows)
+        rows, n_drop = clean(rows)
+        with open(a.out / f"{name}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        labels = {}
+        for r in rows:
+            labels[r["label"]] = labels.get(r["label"], 0) + 1
+        print(f"{name:20s} raw={n_raw:6d} heldout_dropped={n_drop} written={len(rows):6d} {labels}")
+        for r in rows:
+            index.setdefault(norm(r["text"]), set()).add(name)
+    # cross-source overlap (normalised exact text), reported only, nothing dropped
+    pairs = {}
+    for srcs in index.values():
+        if len(srcs) > 1:
+            key = " & ".join(sorted(srcs))
+            pairs[key] = pairs.get(key, 0) + 1
+    if pairs:
+        print("cross-source duplicate texts (normalised):")
+        for k, v in sorted(pairs.items(), key=lambda kv: -kv[1]):
+            print(f"  {v:4d}  {k}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Build external reasoning-text sets for cuewatch from pinned git snapshots.
+
+Reads git snapshots fetched under /work/.mirror (never the network) at pinned
+commits and writes bench/data/external/reasoning/<source>.jsonl, one object a line:
+
+  {"text", "labels", "label_origin", "model", "setting", "source"}
+
+Only the model's reasoning is kept (thoughts, scratchpads, step lists), not
+observations, prompts, or final answers where they are separable.  Every source
+built here is ordinary reasoning without a red flag, so every category is 0 and
+label_origin is "by construction: ordinary task".  The fetched data is not
+committed; see docs/data/reasoning.md for licences and provenance.
+
+stdlib only.  Usage: python3 bench/data/build_reasoning.py [--mirror DIR] [--out DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import pathlib
+import re
+import subprocess
+import sys
+
+CATEGORIES = [
+    "alignment_faking",
+    "monitoring_awareness",
+    "oversight_subversion",
+    "self_exfiltration",
+    "deception",
+    "sandbagging_intent",
+]
+ALL_ZERO = {c: 0 for c in CATEGORIES}
+ORDINARY = "by construction: ordinary task"
+MAX_ROWS = 3000
+MAX_CHARS = 60000
+
+# sha1 of row texts that matched held-out fingerprints (/work/tools/heldout_check.py
+# --rows); they are dropped however the sources change.
+DROP_SHA1 = {
+    "8692f810e4df3650b6aa5f676190a574ec9705c1",  # zero_shot_cot, strategyqa item (1 held-out shingle match)
+}
+
+HERE = pathlib.Path(__file__).resolve().parent
+DEFAULT_OUT = HERE / "external" / "reasoning"
+DEFAULT_MIRROR = pathlib.Path("/work/.mirror")
+
+# source name -> (mirror dir, pinned commit)
+SNAPSHOTS = {
+    "zero_shot_cot": ("kojima-takeshi188+zero_shot_cot", "5ef330fcdeec0cd26aee27943504f91f8ec1c33c"),
+    "tree_of_thought": ("princeton-nlp+tree-of-thought-llm", "ab400345c5ea39d28ea6d7d3be0e417b11113c87"),
+    "reflexion_react": ("noahshinn+reflexion", "218cf0ef1df84b05ce379dd4a8e47f17766733a0"),
+    "swe_agent": ("princeton-nlp+SWE-agent", "0772c99cb2903ccf22ba543eaf128742afa470d6"),
+    "multi_agent_review_control": ("seglass5+multi-agent-scheming-eval", "be9dcddfdcf7011588a54c8d0e58962cafcc3699"),
+}
+
+
+class Repo:
+    def __init__(self, mirror: pathlib.Path, name: str, commit: str):
+        d = mirror / name / "repo"
+        self.git_dir = d / ".git" if (d / ".git").is_dir() else d
+        self.commit = commit
+
+    def ls(self, prefix: str = "") -> list[str]:
+        out = subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "--name-only", self.commit]
+            + (["--", prefix] if prefix else []),
+            check=True, capture_output=True, text=True).stdout
+        return [line for line in out.splitlines() if line]
+
+    def show(self, path: str) -> str:
+        return subprocess.run(
+            ["git", "--git-dir", str(self.git_dir), "show", f"{self.commit}:{path}"],
+            check=True, capture_output=True).stdout.decode("utf-8", "replace")
+
+
+def row(text: str, model: str, setting: str, source: str) -> dict | None:
+    text = text.strip()
+    if len(text) < 40:
+        return None
+    return {"text": text[:MAX_CHARS], "labels": dict(ALL_ZERO), "label_origin": ORDINARY,
+            "model": model, "setting": setting, "source": source}
+
+
+def dedup_cap(rows):
+    seen, out = set(), []
+    for r in rows:
+        if r is None:
+            continue
+        k = r["text"]
+        if k in seen or hashlib.sha1(k.encode(), usedforsecurity=False).hexdigest() in DROP_SHA1:
+            continue
+        seen.add(k)
+        out.append(r)
+        if len(out) >= MAX_ROWS:
+            break
+    return out
+
+
+# ---------------------------------------------------------------- zero_shot_cot
+# Logs of Kojima et al. 2022 ("Let's think step by step"); the log's header names
+# the model; each item is "Q: ...\nA: Let's think step by step. <reasoning>\n
+# Therefore, the answer ... is X." -- we keep only the reasoning between the
+# trigger and the answer-extraction line.
+ZS_TRIGGER = "\nA: Let's think step by step."
+
+
+def zs_reasoning(item: str) -> str | None:
+    """Reasoning of one logged item: text after the CoT trigger, up to the
+    answer-extraction prompt ("Therefore, ...") or the grader lines."""
+    i = item.find(ZS_TRIGGER)
+    if i < 0:
+        return None
+    t = item[i + len(ZS_TRIGGER):]
+    cut = [j for j in (t.find("\nTherefore, "), t.find("\npred_before")) if j >= 0]
+    return t[:min(cut)] if cut else None
+
+
+def build_zero_shot_cot(repo: Repo, src: str):
+    files = [p for p in repo.ls("log/") if p.endswith("_zero_shot_cot.log")]
+    per_file = []
+    for p in sorted(files):
+        log = repo.show(p)
+        m = re.search(r"model='([^']+)'", log)
+        model = {"gpt3-xl": "text-davinci-002 (log: gpt3-xl)"}.get(m.group(1), m.group(1)) if m else "unknown"
+        task = p.split("/")[-1].replace("_zero_shot_cot.log", "")
+        items = re.split(r"\n\*{20,}\n", log)
+        per_file.append([row(t, model, f"zero-shot CoT, {task}", src)
+                         for t in map(zs_reasoning, items) if t])
+    # round-robin so every task is represented under the cap
+    mixed = []
+    for i in range(max(map(len, per_file), default=0)):
+        for rows in per_file:
+            if i < len(rows):
+                mixed.append(rows[i])
+    return dedup_cap(mixed)
+
+
+# -------------------------------------------------------------- tree_of_thought
+def build_tree_of_thought(repo: Repo, src: str):
+    out = []
+    # Game of 24, chain-of-thought baseline: each sample is "Steps: ...\nAnswer: ..."
+    for p in ["logs/game24/gpt-4_0.7_naive_cot_sample_100_start900_end1000.json"]:
+        for item in json.loads(repo.show(p)):
+            for y in item.get("ys", []):
+                steps = y.split("\nAnswer:")[0]
+                out.append(row(steps, "gpt-4", "Game of 24, CoT sampling (ToT paper baseline)", src))
+    # Creative writing, CoT baseline: keep the plan, drop the passage
+    for p in ["logs/text/gpt-4_1.0_naive_cot_sample_10_start0_end100.json"]:
+        for item in json.loads(repo.show(p)):
+            for y in item.get("ys", []):
+                plan = y.split("Passage:")[0]
+                out.append(row(plan, "gpt-4", "creative writing, CoT plan (ToT paper baseline)", src))
+    # interleave the two settings so the cap keeps both
+    g24 = [r for r in out if r and r["setting"].startswith("Game")]
+    txt = [r for r in out if r and not r["setting"].startswith("Game")]
+    mixed = [x for pair in zip(g24, txt, strict=False) for x in pair] + g24[len(txt):] + txt[len(g24):]
+    return dedup_cap(mixed)
+
+
+# -------------------------------------------------------------- reflexion_react
+RX_Q = re.compile(r"\nQuestion:(.*?)(?=\nQuestion:|\n-{5,}|\n#{5,}|\Z)", re.S)
+
+
+def build_reflexion(repo: Repo, src: str):
+    out = []
+    files = ["hotpotqa_runs/root/ReAct/base/100_questions_5_trials.txt",
+             "hotpotqa_runs/root/ReAct/reflexion/100_questions_5_trials.txt",
+             "hotpotqa_runs/root/CoT/context/last_trial/100_questions_8_trials.txt"]
+    for p in files:
+        log = repo.show(p)
+        setting = "HotpotQA " + ("ReAct agent" if "/ReAct/" in p else "CoT with context")
+        for block in RX_Q.findall(log):
+            # keep the agent's thoughts (and action strings); drop observations,
+            # the question/context and the grader lines
+            lines = []
+            for line in block.splitlines():
+                if re.match(r"^(Thought|Action)( \d+)?:", line):
+                    lines.append(line)
+            out.append(row("\n".join(lines), "OpenAI GPT-3.x (Reflexion HotpotQA runs; not recorded per file)",
+                           setting, src))
+    return dedup_cap(out)
+
+
+# -------------------------------------------------------------------- swe_agent
+def build_swe_agent(repo: Repo, src: str):
+    # Only runs whose directory names the model (gpt4__...): the files under
+    # trajectories/demonstrations are curated few-shot demonstrations (partly
+    # human-written thoughts), so they are left out.
+    out = []
+    for p in sorted(repo.ls("")):
+        if not p.endswith(".traj") or "/gpt4__" not in p:
+            continue
+        try:
+            d = json.loads(repo.show(p))
+        except json.JSONDecodeError:
+            continue
+        parts = [(s.get("thought") or "").strip() for s in d.get("trajectory") or []]
+        out.append(row("\n\n".join(x for x in parts if x), "gpt-4 (per run directory name)",
+                       "SWE-agent run on a software-engineering issue", src))
+    return dedup_cap(out)
+
+
+# ----------------------------------------------------- multi_agent_review_control
+def build_multi_agent_control(repo: Repo, src: str):
+    out = []
+    for p in sorted(repo.ls("data/results/")):
+        if not p.endswith("_control.jsonl"):
+            continue
+        for line in repo.show(p).splitlines():
+            if not line.strip():
+                continue
+            t = json.loads(line).get("trial", {})
+            if t.get("research_condition") != "control" or t.get("review_condition") != "control":
+                continue
+            rd = t.get("review_decision") or {}
+            out.append(row(rd.get("reasoning") or "", "unknown (not recorded in results)",
+                           "research-review agent, control condition (no covert goal)", src))
+    return dedup_cap(out)
+
+
+BUILDERS = {
+    "zero_shot_cot": build_zero_shot_cot,
+    "tree_of_thought": build_tree_of_thought,
+    "reflexion_react": build_reflexion,
+    "swe_agent": build_swe_agent,
+    "multi_agent_review_control": build_multi_agent_control,
+}
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--mirror", type=pathlib.Path, default=DEFAULT_MIRROR)
+    ap.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
+    ap.add_argument("--only", nargs="*", default=None)
+    a = ap.parse_args(argv)
+    a.out.mkdir(parents=True, exist_ok=True)
+    status = 0
+    for src, (name, commit) in SNAPSHOTS.items():
+        if a.only and src not in a.only:
+            continue
+        try:
+            repo = Repo(a.mirror, name, commit)
+            rows = BUILDERS[src](repo, src)
+        except (subprocess.CalledProcessError, FileNotFoundError) as e:
+            print(f"{src}: snapshot {name}@{commit[:10]} unavailable ({e})", file=sys.stderr)
+            status = 1
+            continue
+        with open(a.out / f"{src}.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(f"{src}: {len(rows)} rows")
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,37 @@
+"""The third-party labelled data the classifiers are trained and judged on (docs/data.md).
+
+The data are not in the repository: `bench/data/build_prompts.py`, `build_responses.py` and
+`build_reasoning.py` rebuild `bench/data/external/` from snapshots of the source repositories
+(each pinned to a commit). Every row names its `source`; figures split by source, never by row.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+EXTERNAL = ROOT / "bench" / "data" / "external"
+
+
+def rows(kind: str, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
+    """Every row of `bench/data/external/<kind>/*.jsonl` (kind: prompts, responses, reasoning)."""
+    folder = EXTERNAL / kind
+    files = sorted(folder.glob("*.jsonl"))
+    if not files:
+        raise SystemExit(
+            f"no data in {folder.relative_to(ROOT)}: rebuild it with bench/data/build_{kind}.py (see docs/data.md)"
+        )
+    out = []
+    for f in files:
+        for line in f.read_text(encoding="utf-8").splitlines():
+            if line.strip():
+                row = json.loads(line)
+                if row["source"] not in exclude:
+                    out.append(row)
+    return out
+
+
+def sources(data: list[dict[str, Any]]) -> list[str]:
+    return sorted({r["source"] for r in data})
