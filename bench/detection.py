@@ -231,7 +231,7 @@ def end_to_end(runs: int, max_pairs: int, seed: int) -> dict[str, Any]:
                 messages=msgs,
                 response_text=text,
             )
-            if det.update(Observation(ex, features.compute(ex, det.wants))):
+            if det.update(Observation(ex, features.compute_batch([ex], det.wants)[0])):
                 delays.append(t / 2)
                 break
     arr = np.array(delays) if delays else np.array([np.inf])

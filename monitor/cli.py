@@ -394,11 +394,17 @@ def build_parser() -> argparse.ArgumentParser:
     rs.add_argument("--yes", action="store_true", help="send after printing the plan and its cost")
     rp.set_defaults(func=_replay)
 
-    sc = sub.add_parser("scan", help="score transcripts (JSON Lines) for reasoning red flags and answer consistency")
-    sc.add_argument("file", type=Path, help="JSON Lines with id, reasoning[, response, choices, expected]; - for stdin")
+    sc = sub.add_parser(
+        "scan", help="score transcripts (JSON Lines): reasoning red flags, answers, harmful requests, refusals"
+    )
+    sc.add_argument(
+        "file", type=Path, help="JSON Lines with id[, reasoning, prompt, response, choices, expected]; - for stdin"
+    )
     sc.add_argument("--policy", type=Path, help="take tier, thresholds and categories from its scratchpad detector")
     sc.add_argument(
-        "--detectors", default="scratchpad,answers", help="comma list of: scratchpad (red flags), answers (parsing)"
+        "--detectors",
+        default="scratchpad,answers,classify",
+        help="comma list of: scratchpad (red flags), answers (parsing), classify (harmful request, refusal)",
     )
     sc.add_argument("--tier", choices=["lexical", "semantic", "combined"], help="default: combined")
     sc.add_argument("--threshold", action="append", metavar="CATEGORY=SCORE", help="flag threshold, repeatable")

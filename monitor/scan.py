@@ -1,12 +1,14 @@
-"""`cuewatch scan`: the red-flag and answer checks over transcripts a team already has.
+"""`cuewatch scan`: red flags, answer checks, harmful requests and refusals over transcripts.
 
-Input: JSON Lines, one object per line with `id`, `reasoning` (scratchpad / chain of thought,
-tagged or plain), optional `response` (final answer text), optional `choices`
-(`{"A": "...", ...}`) and optional `expected` (the correct answer). Output: one JSON object per
-input line, in order, on stdout:
+Input: JSON Lines, one object per line with `id`, optional `reasoning` (scratchpad / chain of
+thought, tagged or plain), optional `prompt` (the user's request), optional `response` (final
+answer text), optional `choices` (`{"A": "...", ...}`) and optional `expected` (the correct
+answer). Output: one JSON object per input line, in order, on stdout:
 
     {"id", "scores": {category: 0..1}, "flags": [...], "spans": {category: [[start, end], ...]},
-     "answer": parsed final answer or null, "consistent": true|false|null}
+     "answer": parsed final answer or null, "consistent": true|false|null,
+     "harmful": {"score": 0..1, "flag": bool, "category": str|null},     # with a prompt
+     "refusal": {"label": "refusal"|"partial"|"compliance", "score": 0..1}}   # with a response
 
 Spans index into the line's `reasoning`. Lines that cannot be read are reported on stderr with
 their line number and written as `{"id", "line", "error"}` so nothing is silently dropped. The
@@ -25,7 +27,7 @@ from typing import IO, Any
 
 from monitor.errors import CuewatchError
 
-PARTS = ("scratchpad", "answers")
+PARTS = ("scratchpad", "answers", "classify")
 
 
 @dataclass
@@ -33,6 +35,7 @@ class Item:
     line: int
     id: Any
     reasoning: str
+    prompt: str | None = None
     response: str | None = None
     choices: dict[str, str] | None = None
     expected: str | None = None
@@ -60,10 +63,14 @@ def _read(path: Path) -> Iterator[Item | dict[str, Any]]:
                     raise ValueError("'choices' must map letters to option texts")
                 response = obj.get("response")
                 expected = obj.get("expected")
+                prompt = obj.get("prompt")
+                if prompt is not None and not isinstance(prompt, str):
+                    raise ValueError("'prompt' must be a string")
                 yield Item(
                     n,
                     obj["id"],
                     reasoning,
+                    prompt,
                     response if isinstance(response, str) else None,
                     {str(k).strip().upper(): v for k, v in choices.items()} if choices else None,
                     None if expected is None else str(expected),
@@ -118,11 +125,13 @@ def scan(
     def flush() -> None:
         items = [b for b in batch if isinstance(b, Item)]
         results = {}
-        if "scratchpad" in parts and items:
+        reasoned = [it for it in items if it.reasoning.strip()]
+        if "scratchpad" in parts and reasoned:
             results = dict(
-                zip((it.line for it in items), scorer.score_texts([it.reasoning for it in items]), strict=True)
+                zip((it.line for it in reasoned), scorer.score_texts([it.reasoning for it in reasoned]), strict=True)
             )
         answered = _answers(items) if "answers" in parts else {}
+        classified = _classified(items) if "classify" in parts else {}
         for b in batch:
             counts["lines"] += 1
             if not isinstance(b, Item):
@@ -140,6 +149,7 @@ def scan(
                     row["flags"] = [c for c, share in row["judge"].items() if share is not None and share >= 0.5]
                 counts["flagged"] += bool(row["flags"])
             row |= answered.get(b.line, {})
+            row |= classified.get(b.line, {})
             out.write(json.dumps(row) + "\n")
         out.flush()
         batch.clear()
@@ -191,4 +201,39 @@ def _answers(items: list[Item]) -> dict[int, dict[str, Any]]:
         if it.expected is not None:
             row["correct"] = answers.same(final, it.expected, f)
         out[it.line] = row
+    return out
+
+
+def _classified(items: list[Item]) -> dict[int, dict[str, Any]]:
+    """The live features' harmful-request and refusal verdicts, for lines with a prompt or a
+    response (the same code: each line becomes an exchange)."""
+    from datetime import UTC, datetime
+
+    from detectors import features
+    from monitor.records import Exchange, Message
+
+    def exchange(it: Item) -> Exchange:
+        return Exchange(
+            id=str(it.id),
+            time=datetime.now(UTC),
+            dialect="openai",
+            path="scan",
+            status=200,
+            outcome="ok",
+            messages=[Message(role="user", text=it.prompt)] if it.prompt is not None else [],
+            response_text=it.response,
+        )
+
+    out: dict[int, dict[str, Any]] = {it.line: {} for it in items}
+    asked = [it for it in items if it.prompt is not None]
+    if asked:
+        exs = [exchange(it) for it in asked]
+        rows = zip(features.harm_score(exs), features.harmful(exs), features.harm_category(exs), strict=True)
+        for it, (score, flag, cat) in zip(asked, rows, strict=True):
+            out[it.line]["harmful"] = {"score": score, "flag": bool(flag), "category": cat}
+    answered = [it for it in items if it.response is not None]
+    if answered:
+        exs = [exchange(it) for it in answered]
+        for it, label, score in zip(answered, features.refusal(exs), features.refusal_score(exs), strict=True):
+            out[it.line]["refusal"] = {"label": label, "score": score}
     return out

@@ -196,6 +196,27 @@ def rethinking_jailbreak() -> list[dict]:
     return out
 
 
+# AlpacaEval's example outputs: 805 ordinary instructions (helpful-assistant requests, none harmful)
+# answered by a model, as the repository ships them. Labelled `compliance` by construction: the
+# requests are benign and answered; the set teaches what ordinary answers look like, which the
+# safety sources above lack. Data licence CC BY-NC 4.0 (AlpacaEval).
+AE_REPO, AE_COMMIT, AE_FILE = "tatsu-lab+alpaca_eval", "cd543a149df89434d8a54582c0151c0b945c3d20", "example/outputs.json"
+
+
+def alpaca_eval_answers() -> list[dict]:
+    return [
+        {
+            "prompt": r["instruction"].strip(),
+            "response": r["output"].strip(),
+            "label": "compliance",
+            "source_label": {"by_construction": "benign instruction, answered", "dataset": r["dataset"]},
+            "model": f"alpaca_eval:{r['generator']}",
+            "source": "alpaca-eval-answers",
+        }
+        for r in json.loads(show(AE_REPO, AE_COMMIT, AE_FILE))
+    ]
+
+
 def write(name: str, rows: list[dict]) -> None:
     seen, kept, empty = set(), [], 0
     for r in rows:
@@ -237,6 +258,7 @@ def main() -> None:
     write("gptfuzzer", gptfuzz())
     write("jbb-judge-comparison", jbb_judge())
     write("rethinking-jailbreak", rethinking_jailbreak())
+    write("alpaca-eval-answers", alpaca_eval_answers())
 
 
 if __name__ == "__main__":

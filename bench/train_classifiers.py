@@ -1,0 +1,398 @@
+"""Train and judge the request and response classifiers on third-party data, split by source.
+
+    .venv/bin/python bench/train_classifiers.py eval harmful      # leave-one-source-out figures
+    .venv/bin/python bench/train_classifiers.py eval refusal
+    .venv/bin/python bench/train_classifiers.py ship              # fit on every source, write detectors/models/
+
+    .venv/bin/python bench/train_classifiers.py eval harmful --encoder minilm   # the semantic model
+
+Models: hashed word 1-2-grams (or MiniLM sentence embeddings) and a logistic layer
+(`detectors/textclf.py`), with the same text views as the live features (`request_view`: user
+turn without the cue; `answer_view`: the final answer's start and end). Sources weigh the same
+within a class, so a big source cannot teach its style as the sign of its class; sources that
+share text are held out together (FAMILIES). Nothing is tuned on a source that is scored:
+
+- `eval`: for each source, the model is fitted on the *other* sources; its calibration (Platt /
+  temperature) and the `harmful` threshold come from out-of-fold predictions over those training
+  sources (folds by source); then the held-out source is scored once.
+- `ship`: the same recipe on every source; the weights and the provenance (sources, rows,
+  calibration, threshold) go to `detectors/models/<name>.npz`.
+
+Disclosed: the threshold rule was changed twice after looking at held-out figures of the hashed
+model (95% out-of-fold recall, then Youden's J, flagged 40-90% of held-out benign sources); the
+rule kept ("at most 5% of ordinary benign prompts out of fold") is the product's own requirement.
+Encoder and regularisation were compared once across held-out sources (docs/benchmarks.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import hashlib
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from bench.external import rows, sources  # noqa: E402
+from detectors import textclf  # noqa: E402
+from detectors.features import answer_view, request_view  # noqa: E402
+from detectors.scratchpad.extract import without_reasoning  # noqa: E402
+
+N_FEATURES = 2**19
+NGRAMS = (1, 2)
+EMBED_DIM = 384
+C = {False: 4.0, True: 1.0}  # inverse L2 strength: hashed n-grams, sentence embeddings
+SEMANTIC, SEMANTIC_ENCODER = "semantic", "minilm"
+MAX_BENIGN_FPR = 0.05  # the `harmful` threshold: this share of ordinary benign prompts flagged out of fold
+MIN_CATEGORY_ROWS = 40
+OUT = ROOT / "detectors" / "models"
+# Sources that share text or derive from one another are held out together (docs/data.md):
+# JailbreakBench and StrongREJECT draw on AdvBench; HarmBench on the TDC 2023 red-teaming set;
+# CoCoNot's and the safety-tuned-llamas' harmful and contrast halves; Alpaca and AlpacaEval.
+FAMILIES = {
+    "strongreject": "advbench",
+    "jbb_harmful": "advbench",
+    "tdc2023": "harmbench",
+    "coconot_unsafe": "coconot",
+    "coconot_contrast": "coconot",
+    "stl_harmful": "stl",
+    "stl_physical_safe": "stl",
+    "alpaca_eval": "alpaca",
+}
+
+
+def family(source: str) -> str:
+    return FAMILIES.get(source, source)
+
+
+# ---------------------------------------------------------------------------- fitting
+
+
+def _weights(labels: list[str], groups: list[str]) -> np.ndarray:
+    """Each source weighs the same within a class, and each class the same in all: a big source
+    cannot teach its own style as the sign of its class."""
+    cells = Counter(zip(labels, groups, strict=False))
+    per_class = Counter(labels)
+    sources_in = {c: len({g for (lab, g) in cells if lab == c}) for c in per_class}
+    w = np.asarray([1.0 / (cells[(lab, g)] * sources_in[lab]) for lab, g in zip(labels, groups, strict=True)])
+    return w * len(labels) / w.sum()
+
+
+def encode(texts: list[str], encoder: str) -> Any:
+    """All rows encoded once (sentence embeddings are cached on disk by text digest)."""
+    if encoder == "hashed":
+        return textclf.vectorizer(N_FEATURES, NGRAMS).transform(texts)
+    from detectors import semantic
+
+    cache_path = ROOT / "bench" / "results" / "embeddings.npz"
+    cache: dict[str, np.ndarray] = {}
+    if cache_path.exists():
+        with np.load(cache_path) as z:
+            cache = dict(zip(z["keys"].tolist(), z["vecs"], strict=True))
+    keys = [hashlib.sha1(t.encode(), usedforsecurity=False).hexdigest() for t in texts]
+    todo = list(dict.fromkeys(k for k in keys if k not in cache))
+    if todo:
+        first = {k: t for k, t in zip(keys, texts, strict=True)}
+        print(f"embedding {len(todo):,} texts ...", file=sys.stderr, flush=True)
+        for k, v in zip(todo, semantic.embed([first[k] for k in todo], batch_size=128), strict=True):
+            cache[k] = v
+        cache_path.parent.mkdir(parents=True, exist_ok=True)
+        np.savez(cache_path, keys=np.asarray(list(cache)), vecs=np.asarray(list(cache.values()), np.float32))
+    return np.asarray([cache[k] for k in keys], np.float32)
+
+
+def _fit_linear(
+    x: Any, labels: list[str], classes: tuple[str, ...], groups: list[str]
+) -> tuple[np.ndarray, np.ndarray]:
+    """Weights (n_features, k) and intercepts (k,): logistic layers (liblinear) with sources and
+    classes balanced, one for two classes (the first class is the zero reference), one per class
+    otherwise."""
+    from sklearn.linear_model import LogisticRegression
+
+    y = np.asarray([classes.index(label) for label in labels])
+    weight = _weights(labels, groups)
+    targets = [1] if len(classes) == 2 else list(range(len(classes)))
+    coef = np.zeros((len(classes), x.shape[1]), np.float32)
+    icpt = np.zeros(len(classes), np.float32)
+    for k in targets:
+        lr = LogisticRegression(C=C[x.shape[1] == EMBED_DIM], solver="liblinear", max_iter=500)
+        lr.fit(x, (y == k).astype(int), sample_weight=weight)
+        coef[k], icpt[k] = lr.coef_[0], lr.intercept_[0]
+    return coef.T.copy(), icpt
+
+
+def _calibrate(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
+    """scale and per-class bias minimising log loss of softmax(scale * z + bias) (a grid on the
+    scale, gradient steps on the bias). With more than two classes the bias stays 0 (temperature
+    scaling): the top class of the class-balanced layer is kept, not pulled toward the classes
+    the training sources happen to hold most of."""
+    best: tuple[float, float, np.ndarray] | None = None
+    k = logits.shape[1]
+    onehot = np.eye(k)[y]
+    for scale in np.geomspace(0.05, 5.0, 21):
+        bias = np.zeros(k)
+        for _ in range(150 if k == 2 else 0):
+            z = scale * logits + bias
+            z -= z.max(axis=1, keepdims=True)
+            p = np.exp(z)
+            p /= p.sum(axis=1, keepdims=True)
+            bias -= 0.5 * (p - onehot).mean(axis=0)
+        z = scale * logits + bias
+        z -= z.max(axis=1, keepdims=True)
+        loss = float(-(z[np.arange(len(y)), y] - np.log(np.exp(z).sum(axis=1))).mean())
+        if best is None or loss < best[0]:
+            best = (loss, float(scale), bias - bias[0])
+    assert best is not None
+    return best[1], best[2].astype(np.float32)
+
+
+def _oof_logits(x: Any, labels: list[str], groups: list[str], classes: tuple[str, ...]) -> np.ndarray:
+    """Out-of-fold logits, folds by source (at most 5), for calibration and thresholds; with a
+    single training source, 5 folds of its rows (seeded), the best that one source allows."""
+    n = x.shape[0]
+    names = sorted(set(groups))
+    if len(names) > 1:
+        folds = [[i for i, g in enumerate(groups) if g in names[j::5]] for j in range(min(5, len(names)))]
+    else:
+        order = np.random.default_rng(0).permutation(n)
+        folds = [sorted(order[j::5].tolist()) for j in range(5)]
+    out = np.zeros((n, len(classes)), np.float32)
+    for held in folds:
+        chosen = set(held)
+        kept = [i for i in range(n) if i not in chosen]
+        if not held or len({labels[i] for i in kept}) < len(classes):
+            continue
+        w, b = _fit_linear(x[kept], [labels[i] for i in kept], classes, [groups[i] for i in kept])
+        out[held] = np.asarray(x[held] @ w) + b
+    return out
+
+
+def fit_model(
+    name: str,
+    x: Any,
+    labels: list[str],
+    groups: list[str],
+    classes: tuple[str, ...],
+    encoder: str,
+    calibrate: bool = True,
+) -> tuple[textclf.TextClassifier, np.ndarray]:
+    """The calibrated model on all rows, and the calibrated out-of-fold probabilities (without
+    `calibrate`, the raw model: enough where only the top class is read, in evaluations)."""
+    y = np.asarray([classes.index(label) for label in labels])
+    oof = _oof_logits(x, labels, groups, classes) if calibrate else np.zeros((len(y), len(classes)), np.float32)
+    scale, bias = _calibrate(oof, y) if calibrate else (1.0, np.zeros(len(classes), np.float32))
+    w, b = _fit_linear(x, labels, classes, groups)
+    dims, ngrams = (EMBED_DIM, (0, 0)) if encoder == "minilm" else (N_FEATURES, NGRAMS)
+    clf = textclf.TextClassifier(name, classes, dims, ngrams, w, b, scale, bias, encoder=encoder)
+    z = scale * oof + bias
+    z -= z.max(axis=1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(axis=1, keepdims=True)
+    return clf, p
+
+
+# ---------------------------------------------------------------------------- tasks
+
+
+def harmful_data() -> tuple[list[str], list[str], list[str], list[dict[str, Any]]]:
+    """Every prompt: the text the live feature reads, benign/harmful, the source family, the row."""
+    data = [r for r in rows("prompts") if request_view(r["text"])]
+    texts = [request_view(r["text"]) for r in data]
+    labels = ["harmful" if r["label"] == "harmful" else "benign" for r in data]
+    return texts, labels, [family(r["source"]) for r in data], data
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.lower().split())
+
+
+def outside(data: list[dict[str, Any]], held: set[str], key: str = "source") -> list[int]:
+    """Rows outside the held-out families, without any text that also occurs in them."""
+    fam = [family(r[key]) if key == "source" else r[key] for r in data]
+    text_key = "text" if "text" in data[0] else "response"
+    banned = {_norm(r[text_key]) for r, f in zip(data, fam, strict=True) if f in held}
+    return [
+        i for i, (r, f) in enumerate(zip(data, fam, strict=True)) if f not in held and _norm(r[text_key]) not in banned
+    ]
+
+
+def train_harmful(
+    x: Any,
+    labels: list[str],
+    groups: list[str],
+    data: list[dict[str, Any]],
+    idx: list[int],
+    encoder: str,
+    calibrate_categories: bool = True,
+) -> tuple[textclf.TextClassifier, textclf.TextClassifier]:
+    """The harmful-request model and the category model on rows `idx`; the threshold flags at
+    most MAX_BENIGN_FPR of ordinary benign prompts out of fold (each source weighing the same)."""
+    lab, grp = [labels[i] for i in idx], [groups[i] for i in idx]
+    name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
+    clf, oof = fit_model(name, x[idx], lab, grp, ("benign", "harmful"), encoder)
+    y = np.asarray(lab) == "harmful"
+    ordinary = np.asarray([data[i]["label"] == "benign" for i in idx])
+    weight = _weights(lab, grp)
+    grid = np.unique(np.round(oof[:, 1], 4))
+    fpr = np.asarray([(weight[ordinary] * (oof[ordinary, 1] >= t)).sum() / weight[ordinary].sum() for t in grid])
+    cut = float(grid[np.flatnonzero(fpr <= MAX_BENIGN_FPR)[0]])
+    clf.meta["thresholds"] = {"harmful": cut}
+    clf.meta["oof"] = {
+        "recall": round(float((oof[y, 1] >= cut).mean()), 4),
+        "ordinary_benign_fpr": round(float((oof[ordinary, 1] >= cut).mean()), 4),
+    }
+    cats = Counter(data[i]["category"] for i in idx if data[i]["label"] == "harmful" and data[i].get("category"))
+    keep = tuple(sorted(c for c, n in cats.items() if n >= MIN_CATEGORY_ROWS))
+    sel = [i for i in idx if data[i]["label"] == "harmful" and data[i].get("category") in keep]
+    cat_clf, _ = fit_model(
+        "harm_category",
+        x[sel],
+        [data[i]["category"] for i in sel],
+        [groups[i] for i in sel],
+        keep,
+        encoder,
+        calibrate_categories,
+    )
+    return clf, cat_clf
+
+
+def refusal_data() -> tuple[list[str], list[str], list[str], list[dict[str, Any]]]:
+    data = rows("responses")
+    texts = [answer_view(without_reasoning(r["response"])) for r in data]
+    return texts, [r["label"] for r in data], [r["source"] for r in data], data
+
+
+REFUSAL_CLASSES = ("compliance", "partial", "refusal")
+
+
+def train_refusal(x: Any, labels: list[str], groups: list[str], idx: list[int], encoder: str) -> textclf.TextClassifier:
+    lab = [labels[i] for i in idx]
+    classes = tuple(c for c in REFUSAL_CLASSES if c in lab)
+    name = "refusal" if encoder == "hashed" else f"refusal_{SEMANTIC}"
+    clf, _ = fit_model(name, x[idx], lab, [groups[i] for i in idx], classes, encoder)
+    return clf
+
+
+# ---------------------------------------------------------------------------- reports
+
+
+def eval_harmful(encoder: str) -> None:
+    texts, labels, groups, data = harmful_data()
+    x = encode(texts, encoder)
+    print(f"encoder {encoder}; threshold: at most {MAX_BENIGN_FPR:.0%} of ordinary benign prompts out of fold\n")
+    print("| held-out source | kind | rows | flagged | threshold (from training sources) |")
+    print("|---|---|---|---|---|")
+    summary: dict[str, list[float]] = {"harmful": [], "benign": [], "confusable": []}
+    for fam in sorted(set(groups)):
+        clf, cat_clf = train_harmful(x, labels, groups, data, outside(data, {fam}), encoder, False)
+        print(f"held out {fam}: out-of-fold on the training sources {clf.meta['oof']}", file=sys.stderr, flush=True)
+        held = [i for i, g in enumerate(groups) if g == fam]
+        p = clf.probs_of(x[held])[:, 1]
+        cut = clf.threshold("harmful")
+        for src, kind in sorted({(data[i]["source"], data[i]["label"]) for i in held}):
+            sel = np.asarray([data[i]["source"] == src and data[i]["label"] == kind for i in held])
+            summary[kind].append(float((p[sel] >= cut).mean()))
+            print(f"| {src} | {kind} | {int(sel.sum())} | {(p[sel] >= cut).mean():.1%} | {cut:.3f} |")
+        cat_rows = [i for i in held if data[i]["label"] == "harmful" and data[i].get("category") in cat_clf.classes]
+        if cat_rows:
+            q = cat_clf.probs_of(x[cat_rows])
+            hit = np.mean(
+                [cat_clf.classes[int(np.argmax(v))] == data[i]["category"] for v, i in zip(q, cat_rows, strict=False)]
+            )
+            print(f"| {fam} (family) | category accuracy | {len(cat_rows)} | {hit:.1%} | |")
+        sys.stdout.flush()
+    print(
+        f"\nmean over held-out sources: harmful recall {np.mean(summary['harmful']):.1%}, ordinary benign flagged "
+        f"{np.mean(summary['benign']):.1%}, confusable benign flagged {np.mean(summary['confusable']):.1%}"
+    )
+
+
+def _refusal_report(label: str, clf: textclf.TextClassifier, x: Any, truth: list[str]) -> None:
+    pred = [clf.classes[int(np.argmax(v))] for v in clf.probs_of(x)]
+    acc3 = np.mean([a == b for a, b in zip(pred, truth, strict=False)])
+    acc2 = np.mean([(a == "refusal") == (b == "refusal") for a, b in zip(pred, truth, strict=False)])
+    tp = sum(a == "refusal" and b == "refusal" for a, b in zip(pred, truth, strict=False))
+    prec = tp / max(1, sum(a == "refusal" for a in pred))
+    rec = tp / max(1, sum(b == "refusal" for b in truth))
+    partial = [a for a, b in zip(pred, truth, strict=False) if b == "partial"]
+    part = f"{sum(a == 'refusal' for a in partial)}/{len(partial)}" if partial else "-"
+    counts = Counter(truth)
+    print(
+        f"| {label} | {len(truth)} | {counts['refusal']}/{counts['partial']}/{counts['compliance']} | {acc2:.3f} "
+        f"| {prec:.2f} | {rec:.2f} | {acc3:.3f} | {part} |"
+    )
+    sys.stdout.flush()
+
+
+def eval_refusal(encoder: str) -> None:
+    texts, labels, groups, data = refusal_data()
+    x = encode(texts, encoder)
+    head = "| rows | refusal/partial/compliance | refused accuracy | precision | recall | 3-class accuracy |"
+    print(f"encoder {encoder}\n\n| held out {head} partial called refusal |")
+    print("|---|---|---|---|---|---|---|---|")
+    for src in sources(data):
+        clf = train_refusal(x, labels, groups, outside(data, {src}), encoder)
+        held = [i for i, g in enumerate(groups) if g == src]
+        _refusal_report(f"source {src}", clf, x[held], [labels[i] for i in held])
+    models = Counter(r["model"] for r in data)
+    for model, n in sorted(models.items()):
+        if n < 200 or model == "unknown":
+            continue
+        held = [i for i, r in enumerate(data) if r["model"] == model]
+        clf = train_refusal(x, labels, groups, outside(data, {model}, key="model"), encoder)
+        _refusal_report(
+            f"model {model} (its responses held out; its sources kept)", clf, x[held], [labels[i] for i in held]
+        )
+
+
+def ship() -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    today = dt.date.today().isoformat()
+    ptexts, plabels, pgroups, pdata = harmful_data()
+    rtexts, rlabels, rgroups, rdata = refusal_data()
+    made = []
+    for encoder in ("hashed", SEMANTIC_ENCODER):
+        x = encode(ptexts, encoder)
+        clf, cat_clf = train_harmful(x, plabels, pgroups, pdata, list(range(len(pdata))), encoder)
+        made += [(clf, pdata), (cat_clf, pdata)] if encoder == "hashed" else [(clf, pdata)]
+    for encoder in ("hashed", SEMANTIC_ENCODER):
+        x = encode(rtexts, encoder)
+        made.append((train_refusal(x, rlabels, rgroups, list(range(len(rdata))), encoder), rdata))
+    for model, data in made:
+        model.meta.update(
+            trained=today,
+            script="bench/train_classifiers.py",
+            data="docs/data.md",
+            sources={s: n for s, n in sorted(Counter(r["source"] for r in data).items())},
+            hyper={"C": C[model.encoder == "minilm"], "ngrams": list(model.ngrams), "n_features": model.n_features},
+        )
+        model.save(OUT / f"{model.name}.npz")
+        print(f"wrote {OUT.relative_to(ROOT)}/{model.name}.npz: classes {model.classes}, meta {model.meta}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("what", choices=("eval", "ship"))
+    ap.add_argument("task", nargs="?", choices=("harmful", "refusal"))
+    ap.add_argument("--encoder", choices=textclf.ENCODERS, default="hashed")
+    args = ap.parse_args()
+    started = time.monotonic()
+    if args.what == "ship":
+        ship()
+    elif args.task == "harmful":
+        eval_harmful(args.encoder)
+    elif args.task == "refusal":
+        eval_refusal(args.encoder)
+    else:
+        ap.error("eval needs a task: harmful or refusal")
+    print(f"({time.monotonic() - started:.0f} s)", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
