@@ -200,7 +200,8 @@ def rethinking_jailbreak() -> list[dict]:
 # answered by a model, as the repository ships them. Labelled `compliance` by construction: the
 # requests are benign and answered; the set teaches what ordinary answers look like, which the
 # safety sources above lack. Data licence CC BY-NC 4.0 (AlpacaEval).
-AE_REPO, AE_COMMIT, AE_FILE = "tatsu-lab+alpaca_eval", "cd543a149df89434d8a54582c0151c0b945c3d20", "example/outputs.json"
+AE_REPO, AE_FILE = "tatsu-lab+alpaca_eval", "example/outputs.json"
+AE_COMMIT = "cd543a149df89434d8a54582c0151c0b945c3d20"
 
 
 def alpaca_eval_answers() -> list[dict]:
