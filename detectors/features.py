@@ -172,18 +172,25 @@ def _requests(batch: list[Exchange]) -> list[str]:
 @batch_feature("harm_score", kind="continuous")
 def harm_score(batch: list[Exchange]) -> list[float | None]:
     """Calibrated probability that the user's last turn is a harmful request (None: no text)."""
-    texts = _requests(batch)
-    probs = classify("harmful", texts)
-    return [None if not t else float(p[1]) for t, p in zip(texts, probs, strict=True)]
+    return _harm_scores("harmful", batch)
 
 
 @batch_feature("harmful")
 def harmful(batch: list[Exchange]) -> list[int]:
     """1 when the harm score reaches the shipped threshold (chosen on training sources)."""
+    return _harm_flags("harmful", harm_score(batch))
+
+
+def _harm_scores(model: str, batch: list[Exchange]) -> list[float | None]:
+    texts = _requests(batch)
+    return [None if not t else float(p[1]) for t, p in zip(texts, classify(model, texts), strict=True)]
+
+
+def _harm_flags(model: str, scores: list[float | None]) -> list[int]:
     from detectors import textclf
 
-    cut = textclf.load("harmful").threshold("harmful")
-    return [int(s is not None and s >= cut) for s in harm_score(batch)]
+    cut = textclf.load(model).threshold("harmful")
+    return [int(s is not None and s >= cut) for s in scores]
 
 
 @batch_feature("harm_category", kind="category")
@@ -200,18 +207,13 @@ def harm_category(batch: list[Exchange]) -> list[str | None]:
 @batch_feature("harm_score_semantic", kind="continuous")
 def harm_score_semantic(batch: list[Exchange]) -> list[float | None]:
     """`harm_score` from the local sentence-embedding model and a head trained on the same data:
-    better on request sources it never saw (docs/benchmarks.md), ~50-100 requests/s on a CPU."""
-    texts = _requests(batch)
-    probs = classify("harmful_semantic", texts)
-    return [None if not t else float(p[1]) for t, p in zip(texts, probs, strict=True)]
+    better on request sources it never saw (docs/benchmarks.md), tens of requests/s on a CPU."""
+    return _harm_scores("harmful_semantic", batch)
 
 
 @batch_feature("harmful_semantic")
 def harmful_semantic(batch: list[Exchange]) -> list[int]:
-    from detectors import textclf
-
-    cut = textclf.load("harmful_semantic").threshold("harmful")
-    return [int(s is not None and s >= cut) for s in harm_score_semantic(batch)]
+    return _harm_flags("harmful_semantic", harm_score_semantic(batch))
 
 
 def _answers(batch: list[Exchange]) -> list[str | None]:
