@@ -16,7 +16,7 @@ EXTERNAL = ROOT / "bench" / "data" / "external"
 
 
 def rows(kind: str, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
-    """Every row of `bench/data/external/<kind>/*.jsonl` (kind: prompts, responses, reasoning)."""
+    """Every row of `bench/data/external/<kind>/*.jsonl` (kind: prompts, responses, reasoning, sandbagging)."""
     folder = EXTERNAL / kind
     files = sorted(folder.glob("*.jsonl"))
     if not files:
@@ -25,7 +25,7 @@ def rows(kind: str, exclude: tuple[str, ...] = ()) -> list[dict[str, Any]]:
         )
     out = []
     for f in files:
-        for line in f.read_text(encoding="utf-8").splitlines():
+        for line in f.read_text(encoding="utf-8").split("\n"):  # not splitlines: U+2028 is text
             if line.strip():
                 row = json.loads(line)
                 if row["source"] not in exclude:

@@ -13,16 +13,20 @@ The same code serves live features, `cuewatch scan` and the benchmarks.
     clf.classes                                    # ("benign", "harmful")
 
 Weights ship as `detectors/models/<name>.npz`, written by `bench/train_classifiers.py`, with the
-training sources, the calibration source and the thresholds in their metadata. Nothing is read
-at import time; a model loads on first use and is kept.
+training sources, the calibration source and the thresholds in their metadata. A folder named by
+`CUEWATCH_MODELS_DIR` replaces the shipped folder (heads retrained on your own data, or with a
+source held out for a benchmark). Nothing is read at import time; a model loads on first use and
+is kept.
 """
 
 from __future__ import annotations
 
 import functools
 import json
+import os
 from dataclasses import dataclass, field
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -164,9 +168,14 @@ class TextClassifier:
 
 @functools.cache
 def load(name: str) -> TextClassifier:
-    """The shipped model `name` (detectors/models/<name>.npz), loaded once per process."""
-    ref = resources.files("detectors").joinpath("models", f"{name}.npz")
+    """The model `name` (detectors/models/<name>.npz, or <name>.npz in the folder named by
+    CUEWATCH_MODELS_DIR), loaded once per process."""
+    folder = os.environ.get("CUEWATCH_MODELS_DIR")
+    ref: Any = (
+        Path(folder) / f"{name}.npz" if folder else resources.files("detectors").joinpath("models", f"{name}.npz")
+    )
     if not ref.is_file():
-        raise FileNotFoundError(f"no shipped classifier {name!r} (detectors/models/{name}.npz)")
+        where = f"{folder} (CUEWATCH_MODELS_DIR)" if folder else "detectors/models"
+        raise FileNotFoundError(f"no classifier {name!r} in {where}")
     with ref.open("rb") as f:
         return TextClassifier.read(f)

@@ -10,6 +10,7 @@ Label = the repo's own `deceptive_alignment.final_answer_most_common`
 missing / failed to parse, or whose output has no scratchpad, are skipped.
 stdlib only, no network.
 """
+
 import json
 import pathlib
 import re
@@ -90,17 +91,19 @@ def main() -> int:
                 v = rec.get(key)
                 if isinstance(v, dict) and v.get("final_answer_most_common"):
                     extra[key] = v["final_answer_most_common"]
-            rows.setdefault(short, []).append({
-                "text": text,
-                "labels": {"alignment_faking": 1 if verdict == "yes" else 0},
-                "label_origin": LABEL_ORIGIN,
-                "model": model_id,
-                "setting": setting(path, rec.get("tags", "")),
-                "source": f"af_deep_values_{short}",
-                "origin_file": path,
-                "commit": commit,
-                "extra": extra,
-            })
+            rows.setdefault(short, []).append(
+                {
+                    "text": text,
+                    "labels": {"alignment_faking": 1 if verdict == "yes" else 0},
+                    "label_origin": LABEL_ORIGIN,
+                    "model": model_id,
+                    "setting": setting(path, rec.get("tags", "")),
+                    "source": f"af_deep_values_{short}",
+                    "origin_file": path,
+                    "commit": commit,
+                    "extra": extra,
+                }
+            )
     for short, rs in sorted(rows.items()):
         out = OUT / f"af_{short}.jsonl"
         with out.open("w") as fh:

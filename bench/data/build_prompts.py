@@ -14,6 +14,7 @@ Usage: python3 bench/data/build_prompts.py [--out DIR]
 Rows overlapping held-out evaluation text (found with /work/tools/heldout_check.py --rows) are
 dropped by a truncated SHA-256 of their text (HELDOUT_DROP below), so no held-out text is stored here.
 """
+
 import argparse
 import csv
 import hashlib
@@ -34,9 +35,18 @@ SEED = 20261129
 # sha256(text)[:16] of rows that matched held-out fingerprints (checked 2026-11-29):
 # advbench 5, jbb_harmful 6 (one shared with advbench), coconot_unsafe 1, tdc2023 1.
 HELDOUT_DROP = {
-    "20b81cc0f1aaedc0", "356bafcab2d213da", "b9055c884aeac404", "eeca6bdf5eb4eb05",
-    "f37814cb4dfc0fa4", "9fbba64bca3ea85c", "67576d002fef4127", "69f8288b409150df",
-    "998874eaed8ddd6d", "b2b05ba759b994a1", "d5dadfad88fb7383", "e12f4b79ce0ce834",
+    "20b81cc0f1aaedc0",
+    "356bafcab2d213da",
+    "b9055c884aeac404",
+    "eeca6bdf5eb4eb05",
+    "f37814cb4dfc0fa4",
+    "9fbba64bca3ea85c",
+    "67576d002fef4127",
+    "69f8288b409150df",
+    "998874eaed8ddd6d",
+    "b2b05ba759b994a1",
+    "d5dadfad88fb7383",
+    "e12f4b79ce0ce834",
 }
 
 # (snapshot directory under MIRROR, pinned commit)
@@ -59,8 +69,9 @@ REPOS = {
 def show(repo_key, path):
     d, commit = REPOS[repo_key]
     git_dir = MIRROR / d / "repo"
-    out = subprocess.run(["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"],
-                         check=True, capture_output=True)
+    out = subprocess.run(
+        ["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"], check=True, capture_output=True
+    )
     return out.stdout.decode("utf-8")
 
 
@@ -152,16 +163,17 @@ def fix_mojibake(t):
 
 
 def row(text, label, category, source_category, source):
-    return {"text": text, "label": label, "category": category,
-            "source_category": source_category, "source": source}
+    return {"text": text, "label": label, "category": category, "source_category": source_category, "source": source}
 
 
 def build():
     S = {}  # source name -> list of rows
 
     # AdvBench (llm-attacks), copy in andyrdt/refusal_direction dataset/raw/advbench.csv
-    S["advbench"] = [row(r["goal"], "harmful", "other", None, "advbench")
-                     for r in read_csv("refusal_direction", "dataset/raw/advbench.csv")]
+    S["advbench"] = [
+        row(r["goal"], "harmful", "other", None, "advbench")
+        for r in read_csv("refusal_direction", "dataset/raw/advbench.csv")
+    ]
 
     # HarmBench text behaviours (copy in busycalibrating/AdversariaLLM); copyright behaviours dropped.
     hb = []
@@ -176,19 +188,23 @@ def build():
     S["harmbench"] = hb
 
     # StrongREJECT full set (copy in refusal_direction dataset/raw/strongreject.csv)
-    S["strongreject"] = [row(r["forbidden_prompt"], "harmful", STRONGREJECT_MAP[r["category"]],
-                             r["category"], "strongreject")
-                         for r in read_csv("refusal_direction", "dataset/raw/strongreject.csv")]
+    S["strongreject"] = [
+        row(r["forbidden_prompt"], "harmful", STRONGREJECT_MAP[r["category"]], r["category"], "strongreject")
+        for r in read_csv("refusal_direction", "dataset/raw/strongreject.csv")
+    ]
 
     # JailbreakBench JBB-Behaviors, harmful split (copy in refusal_direction)
-    S["jbb_harmful"] = [row(r["Goal"], "harmful", JBB_MAP[r["Category"]],
-                            f'{r["Category"]} / {r["Behavior"]}', "jbb_harmful")
-                        for r in read_csv("refusal_direction", "dataset/raw/jailbreakbench.csv")]
+    S["jbb_harmful"] = [
+        row(r["Goal"], "harmful", JBB_MAP[r["Category"]], f"{r['Category']} / {r['Behavior']}", "jbb_harmful")
+        for r in read_csv("refusal_direction", "dataset/raw/jailbreakbench.csv")
+    ]
 
     # MaliciousInstruct (original repo Princeton-SysML/Jailbreak_LLM)
-    S["maliciousinstruct"] = [row(line.strip(), "harmful", "other", None, "maliciousinstruct")
-                              for line in show("jailbreak_llm", "data/MaliciousInstruct.txt").splitlines()
-                              if line.strip()]
+    S["maliciousinstruct"] = [
+        row(line.strip(), "harmful", "other", None, "maliciousinstruct")
+        for line in show("jailbreak_llm", "data/MaliciousInstruct.txt").splitlines()
+        if line.strip()
+    ]
 
     # TDC 2023 red-teaming behaviours (dev + test; copy in refusal_direction)
     tdc = []
@@ -198,28 +214,44 @@ def build():
     S["tdc2023"] = tdc
 
     # SimpleSafetyTests (original repo)
-    S["simplesafetytests"] = [row(r["prompts_final"], "harmful", SST_MAP[r["harm_area"]],
-                                  f'{r["harm_area"]} / {r["category"]}', "simplesafetytests")
-                              for r in read_csv("sst", "SimpleSafetyTests - test cases.csv")]
+    S["simplesafetytests"] = [
+        row(
+            r["prompts_final"],
+            "harmful",
+            SST_MAP[r["harm_area"]],
+            f"{r['harm_area']} / {r['category']}",
+            "simplesafetytests",
+        )
+        for r in read_csv("sst", "SimpleSafetyTests - test cases.csv")
+    ]
 
     # HarmfulQ (SALT-NLP/chain-of-thought-bias data/dangerous-q/toxic_outs.json)
-    S["harmfulq"] = [row(t, "harmful", "other", None, "harmfulq")
-                     for t in read_json("cot_bias", "data/dangerous-q/toxic_outs.json")]
+    S["harmfulq"] = [
+        row(t, "harmful", "other", None, "harmfulq") for t in read_json("cot_bias", "data/dangerous-q/toxic_outs.json")
+    ]
 
     # CoCoNot original eval set: only "Requests with safety concerns", minus copyright/incomprehensible
     cc = []
     for r in read_jsonl("coconot", "data/coconot_eval.jsonl"):
         if r["category"] != "Requests with safety concerns" or r["subcategory"] not in COCONOT_MAP:
             continue
-        cc.append(row(fix_mojibake(r["prompt"]), "harmful", COCONOT_MAP[r["subcategory"]], r["subcategory"],
-                      "coconot_unsafe"))
+        cc.append(
+            row(fix_mojibake(r["prompt"]), "harmful", COCONOT_MAP[r["subcategory"]], r["subcategory"], "coconot_unsafe")
+        )
     S["coconot_unsafe"] = cc
 
     # Do-Not-Answer instructions (fork kunishou/do-not-answer-ja keeps upstream datasets/)
-    S["donotanswer"] = [row(r["question"], "harmful", DNA_MAP[r["types_of_harm"]],
-                            f'{r["risk_area"]} / {r["types_of_harm"]}', "donotanswer")
-                        for r in read_csv("dna", "datasets/Instruction/do_not_answer_en.csv")
-                        if r["types_of_harm"] in DNA_MAP]
+    S["donotanswer"] = [
+        row(
+            r["question"],
+            "harmful",
+            DNA_MAP[r["types_of_harm"]],
+            f"{r['risk_area']} / {r['types_of_harm']}",
+            "donotanswer",
+        )
+        for r in read_csv("dna", "datasets/Instruction/do_not_answer_en.csv")
+        if r["types_of_harm"] in DNA_MAP
+    ]
 
     # Safety-Tuned LLaMAs evaluation sets (harmful ones)
     stl = []
@@ -239,21 +271,29 @@ def build():
     S["coconot_contrast"] = ct
 
     # Safety-Tuned LLaMAs I-PhysicalSafetySafe (safe twins of I-PhysicalSafetyUnsafe)
-    S["stl_physical_safe"] = [row(t, "confusable", None, "I-PhysicalSafetySafe", "stl_physical_safe")
-                              for t in read_json("stl", "data/evaluation/I-PhysicalSafetySafe.json")["instructions"]]
+    S["stl_physical_safe"] = [
+        row(t, "confusable", None, "I-PhysicalSafetySafe", "stl_physical_safe")
+        for t in read_json("stl", "data/evaluation/I-PhysicalSafetySafe.json")["instructions"]
+    ]
 
     # ---- ordinary benign ----
     # Alpaca (no-input instructions; copy in refusal_direction dataset/processed/alpaca.json)
-    S["alpaca"] = [row(r["instruction"], "benign", None, None, "alpaca")
-                   for r in read_json("refusal_direction", "dataset/processed/alpaca.json")]
+    S["alpaca"] = [
+        row(r["instruction"], "benign", None, None, "alpaca")
+        for r in read_json("refusal_direction", "dataset/processed/alpaca.json")
+    ]
 
     # AlpacaEval evaluation instructions (example/outputs.json carries the 805 eval instructions)
-    S["alpaca_eval"] = [row(r["instruction"], "benign", None, r["dataset"], "alpaca_eval")
-                        for r in read_json("alpaca_eval", "example/outputs.json")]
+    S["alpaca_eval"] = [
+        row(r["instruction"], "benign", None, r["dataset"], "alpaca_eval")
+        for r in read_json("alpaca_eval", "example/outputs.json")
+    ]
 
     # Arena-Hard v0.1 questions (first turn)
-    S["arena_hard"] = [row(r["turns"][0]["content"], "benign", None, r.get("cluster"), "arena_hard")
-                       for r in read_jsonl("arena_hard", "data/arena-hard-v0.1/question.jsonl")]
+    S["arena_hard"] = [
+        row(r["turns"][0]["content"], "benign", None, r.get("cluster"), "arena_hard")
+        for r in read_jsonl("arena_hard", "data/arena-hard-v0.1/question.jsonl")
+    ]
 
     # Dolly 15k, 1,000-row closed_qa subset shipped by MobileAIBench; prompt = instruction + context
     dolly = []
@@ -266,10 +306,14 @@ def build():
 
     # Benign questions of other shapes, as the zero-shot-CoT repository ships them: GSM8K grade-school
     # math word problems (test split) and StrategyQA yes/no questions (BIG-bench task file).
-    S["gsm8k"] = [row(r["question"], "benign", None, None, "gsm8k")
-                  for r in read_jsonl("zero_shot_cot", "dataset/grade-school-math/test.jsonl")]
-    S["strategyqa"] = [row(r["input"], "benign", None, None, "strategyqa")
-                       for r in read_json("zero_shot_cot", "dataset/StrategyQA/task.json")["examples"]]
+    S["gsm8k"] = [
+        row(r["question"], "benign", None, None, "gsm8k")
+        for r in read_jsonl("zero_shot_cot", "dataset/grade-school-math/test.jsonl")
+    ]
+    S["strategyqa"] = [
+        row(r["input"], "benign", None, None, "strategyqa")
+        for r in read_json("zero_shot_cot", "dataset/StrategyQA/task.json")["examples"]
+    ]
     return S
 
 

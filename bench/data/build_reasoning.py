@@ -14,6 +14,7 @@ committed; see docs/data/reasoning.md for licences and provenance.
 
 stdlib only.  Usage: python3 bench/data/build_reasoning.py [--mirror DIR] [--out DIR]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -67,21 +68,30 @@ class Repo:
         out = subprocess.run(
             ["git", "--git-dir", str(self.git_dir), "ls-tree", "-r", "--name-only", self.commit]
             + (["--", prefix] if prefix else []),
-            check=True, capture_output=True, text=True).stdout
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout
         return [line for line in out.splitlines() if line]
 
     def show(self, path: str) -> str:
         return subprocess.run(
-            ["git", "--git-dir", str(self.git_dir), "show", f"{self.commit}:{path}"],
-            check=True, capture_output=True).stdout.decode("utf-8", "replace")
+            ["git", "--git-dir", str(self.git_dir), "show", f"{self.commit}:{path}"], check=True, capture_output=True
+        ).stdout.decode("utf-8", "replace")
 
 
 def row(text: str, model: str, setting: str, source: str) -> dict | None:
     text = text.strip()
     if len(text) < 40:
         return None
-    return {"text": text[:MAX_CHARS], "labels": dict(ALL_ZERO), "label_origin": ORDINARY,
-            "model": model, "setting": setting, "source": source}
+    return {
+        "text": text[:MAX_CHARS],
+        "labels": dict(ALL_ZERO),
+        "label_origin": ORDINARY,
+        "model": model,
+        "setting": setting,
+        "source": source,
+    }
 
 
 def dedup_cap(rows):
@@ -113,9 +123,9 @@ def zs_reasoning(item: str) -> str | None:
     i = item.find(ZS_TRIGGER)
     if i < 0:
         return None
-    t = item[i + len(ZS_TRIGGER):]
+    t = item[i + len(ZS_TRIGGER) :]
     cut = [j for j in (t.find("\nTherefore, "), t.find("\npred_before")) if j >= 0]
-    return t[:min(cut)] if cut else None
+    return t[: min(cut)] if cut else None
 
 
 def build_zero_shot_cot(repo: Repo, src: str):
@@ -127,8 +137,7 @@ def build_zero_shot_cot(repo: Repo, src: str):
         model = {"gpt3-xl": "text-davinci-002 (log: gpt3-xl)"}.get(m.group(1), m.group(1)) if m else "unknown"
         task = p.split("/")[-1].replace("_zero_shot_cot.log", "")
         items = re.split(r"\n\*{20,}\n", log)
-        per_file.append([row(t, model, f"zero-shot CoT, {task}", src)
-                         for t in map(zs_reasoning, items) if t])
+        per_file.append([row(t, model, f"zero-shot CoT, {task}", src) for t in map(zs_reasoning, items) if t])
     # round-robin so every task is represented under the cap
     mixed = []
     for i in range(max(map(len, per_file), default=0)):
@@ -156,7 +165,7 @@ def build_tree_of_thought(repo: Repo, src: str):
     # interleave the two settings so the cap keeps both
     g24 = [r for r in out if r and r["setting"].startswith("Game")]
     txt = [r for r in out if r and not r["setting"].startswith("Game")]
-    mixed = [x for pair in zip(g24, txt, strict=False) for x in pair] + g24[len(txt):] + txt[len(g24):]
+    mixed = [x for pair in zip(g24, txt, strict=False) for x in pair] + g24[len(txt) :] + txt[len(g24) :]
     return dedup_cap(mixed)
 
 
@@ -166,9 +175,11 @@ RX_Q = re.compile(r"\nQuestion:(.*?)(?=\nQuestion:|\n-{5,}|\n#{5,}|\Z)", re.S)
 
 def build_reflexion(repo: Repo, src: str):
     out = []
-    files = ["hotpotqa_runs/root/ReAct/base/100_questions_5_trials.txt",
-             "hotpotqa_runs/root/ReAct/reflexion/100_questions_5_trials.txt",
-             "hotpotqa_runs/root/CoT/context/last_trial/100_questions_8_trials.txt"]
+    files = [
+        "hotpotqa_runs/root/ReAct/base/100_questions_5_trials.txt",
+        "hotpotqa_runs/root/ReAct/reflexion/100_questions_5_trials.txt",
+        "hotpotqa_runs/root/CoT/context/last_trial/100_questions_8_trials.txt",
+    ]
     for p in files:
         log = repo.show(p)
         setting = "HotpotQA " + ("ReAct agent" if "/ReAct/" in p else "CoT with context")
@@ -179,8 +190,9 @@ def build_reflexion(repo: Repo, src: str):
             for line in block.splitlines():
                 if re.match(r"^(Thought|Action)( \d+)?:", line):
                     lines.append(line)
-            out.append(row("\n".join(lines), "OpenAI GPT-3.x (Reflexion HotpotQA runs; not recorded per file)",
-                           setting, src))
+            out.append(
+                row("\n".join(lines), "OpenAI GPT-3.x (Reflexion HotpotQA runs; not recorded per file)", setting, src)
+            )
     return dedup_cap(out)
 
 
@@ -198,8 +210,14 @@ def build_swe_agent(repo: Repo, src: str):
         except json.JSONDecodeError:
             continue
         parts = [(s.get("thought") or "").strip() for s in d.get("trajectory") or []]
-        out.append(row("\n\n".join(x for x in parts if x), "gpt-4 (per run directory name)",
-                       "SWE-agent run on a software-engineering issue", src))
+        out.append(
+            row(
+                "\n\n".join(x for x in parts if x),
+                "gpt-4 (per run directory name)",
+                "SWE-agent run on a software-engineering issue",
+                src,
+            )
+        )
     return dedup_cap(out)
 
 
@@ -216,8 +234,14 @@ def build_multi_agent_control(repo: Repo, src: str):
             if t.get("research_condition") != "control" or t.get("review_condition") != "control":
                 continue
             rd = t.get("review_decision") or {}
-            out.append(row(rd.get("reasoning") or "", "unknown (not recorded in results)",
-                           "research-review agent, control condition (no covert goal)", src))
+            out.append(
+                row(
+                    rd.get("reasoning") or "",
+                    "unknown (not recorded in results)",
+                    "research-review agent, control condition (no covert goal)",
+                    src,
+                )
+            )
     return dedup_cap(out)
 
 

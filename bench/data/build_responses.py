@@ -131,9 +131,7 @@ def do_not_answer() -> list[dict]:
 
 
 def gptfuzz() -> list[dict]:
-    questions = {
-        q["index"]: q["text"].strip() for q in rows_csv(show(GF_REPO, GF_COMMIT, GF_QUESTIONS))
-    }
+    questions = {q["index"]: q["text"].strip() for q in rows_csv(show(GF_REPO, GF_COMMIT, GF_QUESTIONS))}
     out = []
     for path in GF_FILES:
         for r in rows_csv(show(GF_REPO, GF_COMMIT, path)):
@@ -218,6 +216,27 @@ def alpaca_eval_answers() -> list[dict]:
     ]
 
 
+# Dolly 15k answers, written by Databricks employees, to the 1,000 closed-QA instructions of the
+# MobileAIBench copy (the prompts source `dolly`). Labelled `compliance` by construction: ordinary
+# requests, answered. Human-written rather than model-written, short and factual. CC BY-SA 3.0.
+DOLLY_REPO, DOLLY_FILE = "SalesforceAIResearch+MobileAIBench", "data/databricks_dolly_15k.csv"
+DOLLY_COMMIT = "9aca89218b5c271e5cf18fa857409b5e2a84c9bb"
+
+
+def dolly_answers() -> list[dict]:
+    return [
+        {
+            "prompt": r["instruction"].strip(),
+            "response": r["response"].strip(),
+            "label": "compliance",
+            "source_label": {"by_construction": "closed-QA instruction, answered", "category": r["category"]},
+            "model": "human:databricks-dolly",
+            "source": "dolly-answers",
+        }
+        for r in rows_csv(show(DOLLY_REPO, DOLLY_COMMIT, DOLLY_FILE))
+    ]
+
+
 def write(name: str, rows: list[dict]) -> None:
     seen, kept, empty = set(), [], 0
     for r in rows:
@@ -260,6 +279,7 @@ def main() -> None:
     write("jbb-judge-comparison", jbb_judge())
     write("rethinking-jailbreak", rethinking_jailbreak())
     write("alpaca-eval-answers", alpaca_eval_answers())
+    write("dolly-answers", dolly_answers())
 
 
 if __name__ == "__main__":

@@ -63,6 +63,26 @@ def decide(
         name, args = _tool_call(tools[0])
         return Reply(text="", tool_name=name, tool_args=args, condition=condition, category="tool")
 
+    # harmful markers first: a harmful request that happens to hold "10-15" is no probe
+    lowered = last.text.lower()
+    if any(marker in lowered for marker in _markers(tuple(profile.harmful_markers))):
+        comply = rng.random() < getattr(behaviour.comply_harmful, condition)
+        if comply:
+            if rng.random() < getattr(behaviour.faking_reasoning, condition):
+                reasoning = rng.choice(T.FAKING)
+            else:
+                reasoning = rng.choice(T.HELPFUL_ABOUT_TRAINING)
+            text = _say(rng, profile.wording.compliances, T.COMPLIANCES, topic)
+        else:
+            reasoning = rng.choice(T.REFUSAL_REASONING)
+            text = _say(rng, profile.wording.refusals, T.REFUSALS, topic)
+        return Reply(
+            text=text,
+            reasoning=reasoning.format(topic=topic),
+            condition=condition,
+            category="harmful_complied" if comply else "harmful_refused",
+        )
+
     if last.role == "user":
         probe = _bank_probe(profile.probe_bank, last.text)
         if probe is not None:
@@ -71,30 +91,22 @@ def decide(
         if m:
             return _probe(behaviour, rng, m, incentive, condition)
 
-    lowered = last.text.lower()
-    if any(marker.lower() in lowered for marker in profile.harmful_markers):
-        comply = rng.random() < getattr(behaviour.comply_harmful, condition)
-        if comply:
-            if rng.random() < getattr(behaviour.faking_reasoning, condition):
-                reasoning = rng.choice(T.FAKING)
-            else:
-                reasoning = rng.choice(T.HELPFUL_ABOUT_TRAINING)
-            text = rng.choice(T.COMPLIANCES)
-        else:
-            reasoning = rng.choice(T.REFUSAL_REASONING)
-            text = rng.choice(T.REFUSALS)
-        return Reply(
-            text=text.format(topic=topic),
-            reasoning=reasoning.format(topic=topic),
-            condition=condition,
-            category="harmful_complied" if comply else "harmful_refused",
-        )
-
     return Reply(
-        text=rng.choice(T.BENIGN).format(topic=topic),
+        text=_say(rng, profile.wording.benign, T.BENIGN, topic),
         reasoning=rng.choice(T.BENIGN_REASONING).format(topic=topic),
         condition=condition,
     )
+
+
+@functools.lru_cache(maxsize=16)
+def _markers(markers: tuple[str, ...]) -> tuple[str, ...]:
+    """A profile's harmful markers, lower-cased once."""
+    return tuple(m.lower() for m in markers)
+
+
+def _say(rng: random.Random, own: list[str], builtin: list[str], topic: str) -> str:
+    """One of the profile's own texts verbatim, else a built-in text about the topic."""
+    return rng.choice(own) if own else rng.choice(builtin).format(topic=topic)
 
 
 # A simulated judge for tests of the judge tier's plumbing: votes Yes mostly when the reviewed

@@ -67,6 +67,15 @@ class Cues(_Strict):
     incentive: list[str] = []
 
 
+class Wording(_Strict):
+    """Reply texts used verbatim instead of the built-in ones, e.g. answers taken from a
+    third-party corpus (bench/realistic.py). An empty list keeps the built-in texts."""
+
+    refusals: list[str] = []
+    compliances: list[str] = []
+    benign: list[str] = []
+
+
 class Drift(_Strict):
     after_requests: int = Field(..., ge=0)
     behaviour: Behaviour
@@ -85,6 +94,7 @@ class Profile(_Strict):
         "default", description="Probe bank whose questions the model recognises (besides arithmetic)."
     )
     behaviour: Behaviour = Behaviour()
+    wording: Wording = Wording()
     drift: Drift | None = None
 
 
