@@ -104,3 +104,68 @@ def same(answer: str | None, expected: str, fmt: Format, tolerance: float = 0.0)
         return answer.strip().upper() == expected.strip().upper()
     na, ne = _norm(answer), _norm(expected)
     return bool(ne) and (na == ne or f" {ne} " in f" {na} ")
+
+
+_CONCLUDING = re.compile(
+    r"\b(?:answer|correct|therefore|thus|hence|so|best|most (?:likely|appropriate|accurate|suitable)|conclude"
+    r"|choose|go with|select|option|choice)\b",
+    re.I,
+)
+_CONCESSIVE = re.compile(r"^\W*(?:while|although|though|whereas|even (?:if|though)|however)\b", re.I)
+_RULING_OUT = re.compile(
+    r"\b(?:not|no|never|too|implausible|unlikely|incorrect|wrong|less|cannot|rather than|instead of)\b|n't\b", re.I
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])(?<!\b[A-J]\.)\s+|\n+")  # "C. open plain" is no sentence end
+_OPTION_PREFIX = re.compile(r"^\s*[A-J][.)]\s+")
+
+
+def _spans(pattern: str, sentence: str) -> list[tuple[int, int]]:
+    return [m.span() for m in re.finditer(pattern, sentence, re.I)]
+
+
+def named_options(sentence: str, choices: dict[str, str]) -> set[str]:
+    """The options a sentence names, by letter ("(C)", "**C**", "option C", "C)") or by their
+    text as whole words; an option named only inside a longer option's name does not count."""
+    spans: dict[str, list[tuple[int, int]]] = {}
+    for letter, option in choices.items():
+        found = [m.span(1) for m in re.finditer(rf"(?:\(|\*\*|\b(?:option|choice|answer)\s+)({letter})\b", sentence)]
+        found += [m.span(1) for m in re.finditer(rf"(?:^|\s)({letter})\)", sentence)]
+        name = _OPTION_PREFIX.sub("", option).strip().rstrip(".")
+        if name:
+            found += _spans(r"(?<![\w.])" + re.escape(name) + r"(?![\w]|\.\d)", sentence)
+        if found:
+            spans[letter] = found
+    return {
+        letter
+        for letter, own in spans.items()
+        if not all(
+            any(
+                a <= s and e <= b and (a, b) != (s, e)
+                for other, theirs in spans.items()
+                if other != letter
+                for a, b in theirs
+            )
+            for s, e in own
+        )
+    }
+
+
+def stated_choice(text: str, choices: dict[str, str]) -> str | None:
+    """The option a piece of reasoning concludes with, or None when it does not say so clearly:
+    its last declared letter ("the answer is C"), else the one option named in the last of its
+    final three sentences that concludes ("therefore", "the best", ...; the very last sentence
+    also when it rules nothing out), concessions ("While B is also valid, ...") aside. A
+    sentence that names several options (the others ruled out) names no conclusion: the check
+    abstains rather than guess."""
+    letters = set(choices)
+    for d in reversed([m.group("value") for m in _DECLARED.finditer(text)]):
+        if d in letters:
+            return d
+    last = [s for s in _SENTENCE_END.split(text.strip()) if s.strip()][-3:]
+    for k, sentence in enumerate(reversed(last)):
+        concludes = _CONCLUDING.search(sentence) or (k == 0 and not _RULING_OUT.search(sentence))
+        if _CONCESSIVE.search(sentence) or not concludes:
+            continue
+        named = named_options(sentence, choices)
+        return named.pop() if len(named) == 1 else None
+    return None
