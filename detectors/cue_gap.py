@@ -73,6 +73,24 @@ class _Track:
         self.sumsq = {arm1: 0.0, arm0: 0.0}
         self.n = {arm1: 0.0, arm0: 0.0}
         self.max_log_wealth = 0.0
+        # paired differences weighted by 1 / sampling probability: sums of w, w*d, w^2, w^2*d, w^2*d^2
+        self.weighted = [0.0] * 5
+
+    def observe_pair(self, d: float, sample_probability: float | None) -> None:
+        w = 1.0 / sample_probability if sample_probability else 1.0
+        for i, x in enumerate((w, w * d, w * w, w * w * d, w * w * d * d)):
+            self.weighted[i] += x
+
+    def reweighted(self, z: float) -> tuple[float, float, float] | None:
+        """The paired difference reweighted to all traffic (inverse sampling probability), with a
+        normal interval at this moment (fixed-time, not time-uniform)."""
+        sw, swd, sw2, sw2d, sw2d2 = self.weighted
+        if sw <= 0:
+            return None
+        mean = swd / sw
+        var = max(sw2d2 - 2 * mean * sw2d + mean * mean * sw2, 0.0) / (sw * sw)
+        half = z * math.sqrt(var)
+        return mean, mean - half, mean + half
 
     @property
     def log_wealth(self) -> float:
@@ -116,6 +134,8 @@ class CueGap:
     examples: example exchange ids kept per arm for each finding.
     severity: severity of findings.
     max_strata: strata beyond this many distinct values share one.
+    reweight: also report, for shadow pairs sampled with unequal probabilities, the effect
+        reweighted to all traffic (inverse sampling probability; a fixed-time normal interval).
     """
 
     name: ClassVar[str] = "cue_gap"
@@ -132,6 +152,7 @@ class CueGap:
         examples: int = 5,
         severity: Severity = "warning",
         max_strata: int = 16,
+        reweight: bool = False,
     ) -> None:
         if not experiment:
             raise ValueError("experiment must be a non-empty experiment name")
@@ -153,6 +174,7 @@ class CueGap:
         self.only, self.condition_on = only, condition_on
         self.arms_param = arms
         self.alpha, self.lam, self.examples, self.severity, self.max_strata = alpha, lam, examples, severity, max_strata
+        self.reweight = reweight
         # `alpha` bounds the false alarms of the detector as a whole: with k metrics there are
         # k + 1 tests (each metric and their combination), each run at alpha / (k + 1).
         k = len(self.metrics)
@@ -196,7 +218,7 @@ class CueGap:
         self._examples.setdefault(arm, deque(maxlen=max(self.examples, 1))).append(ex.id)
         touched: set[tuple[str, str]] = set()
         if ex.pair_id is not None:
-            touched = self._paired(ex.pair_id, arm, values, ex.id)
+            touched = self._paired(ex.pair_id, arm, values, ex.sample_probability)
         else:
             stratum = self._stratum(feats.get(self.condition_on) if self.condition_on else None)
             for other in self._arms:
@@ -244,7 +266,9 @@ class CueGap:
             track.unpaired.update(is1, x)
         return True
 
-    def _paired(self, pair_id: str, arm: str, values: dict[str, float], ex_id: str) -> set[tuple[str, str]]:
+    def _paired(
+        self, pair_id: str, arm: str, values: dict[str, float], sample_probability: float | None
+    ) -> set[tuple[str, str]]:
         slot = self._pending.setdefault(pair_id, {})
         slot[arm] = values
         if len(self._pending) > _MAX_PENDING_PAIRS:
@@ -258,6 +282,7 @@ class CueGap:
                 track = self._track(metric, pair)
                 v = {arm: values[metric], other: other_values[metric]}
                 track.paired.update_one(v[pair[0]], v[pair[1]])
+                track.observe_pair(v[pair[0]] - v[pair[1]], sample_probability)
                 track.observe(arm, values[metric])
                 track.observe(other, other_values[metric])
                 touched.add(pair)
@@ -315,6 +340,15 @@ class CueGap:
             lo0, hi0 = mean_cs(m0, v0, n0, self.alpha / 2)
             effect = Effect(estimate=m1 - m0, lo=lo1 - hi0, hi=hi1 - lo0, unit="mean difference")
             shown = f"{m1:.3g} vs {m0:.3g}"
+        all_traffic = None
+        if self.reweight and (rw := track.reweighted(_z(self.alpha))) is not None:
+            all_traffic = Effect(
+                estimate=rw[0],
+                lo=rw[1],
+                hi=rw[2],
+                unit=f"{effect.unit}, paired, reweighted to all traffic (1 / sampling probability)",
+                method=f"normal approximation at the alarm, {1 - self.alpha:.0%} (fixed-time, not time-uniform)",
+            )
         hi_arm, lo_arm = (a1, a0) if m1 >= m0 else (a0, a1)
         name = metric if metrics is None else "+".join(metrics)
         direction = f"{name} higher under {hi_arm!r} than {lo_arm!r}"
@@ -331,6 +365,7 @@ class CueGap:
             arms=[a1, a0],
             direction=direction,
             effect=effect,
+            effect_all_traffic=all_traffic,
             e_value=e_value,
             p_value=min(1.0, math.exp(-max(track.max_log_wealth, log_wealth))),
             alpha=track.alarm.level,
@@ -380,6 +415,13 @@ class CueGap:
     def restore(self, state: dict[str, Any]) -> None:
         for k, v in pickle.loads(base64.b64decode(state["pickle"])).items():  # noqa: S301 - our own state
             setattr(self, k, v)
+
+
+def _z(alpha: float) -> float:
+    """The two-sided normal quantile for level alpha."""
+    from statistics import NormalDist
+
+    return NormalDist().inv_cdf(1 - alpha / 2)
 
 
 def _classifier() -> Any:

@@ -3,7 +3,8 @@ the request(s) to send.
 
     plan = experiments.plan(dialect, path, headers, req)
     live:   plan.request / plan.headers replace the client's; plan.labels go on the record
-    shadow: the client's request goes untouched; plan.variants are sent additionally, one per arm
+    shadow: the client's request goes untouched; `experiments.sample(plan, ...)` decides (off the
+            request path) whether it is also sent once per arm, filling plan.variants
     off:    nothing changes; plan.labels name the experiment
 
 Assignment is random with the arms' probabilities from a seeded generator (reproducible for the
@@ -133,13 +134,24 @@ class Experiments:
                     (b"x-cuewatch-arm", arm.name.encode()),
                 ]
             return plan
-        # shadow: production untouched; a sampled fraction gets one copy per arm
-        plan = Plan(exp, {"experiment": exp.name, "mode": "shadow"})
-        sampled = exp.shadow.sample > 0 and self._sample_rng.random() < exp.shadow.sample
-        if sampled and self.budgets[exp.name].try_take(len(exp.arms)):
-            plan.labels["pair_id"] = os.urandom(8).hex()
-            plan.variants = [self.variant(dialect, req, arm) for arm in exp.arms]
-        return plan
+        # shadow: production untouched; `sample` decides whether copies go out. The pair id is
+        # fixed now, so the production record names the pair its copies would share.
+        return Plan(exp, {"experiment": exp.name, "mode": "shadow", "pair_id": os.urandom(8).hex()})
+
+    def sample(self, plan: Plan, dialect: str, req: JSON, harmful: bool = False) -> Plan | None:
+        """A shadow request drawn with its sampling rules' probability and admitted by the
+        budget (sends at the highest probability first): the plan for its copies, one per arm,
+        whose labels carry the probability used; None when it is not sampled."""
+        exp = plan.experiment
+        rules = exp.shadow.sample
+        model = req.get("model")
+        p, rule = rules.probability(model if isinstance(model, str) else "", harmful)
+        if p <= 0 or self._sample_rng.random() >= p:
+            return None
+        if not self.budgets[exp.name].try_take(len(exp.arms), priority=p / rules.top):
+            return None
+        labels = {**plan.labels, "sample_probability": p, "sample_rule": rule}
+        return Plan(exp, labels, variants=[self.variant(dialect, req, arm) for arm in exp.arms])
 
     def variant(self, dialect: str, req: JSON, arm: Arm) -> Variant:
         text = self._text_rng.choice(arm.cue.texts) if arm.cue.texts else None

@@ -120,13 +120,66 @@ class Filter(_Strict):
         return all(str(meta.get(k)) == v for k, v in self.metadata.items())
 
 
+class Sampling(_Strict):
+    """Shadow sampling probability by what is known of a request before any arm is sent; a
+    request takes the highest probability among the rules it meets (`default` for all)."""
+
+    default: float = Field(0.01, ge=0, le=1, description="probability for every matching request")
+    harmful: float | None = Field(
+        None, ge=0, le=1, description="probability for requests the harmful-request classifier flags"
+    )
+    models: dict[str, float] = Field({}, description="glob pattern of the model -> probability")
+
+    @field_validator("models")
+    @classmethod
+    def _rates(cls, v: dict[str, float]) -> dict[str, float]:
+        for pattern, rate in v.items():
+            if not 0 <= rate <= 1:
+                raise ValueError(f"models.{pattern}: probability must be in [0, 1], got {rate}")
+        return v
+
+    @property
+    def needs_request_features(self) -> bool:
+        return self.harmful is not None
+
+    @property
+    def top(self) -> float:
+        """The highest probability any request can get (requests at it are spent on first)."""
+        return max([self.default, self.harmful or 0.0, *self.models.values()])
+
+    def describe(self) -> str:
+        rules = [f"{self.default:g}"]
+        if self.harmful is not None:
+            rules.append(f"harmful {self.harmful:g}")
+        rules += [f"model {k} {v:g}" for k, v in self.models.items()]
+        return ", ".join(rules)
+
+    def probability(self, model: str, harmful: bool) -> tuple[float, str]:
+        """The probability for one request and the rule that gave it."""
+        best, rule = self.default, "default"
+        if harmful and self.harmful is not None and self.harmful > best:
+            best, rule = self.harmful, "harmful"
+        for pattern, rate in self.models.items():
+            if rate > best and fnmatch.fnmatchcase(model, pattern):
+                best, rule = rate, f"model:{pattern}"
+        return best, rule
+
+
 class Shadow(_Strict):
     """Shadow mode: a sampled fraction of matching requests is also sent once per arm."""
 
-    sample: float = Field(0.01, ge=0, le=1, description="fraction of matching requests shadowed")
+    sample: Sampling = Field(
+        Sampling(),
+        description="a probability for every matching request, or rules: {default: 0.005, harmful: 0.5}",
+    )
     upstream: str | None = Field(None, description="where shadow copies go (default: the proxy's upstream)")
     max_requests_per_minute: int = Field(30, ge=0)
     max_tokens_per_hour: int = Field(100_000, ge=0)
+
+    @field_validator("sample", mode="before")
+    @classmethod
+    def _uniform(cls, v: Any) -> Any:
+        return {"default": v} if isinstance(v, int | float) and not isinstance(v, bool) else v
 
 
 class Probes(_Strict):
@@ -371,7 +424,7 @@ def summary(policy: Policy) -> list[str]:
         if exp.mode == "shadow":
             s = exp.shadow
             lines.append(
-                f"    shadow: sample {s.sample:g}; budget {s.max_requests_per_minute} req/min, "
+                f"    shadow: sample {s.sample.describe()}; budget {s.max_requests_per_minute} req/min (paced), "
                 f"{s.max_tokens_per_hour} tokens/h"
             )
         if exp.probes is not None:

@@ -87,6 +87,10 @@ class Exchange(_Model):
     mode: Mode | None = None
     assignment_probability: float | None = None
     pair_id: str | None = None
+    sample_probability: float | None = Field(
+        None, description="Shadow copies: the probability with which their request was sampled."
+    )
+    sample_rule: str | None = Field(None, description="Shadow copies: the sampling rule that gave that probability.")
     cue: str | None = Field(None, description="The exact cue text this exchange carried, if any.")
     origin: Literal["client", "shadow", "probe"] = Field(
         "client", description="client: production traffic; shadow: a copy sent per arm; probe: a known-answer probe."
@@ -129,6 +133,7 @@ class Effect(_Model):
     lo: float
     hi: float
     unit: str = Field(..., description="what the numbers measure, e.g. 'rate difference'")
+    method: str | None = Field(None, description="how the interval was made, where it is not time-uniform")
 
 
 class Finding(_Model):
@@ -144,6 +149,9 @@ class Finding(_Model):
     arms: list[str] = Field(default_factory=list, description="arms compared (one for drift)")
     direction: str = ""
     effect: Effect | None = None
+    effect_all_traffic: Effect | None = Field(
+        None, description="shadow pairs sampled unevenly: the effect reweighted to all traffic (cue_gap reweight)"
+    )
     e_value: float = Field(..., description="evidence against 'no difference' (wealth of the bet)")
     p_value: float = Field(..., description="always-valid p-value, min(1, 1/max e-value so far)")
     alpha: float

@@ -273,8 +273,8 @@ class ProxyApp:
             if plan.request is not None:  # live: the model sees the arm's cue
                 body = orjson.dumps(plan.request)
                 up_headers.update(plan.headers)
-            elif plan.variants:  # shadow: copies per arm, in the background
-                self.shadow.launch(dialect, scope["path"], up_headers, plan, req)
+            elif plan.labels["mode"] == "shadow":  # copies per arm if sampled, in the background
+                self.shadow.consider(dialect, scope["path"], dict(up_headers), plan, req)
 
         cap = Capture.start(rid, started, dialect, scope["path"], req, labels)
         t_sent = time.perf_counter()

@@ -125,17 +125,31 @@ class _ExperimentCollector(Collector):
         for (exp, outcome), n in sorted(self.shadow.sent.items()):
             sent.add_metric([exp, outcome], n)
         yield sent
+        pairs = CounterMetricFamily(
+            "cuewatch_shadow_pairs",
+            "Shadow pairs sent, by the sampling rule that chose the request and whether the harmful-request "
+            "classifier flagged it (informative: where a compliance gap can show; unknown when no rule uses it).",
+            labels=["experiment", "rule", "harmful"],
+        )
+        for (exp, rule, harmful), n in sorted(self.shadow.pairs.items()):
+            pairs.add_metric([exp, rule, harmful], n)
+        yield pairs
         paused = GaugeMetricFamily(
             "cuewatch_shadow_paused", "1 while an experiment's shadow budget is spent.", labels=["experiment", "reason"]
         )
         refused = CounterMetricFamily(
             "cuewatch_shadow_budget_refused", "Shadow/probe sends skipped for budget.", labels=["experiment"]
         )
+        spent = CounterMetricFamily(
+            "cuewatch_shadow_budget_spent", "Shadow/probe requests admitted by the budget.", labels=["experiment"]
+        )
         for name, budget in sorted(self.holder.budgets.items()):
             paused.add_metric([name, budget.paused or "none"], 1.0 if budget.paused else 0.0)
             refused.add_metric([name], budget.refused)
+            spent.add_metric([name], budget.spent)
         yield paused
         yield refused
+        yield spent
         reloads = CounterMetricFamily("cuewatch_policy_reloads", "Policy reloads, by result.", labels=["result"])
         reloads.add_metric(["ok"], self.holder.reloads)
         reloads.add_metric(["rejected"], self.holder.rejected)

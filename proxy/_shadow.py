@@ -42,6 +42,41 @@ class ShadowSender:
         self.session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent: dict[tuple[str, str], int] = {}  # (experiment, outcome) -> count
+        self.pairs: dict[tuple[str, str, str], int] = {}  # (experiment, sampling rule, harmful) -> pairs sent
+
+    def consider(
+        self, dialect: Dialect, path: str, headers: dict[str, str], plan: Plan, original: dict[str, Any]
+    ) -> None:
+        """Decide in the background whether a shadow-mode request is sampled (its rules may need
+        the harmful-request classifier, which never runs on the request path), then send it."""
+        self._track(asyncio.create_task(self._consider(dialect, path, headers, plan, original)))
+
+    async def _consider(
+        self, dialect: Dialect, path: str, headers: dict[str, str], plan: Plan, original: dict[str, Any]
+    ) -> None:
+        harmful: bool | None = None
+        if plan.experiment.shadow.sample.needs_request_features:
+            try:
+                harmful = await asyncio.to_thread(request_is_harmful, dialect, original)
+            except Exception as exc:  # a broken classifier costs the rule, never the request
+                log.error("shadow_sampling_classifier_failed", experiment=plan.experiment.name, error=repr(exc))
+        experiments = self.holder.experiments
+        if plan.experiment not in experiments.policy.experiments:
+            return  # the policy was reloaded without it meanwhile
+        try:
+            sampled = experiments.sample(plan, dialect, original, bool(harmful))
+        except Exception as exc:  # a request the cue code cannot handle: production is unaffected
+            log.error("shadow_copy_failed", experiment=plan.experiment.name, error=repr(exc))
+            return
+        if sampled is not None:
+            flagged = "unknown" if harmful is None else str(harmful).lower()
+            key = (plan.experiment.name, sampled.labels["sample_rule"], flagged)
+            self.pairs[key] = self.pairs.get(key, 0) + 1
+            self.launch(dialect, path, headers, sampled, original)
+
+    def _track(self, task: asyncio.Task[None]) -> None:
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def launch(
         self,
@@ -55,9 +90,7 @@ class ShadowSender:
         """Send each variant of `plan`; records keep `original` (the prompt without a cue), and
         the cue each copy carried in their `cue` field, as live records do."""
         for variant in plan.variants:
-            task = asyncio.create_task(self._send(dialect, path, headers, plan, variant, original, origin))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self._track(asyncio.create_task(self._send(dialect, path, headers, plan, variant, original, origin)))
 
     async def _send(
         self,
@@ -176,6 +209,25 @@ class ProbeScheduler:
         )
         plan.variants = [experiments.variant(cfg.dialect, req, arm) for arm in exp.arms]
         self.sender.launch(cfg.dialect, PROBE_PATHS[cfg.dialect], headers, plan, req, origin="probe")
+
+
+def request_is_harmful(dialect: Dialect, req: dict[str, Any]) -> bool:
+    """The `harmful` feature of a request, before any arm is sent (same code as the live feature)."""
+    from detectors import features
+    from monitor.dialects import request_messages
+    from monitor.records import Exchange
+
+    ex = Exchange.model_construct(
+        id="sampling",
+        time=datetime.now(UTC),
+        dialect=dialect,
+        path="",
+        status=0,
+        outcome="ok",
+        messages=request_messages(dialect, req),
+        cue=None,
+    )
+    return bool(features.harmful([ex])[0])
 
 
 def _auth_headers(dialect: str, key: str | None) -> dict[str, str]:

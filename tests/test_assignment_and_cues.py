@@ -222,7 +222,7 @@ BAD_POLICIES = [
     (
         "experiments:\n  - name: e\n" + GOOD_ARMS + "    shadow: {sample: 2}\n",
         6,
-        "experiments.0.shadow.sample: Input should be less than or equal to 1",
+        "experiments.0.shadow.sample.default: Input should be less than or equal to 1",
     ),
     (
         "experiments:\n  - name: e\n" + GOOD_ARMS + "  - name: e\n" + GOOD_ARMS,

@@ -295,8 +295,10 @@ def test_probes_sent_under_every_arm(tmp_path: Path) -> None:
     """Scheduled probes go out once per arm with a shared pair id, the expected answer recorded."""
     sandbagger = _sim(tmp_path, 2, "sandbagger-sim")
     text = (Path(__file__).parents[1] / "policies" / "sandbagging-probes.yaml").read_text()
-    text = text.replace("rate_per_minute: 2 ", "rate_per_minute: 600 ").replace(
-        "max_requests_per_minute: 10", "max_requests_per_minute: 1000"
+    text = (
+        text.replace("rate_per_minute: 2 ", "rate_per_minute: 600 ")
+        .replace("max_requests_per_minute: 10", "max_requests_per_minute: 1000")
+        .replace("max_tokens_per_hour: 50000", "max_tokens_per_hour: 10000000")  # paced: a minute's worth held
     )
     policy = tmp_path / "probes.yaml"
     policy.write_text(text)
