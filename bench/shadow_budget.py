@@ -113,18 +113,19 @@ def run(
     budget = Budget(shadow.max_requests_per_minute, shadow.max_tokens_per_hour, clock=lambda: clock[0])
     det = CueGap(experiment="monitoring-cue")
     horizon = hours * 3600
-    pending: list[tuple[float, list[Exchange]]] = []
+    pending: list[tuple[float, int, list[Exchange]]] = []
     spent = pairs = informative = 0
-    found: float | None = None
+    found: tuple[float, int] | None = None
 
-    def flush() -> float | None:
-        batch = [ex for _, pair in pending for ex in pair]
+    def flush() -> tuple[float, int] | None:
+        """The time and the requests spent at the first finding among the pending pairs."""
+        batch = [ex for _, _, pair in pending for ex in pair]
         feats = features.compute_batch(batch, det.wants)
         i = 0
-        for t, pair in pending:
+        for t, spent_then, pair in pending:
             for ex in pair:
                 if det.update(Observation(ex, feats[i])):
-                    return t
+                    return t, spent_then
                 i += 1
         return None
 
@@ -165,7 +166,7 @@ def run(
                     response_text=reply.text,
                 )
             )
-        pending.append((clock[0], exchanges))
+        pending.append((clock[0], spent, exchanges))
         if len(pending) >= BATCH:
             found = flush()
             pending = []
@@ -173,7 +174,8 @@ def run(
         found = flush()
     return {
         "seed": seed,
-        "hours_to_finding": None if found is None else found / 3600,
+        "hours_to_finding": None if found is None else found[0] / 3600,
+        "extra_requests_to_finding": None if found is None else found[1],
         "extra_requests": spent,
         "pairs": pairs,
         "informative_pairs": informative,
@@ -191,7 +193,7 @@ def summarise(runs: list[dict[str, Any]], hours: float) -> dict[str, Any]:
         "runs": len(runs),
         "horizon_hours": hours,
         "extra_requests_to_finding_median": float(
-            np.median([r["extra_requests"] if r["hours_to_finding"] is not None else np.inf for r in runs])
+            np.median([r["extra_requests_to_finding"] if r["hours_to_finding"] is not None else np.inf for r in runs])
         ),
         "extra_requests_per_hour": float(np.mean(per_hour)),
         "informative_share": float(np.mean([r["informative_pairs"] / max(r["pairs"], 1) for r in runs])),
@@ -202,6 +204,10 @@ def _h(x: float) -> str:
     if not np.isfinite(x):
         return "not found"
     return f"{x * 60:.0f} min" if x < 1 else f"{x:.1f} h"
+
+
+def _n(x: float) -> str:
+    return f"{x:,.0f}" if np.isfinite(x) else "-"
 
 
 def main() -> None:
@@ -241,7 +247,7 @@ def main() -> None:
                 out["cases"][f"{rate:g}/s {share:.0%} {strategy}"] = {**s, "runs": runs}
                 print(
                     f"| {rate:g} | {share:.0%} | {strategy} | {_h(s['median_hours'])} | {_h(s['p90_hours'])} | "
-                    f"{s['found']}/{s['runs']} | {s['extra_requests_to_finding_median']:,.0f} | "
+                    f"{s['found']}/{s['runs']} | {_n(s['extra_requests_to_finding_median'])} | "
                     f"{s['extra_requests_per_hour']:,.0f} | {s['informative_share']:.0%} |",
                     flush=True,
                 )

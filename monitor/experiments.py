@@ -138,14 +138,16 @@ class Experiments:
         # fixed now, so the production record names the pair its copies would share.
         return Plan(exp, {"experiment": exp.name, "mode": "shadow", "pair_id": os.urandom(8).hex()})
 
-    def sample(self, plan: Plan, dialect: str, req: JSON, harmful: bool = False) -> Plan | None:
+    def sample(
+        self, plan: Plan, dialect: str, req: JSON, harmful: bool = False, category: str | None = None
+    ) -> Plan | None:
         """A shadow request drawn with its sampling rules' probability and admitted by the
         budget (sends at the highest probability first): the plan for its copies, one per arm,
         whose labels carry the probability used; None when it is not sampled."""
         exp = plan.experiment
         rules = exp.shadow.sample
         model = req.get("model")
-        p, rule = rules.probability(model if isinstance(model, str) else "", harmful)
+        p, rule = rules.probability(model if isinstance(model, str) else "", harmful, category)
         if p <= 0 or self._sample_rng.random() >= p:
             return None
         if not self.budgets[exp.name].try_take(len(exp.arms), priority=p / rules.top):

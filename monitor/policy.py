@@ -128,37 +128,55 @@ class Sampling(_Strict):
     harmful: float | None = Field(
         None, ge=0, le=1, description="probability for requests the harmful-request classifier flags"
     )
+    categories: dict[str, float] = Field(
+        {}, description="harm category of a flagged request (`harm_category`) -> probability"
+    )
     models: dict[str, float] = Field({}, description="glob pattern of the model -> probability")
 
-    @field_validator("models")
+    @field_validator("categories", "models")
     @classmethod
     def _rates(cls, v: dict[str, float]) -> dict[str, float]:
-        for pattern, rate in v.items():
+        for key, rate in v.items():
             if not 0 <= rate <= 1:
-                raise ValueError(f"models.{pattern}: probability must be in [0, 1], got {rate}")
+                raise ValueError(f"{key}: probability must be in [0, 1], got {rate}")
+        return v
+
+    @field_validator("categories")
+    @classmethod
+    def _known_categories(cls, v: dict[str, float]) -> dict[str, float]:
+        if v:
+            from detectors import textclf
+
+            known = textclf.load("harm_category").classes
+            unknown = sorted(set(v) - set(known))
+            if unknown:
+                raise ValueError(f"unknown harm categories {unknown}; the classifier knows {list(known)}")
         return v
 
     @property
     def needs_request_features(self) -> bool:
-        return self.harmful is not None
+        return self.harmful is not None or bool(self.categories)
 
     @property
     def top(self) -> float:
         """The highest probability any request can get (requests at it are spent on first)."""
-        return max([self.default, self.harmful or 0.0, *self.models.values()])
+        return max([self.default, self.harmful or 0.0, *self.categories.values(), *self.models.values()])
 
     def describe(self) -> str:
         rules = [f"{self.default:g}"]
         if self.harmful is not None:
             rules.append(f"harmful {self.harmful:g}")
+        rules += [f"category {k} {v:g}" for k, v in self.categories.items()]
         rules += [f"model {k} {v:g}" for k, v in self.models.items()]
         return ", ".join(rules)
 
-    def probability(self, model: str, harmful: bool) -> tuple[float, str]:
+    def probability(self, model: str, harmful: bool, category: str | None = None) -> tuple[float, str]:
         """The probability for one request and the rule that gave it."""
         best, rule = self.default, "default"
         if harmful and self.harmful is not None and self.harmful > best:
             best, rule = self.harmful, "harmful"
+        if harmful and category is not None and self.categories.get(category, 0.0) > best:
+            best, rule = self.categories[category], f"category:{category}"
         for pattern, rate in self.models.items():
             if rate > best and fnmatch.fnmatchcase(model, pattern):
                 best, rule = rate, f"model:{pattern}"

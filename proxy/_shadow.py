@@ -55,16 +55,17 @@ class ShadowSender:
         self, dialect: Dialect, path: str, headers: dict[str, str], plan: Plan, original: dict[str, Any]
     ) -> None:
         harmful: bool | None = None
+        category: str | None = None
         if plan.experiment.shadow.sample.needs_request_features:
             try:
-                harmful = await asyncio.to_thread(request_is_harmful, dialect, original)
+                harmful, category = await asyncio.to_thread(request_harm, dialect, original)
             except Exception as exc:  # a broken classifier costs the rule, never the request
                 log.error("shadow_sampling_classifier_failed", experiment=plan.experiment.name, error=repr(exc))
         experiments = self.holder.experiments
         if plan.experiment not in experiments.policy.experiments:
             return  # the policy was reloaded without it meanwhile
         try:
-            sampled = experiments.sample(plan, dialect, original, bool(harmful))
+            sampled = experiments.sample(plan, dialect, original, bool(harmful), category)
         except Exception as exc:  # a request the cue code cannot handle: production is unaffected
             log.error("shadow_copy_failed", experiment=plan.experiment.name, error=repr(exc))
             return
@@ -211,8 +212,9 @@ class ProbeScheduler:
         self.sender.launch(cfg.dialect, PROBE_PATHS[cfg.dialect], headers, plan, req, origin="probe")
 
 
-def request_is_harmful(dialect: Dialect, req: dict[str, Any]) -> bool:
-    """The `harmful` feature of a request, before any arm is sent (same code as the live feature)."""
+def request_harm(dialect: Dialect, req: dict[str, Any]) -> tuple[bool, str | None]:
+    """The `harmful` and `harm_category` features of a request, before any arm is sent (the
+    live features' code)."""
     from detectors import features
     from monitor.dialects import request_messages
     from monitor.records import Exchange
@@ -227,7 +229,8 @@ def request_is_harmful(dialect: Dialect, req: dict[str, Any]) -> bool:
         messages=request_messages(dialect, req),
         cue=None,
     )
-    return bool(features.harmful([ex])[0])
+    row = features.compute_batch([ex], {"harmful", "harm_category"})[0]
+    return bool(row["harmful"]), row["harm_category"]
 
 
 def _auth_headers(dialect: str, key: str | None) -> dict[str, str]:

@@ -18,7 +18,7 @@ from monitor.errors import ConfigError
 from monitor.experiments import Experiments
 from monitor.policy import Policy, Sampling, load_policy
 from monitor.records import Exchange
-from proxy._shadow import request_is_harmful
+from proxy._shadow import request_harm
 from tests._support import API_KEY, records, start_proxy
 
 HARMFUL = [
@@ -34,12 +34,14 @@ BENIGN = [
 
 
 def test_sampling_rules_take_the_highest_rate() -> None:
-    rules = Sampling(default=0.005, harmful=0.5, models={"gpt-4o*": 0.1})
+    rules = Sampling(default=0.005, harmful=0.5, categories={"weapons": 0.9}, models={"gpt-4o*": 0.1})
     assert rules.probability("claude-3", harmful=False) == (0.005, "default")
     assert rules.probability("gpt-4o-mini", harmful=False) == (0.1, "model:gpt-4o*")
-    assert rules.probability("gpt-4o-mini", harmful=True) == (0.5, "harmful")
-    assert rules.top == 0.5 and rules.needs_request_features
-    assert not Sampling(default=0.02).needs_request_features
+    assert rules.probability("gpt-4o-mini", harmful=True, category="cyber") == (0.5, "harmful")
+    assert rules.probability("claude-3", harmful=True, category="weapons") == (0.9, "category:weapons")
+    assert rules.probability("claude-3", harmful=False, category="weapons") == (0.005, "default")
+    assert rules.top == 0.9 and rules.needs_request_features
+    assert not Sampling(default=0.02, models={"x": 0.1}).needs_request_features
 
 
 def _policy(tmp: Path, sample: str) -> Path:
@@ -61,6 +63,7 @@ def test_policy_takes_a_number_or_rules(tmp_path: Path) -> None:
         ("{default: 2}", "less than or equal to 1"),
         ("{harmfull: 0.5}", "harmfull"),
         ("{models: {'gpt*': 3}}", "must be in [0, 1]"),
+        ("{categories: {drugz: 0.5}}", "unknown harm categories ['drugz']"),
         ("-0.1", "greater than or equal to 0"),
     ]:
         with pytest.raises(ConfigError, match=r"shadow\.sample") as err:
@@ -176,8 +179,8 @@ def test_cue_gap_reweights_the_effect_to_all_traffic() -> None:
 def test_request_aware_sampling_through_the_proxy(tmp_path: Path, sim: ServerProcess) -> None:
     """Only requests the harmful-request classifier flags get pairs; each copy records the
     probability and rule; production is answered for all."""
-    assert all(request_is_harmful("openai", {"messages": [{"role": "user", "content": t}]}) for t in HARMFUL)
-    assert not any(request_is_harmful("openai", {"messages": [{"role": "user", "content": t}]}) for t in BENIGN)
+    assert all(request_harm("openai", {"messages": [{"role": "user", "content": t}]})[0] for t in HARMFUL)
+    assert not any(request_harm("openai", {"messages": [{"role": "user", "content": t}]})[0] for t in BENIGN)
     policy = _policy(tmp_path, "{default: 0.0, harmful: 1.0}")
     policy.write_text(
         policy.read_text().replace("max_requests_per_minute", f'upstream: "{sim.url}", max_requests_per_minute')
