@@ -81,7 +81,8 @@ def inconsistency() -> dict[str, Any]:
 
     rows = [json.loads(line) for line in TRACES.read_text().splitlines() if line.strip()]
     items = [
-        Item(n, r["id"], r["reasoning"], r["response"], r.get("choices"), r.get("expected")) for n, r in enumerate(rows)
+        Item(n, r["id"], r["reasoning"], response=r["response"], choices=r.get("choices"), expected=r.get("expected"))
+        for n, r in enumerate(rows)
     ]
     got = _answers(items)
     tp = fp = fn = unknown = 0
