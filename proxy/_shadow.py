@@ -146,9 +146,11 @@ class ShadowSender:
         self.pipeline.submit(cap)
 
     async def close(self, wait_s: float = 30.0) -> None:
-        """Let in-flight shadow requests finish (their records matter), up to `wait_s`."""
-        if self._tasks:
-            await asyncio.wait(list(self._tasks), timeout=wait_s)
+        """Let in-flight shadow requests finish (their records matter), up to `wait_s`; a
+        sampling decision still pending may start sends, which are waited for too."""
+        deadline = time.monotonic() + wait_s
+        while self._tasks and (left := deadline - time.monotonic()) > 0:
+            await asyncio.wait(list(self._tasks), timeout=left)
 
 
 class ProbeScheduler:
