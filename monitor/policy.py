@@ -141,17 +141,23 @@ class Sampling(_Strict):
                 raise ValueError(f"{key}: probability must be in [0, 1], got {rate}")
         return v
 
-    @field_validator("categories")
-    @classmethod
-    def _known_categories(cls, v: dict[str, float]) -> dict[str, float]:
-        if v:
-            from detectors import textclf
+    @model_validator(mode="after")
+    def _classifiers_load(self) -> Sampling:
+        """Rules on request features need the request classifiers: they must load now, and the
+        categories named must be ones the category classifier knows."""
+        if not self.needs_request_features:
+            return self
+        from detectors import textclf
 
+        try:
+            textclf.load("harmful")
             known = textclf.load("harm_category").classes
-            unknown = sorted(set(v) - set(known))
-            if unknown:
-                raise ValueError(f"unknown harm categories {unknown}; the classifier knows {list(known)}")
-        return v
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"the `harmful` and `categories` rules need the request classifiers: {exc}") from exc
+        unknown = sorted(set(self.categories) - set(known))
+        if unknown:
+            raise ValueError(f"unknown harm categories {unknown}; the classifier knows {list(known)}")
+        return self
 
     @property
     def needs_request_features(self) -> bool:

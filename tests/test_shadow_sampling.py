@@ -208,3 +208,18 @@ def test_request_aware_sampling_through_the_proxy(tmp_path: Path, sim: ServerPro
         assert any(p.pair_id == r.pair_id for p in prod)
     assert f'cuewatch_shadow_pairs_total{{experiment="e",harmful="true",rule="harmful"}} {len(HARMFUL)}.0' in metrics
     assert f'cuewatch_shadow_budget_spent_total{{experiment="e"}} {2 * len(HARMFUL)}.0' in metrics
+
+
+def test_rules_on_request_features_need_the_classifiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A `harmful` rule whose classifier cannot load is a load error, not a silent default."""
+    from detectors import textclf
+
+    monkeypatch.setenv("CUEWATCH_MODELS_DIR", str(tmp_path / "no-models"))
+    textclf.load.cache_clear()
+    try:
+        with pytest.raises(ConfigError, match="need the request classifiers"):
+            load_policy(_policy(tmp_path, "{default: 0.01, harmful: 0.5}"))
+        assert load_policy(_policy(tmp_path, "0.01")).experiments[0].shadow.sample.default == 0.01
+    finally:
+        monkeypatch.delenv("CUEWATCH_MODELS_DIR")
+        textclf.load.cache_clear()
