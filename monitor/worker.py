@@ -94,6 +94,9 @@ class Worker:
         self.processed: dict[str, int] = {}
         self.trimmed = 0
         self.unreadable = 0
+        # entries of partition `all` written to the traffic log but not yet committed: when a
+        # failure makes them come back (XAUTOCLAIM after a Redis outage), they are not logged twice
+        self._logged: set[Any] = set()
         self.commits = 0
         self.lag: dict[str, int] = {}
         self._lease = self.redis.register_script(LEASE)
@@ -289,6 +292,7 @@ class Worker:
 
     async def _process(self, part: _Partition, entries: list[Any]) -> None:
         batch: list[Exchange] = []
+        fresh: dict[Any, Exchange] = {}  # entry id -> exchange not yet in the traffic log
         for entry_id, fields in entries:
             part.uncommitted.append(entry_id)
             if not fields:
@@ -304,10 +308,13 @@ class Worker:
                 continue
             if concerns(part.name, ex):
                 batch.append(ex)
+                if part.name == ALL and entry_id not in self._logged:
+                    fresh[entry_id] = ex
         if not batch:
             return
-        if part.name == ALL:
-            await self.traffic(batch)
+        if fresh:
+            await self.traffic(list(fresh.values()))
+            self._logged.update(fresh)
         stage = part.stage
         stage.sync()
         if stage.detectors:
@@ -329,6 +336,8 @@ class Worker:
             self._lost.add(part.name)  # another worker holds it now; drop ours at the next rebalance
             log.warning("commit_refused_lease_lost", worker=self.id, partition=part.name, entries=len(ids))
             return
+        if part.name == ALL:
+            self._logged.difference_update(ids)
         part.uncommitted = []
         self.commits += 1
 
