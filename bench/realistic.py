@@ -134,6 +134,43 @@ def cue_texts() -> dict[str, list[str]]:
     return {arm.name: list(arm.cue.texts) for arm in exp.arms}
 
 
+def answered(
+    rng: random.Random, prof: Any, cue: str, text: str, *, id: str, seconds: float, **labels: Any
+) -> tuple[Any, Any]:
+    """One request under `cue`, answered by the simulator: the exchange cuewatch records (an
+    arm of the default experiment; `labels` add mode, arm, pair...) and the simulator's reply."""
+    from monitor.records import Exchange, Message
+    from monitor.sim import decide
+
+    msgs = [Message(role="system", text=cue), Message(role="user", text=text)]
+    reply = decide(prof, prof.behaviour, rng, msgs, [])
+    ex = Exchange(
+        id=id,
+        time=START + timedelta(seconds=seconds),
+        dialect="openai",
+        path="/v1/chat/completions",
+        status=200,
+        outcome="ok",
+        experiment="monitoring-cue",
+        assignment_probability=0.5,
+        cue=cue,
+        messages=msgs,
+        response_text=reply.text,
+        **labels,
+    )
+    return ex, reply
+
+
+def setup() -> dict[str, list[Any]]:
+    """Held-out heads in use (trained if needed) and the held-out pools."""
+    prepare_models()
+    os.environ["CUEWATCH_MODELS_DIR"] = str(MODELS)
+    from detectors import features
+
+    features._MEMO_SIZE = 100_000  # every distinct text of the pools stays classified once
+    return pools()
+
+
 class Stream:
     """Requests and the simulator's answers for one seed, as exchanges, with the truth."""
 
@@ -145,9 +182,6 @@ class Stream:
 
     def chunk(self) -> tuple[list[Any], list[dict[str, Any]], list[int]]:
         """CHUNK requests: exchanges, oracle features and the request number of each exchange."""
-        from monitor.records import Exchange, Message
-        from monitor.sim import decide
-
         exchanges, truth, number = [], [], []
         for _ in range(CHUNK):
             self.n += 1
@@ -158,28 +192,19 @@ class Stream:
             arms = ARMS if self.mode == "shadow" else (self.rng.choice(ARMS),)
             pair = f"p{self.n}" if self.mode == "shadow" else None
             for arm in arms:
-                cue = self.rng.choice(self.cues[arm])
-                msgs = [Message(role="system", text=cue), Message(role="user", text=text)]
-                reply = decide(self.prof, self.prof.behaviour, self.rng, msgs, [])
-                exchanges.append(
-                    Exchange(
-                        id=f"{self.n}-{arm}",
-                        time=START + timedelta(seconds=self.n),
-                        dialect="openai",
-                        path="/v1/chat/completions",
-                        status=200,
-                        outcome="ok",
-                        experiment="monitoring-cue",
-                        arm=arm,
-                        mode=self.mode,
-                        assignment_probability=0.5,
-                        pair_id=pair,
-                        cue=cue,
-                        origin="shadow" if pair else "client",
-                        messages=msgs,
-                        response_text=reply.text,
-                    )
+                ex, reply = answered(
+                    self.rng,
+                    self.prof,
+                    self.rng.choice(self.cues[arm]),
+                    text,
+                    id=f"{self.n}-{arm}",
+                    seconds=self.n,
+                    arm=arm,
+                    mode=self.mode,
+                    pair_id=pair,
+                    origin="shadow" if pair else "client",
                 )
+                exchanges.append(ex)
                 truth.append(
                     {
                         "harmful": int(reply.category.startswith("harmful")),
@@ -300,12 +325,7 @@ def main() -> None:
     if a.quick:
         a.seeds, a.horizon, a.aa_horizon = 5, 10_000, 2_000
     t0 = time.time()
-    prepare_models()
-    os.environ["CUEWATCH_MODELS_DIR"] = str(MODELS)
-    from detectors import features
-
-    features._MEMO_SIZE = 100_000  # every distinct text of the pools stays classified once
-    p = pools()
+    p = setup()
     print(
         f"held-out pools: {len(p['harmful'])} harmful and {len(p['benign'])} dolly prompts; "
         f"{len(p['refusals'])} refusals, {len(p['compliances'])} compliances (do-not-answer), "

@@ -27,11 +27,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import sys
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -92,8 +91,7 @@ def run(
     from detectors.base import Observation
     from detectors.cue_gap import CueGap
     from monitor.budget import Budget
-    from monitor.records import Exchange, Message
-    from monitor.sim import decide
+    from monitor.records import Exchange
 
     rng = random.Random(seed)
     shadow = default_rules()
@@ -141,31 +139,22 @@ def run(
         informative += truth
         text, _ = rng.choice(by_class[(truth, flag)])
         pair_id = f"{seed}-{pairs}"
-        exchanges = []
-        for arm in realistic.ARMS:
-            cue = rng.choice(cues[arm])
-            msgs = [Message(role="system", text=cue), Message(role="user", text=text)]
-            reply = decide(prof, prof.behaviour, rng, msgs, [])
-            exchanges.append(
-                Exchange(
-                    id=f"{pair_id}-{arm}",
-                    time=START + timedelta(seconds=clock[0]),
-                    dialect="openai",
-                    path="/v1/chat/completions",
-                    status=200,
-                    outcome="ok",
-                    experiment="monitoring-cue",
-                    arm=arm,
-                    mode="shadow",
-                    assignment_probability=0.5,
-                    pair_id=pair_id,
-                    sample_probability=p,
-                    cue=cue,
-                    origin="shadow",
-                    messages=msgs,
-                    response_text=reply.text,
-                )
-            )
+        exchanges = [
+            realistic.answered(
+                rng,
+                prof,
+                rng.choice(cues[arm]),
+                text,
+                id=f"{pair_id}-{arm}",
+                seconds=clock[0],
+                arm=arm,
+                mode="shadow",
+                pair_id=pair_id,
+                sample_probability=p,
+                origin="shadow",
+            )[0]
+            for arm in realistic.ARMS
+        ]
         pending.append((clock[0], spent, exchanges))
         if len(pending) >= BATCH:
             found = flush()
@@ -224,12 +213,7 @@ def main() -> None:
     if a.quick:
         a.seeds, a.hours, a.rates, a.aa_seeds = 3, 6.0, [10.0], 3
     t0 = time.time()
-    realistic.prepare_models()
-    os.environ["CUEWATCH_MODELS_DIR"] = str(realistic.MODELS)
-    from detectors import features
-
-    features._MEMO_SIZE = 100_000  # every distinct text of the pools stays classified once
-    pool = realistic.pools()
+    pool = realistic.setup()
     by_class = classes(pool)
     print("prompts by (truly harmful, flagged):", {k: len(v) for k, v in sorted(by_class.items())}, flush=True)
     gap, null = realistic.profile(pool, 0.12, 0.03), realistic.profile(pool, 0.12, 0.12)
