@@ -12,7 +12,9 @@ import zlib
 from datetime import datetime
 from typing import Any
 
+import brotli
 import orjson
+import zstandard
 from pydantic import BaseModel, ConfigDict, Field
 
 from monitor import dialects
@@ -81,7 +83,7 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
         time=cap.time,
         dialect=cap.dialect,
         path=cap.path,
-        model=req.get("model") if isinstance(req.get("model"), str) else None,
+        model=req.get("model") if isinstance(req.get("model"), str) else _deployment(cap.path),
         stream=stream,
         messages=messages,
         tools=dialects.request_tools(cap.dialect, req),
@@ -111,30 +113,57 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
             ex.error = ex.error or dialects.error_message(doc) or _excerpt(body)
             return ex
         parsed = dialects.parse_response(cap.dialect, doc)
+        ex.error = ex.error or parsed.error  # e.g. a Responses API body with status `failed`
     ex.response_text = parsed.text
     ex.reasoning = parsed.reasoning
     ex.redacted_reasoning_blocks = parsed.redacted_reasoning_blocks
     ex.tool_calls = parsed.tool_calls
     ex.finish_reason = parsed.finish_reason
     ex.usage = parsed.usage
+    ex.choices = parsed.choices
     return ex
 
 
 def _decode(body: bytes, encoding: str | None) -> tuple[bytes | None, str | None]:
-    enc = (encoding or "identity").lower().strip()
-    try:
-        if enc in ("identity", ""):
-            return body, None
-        if enc in ("gzip", "x-gzip"):
-            return zlib.decompress(body, wbits=16 + zlib.MAX_WBITS), None
-        if enc == "deflate":
-            try:
-                return zlib.decompress(body), None
-            except zlib.error:
-                return zlib.decompress(body, wbits=-zlib.MAX_WBITS), None
-    except zlib.error as exc:
-        return None, f"response body could not be decompressed ({enc}): {exc}"
-    return None, f"response content-encoding {enc!r} is not decoded by cuewatch"
+    """The body without its content-encoding(s), applied in order, so undone in reverse."""
+    for enc in reversed([e.strip().lower() for e in (encoding or "").split(",") if e.strip()]):
+        try:
+            body = _undo(body, enc)
+        except _UNDECODABLE as exc:
+            return None, f"response body could not be decompressed ({enc}): {exc}"
+        except LookupError:
+            return None, f"response content-encoding {enc!r} is not decoded by cuewatch"
+    return body, None
+
+
+def _undo(body: bytes, enc: str) -> bytes:
+    if enc == "identity":
+        return body
+    if enc in ("gzip", "x-gzip"):
+        return zlib.decompress(body, wbits=16 + zlib.MAX_WBITS)
+    if enc == "deflate":
+        try:
+            return zlib.decompress(body)
+        except zlib.error:
+            return zlib.decompress(body, wbits=-zlib.MAX_WBITS)
+    if enc == "br":
+        return bytes(brotli.decompress(body))
+    if enc == "zstd":
+        # Streamed frames may not state their size up front, so read the frame to its end.
+        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+    raise LookupError(enc)
+
+
+_UNDECODABLE = (zlib.error, brotli.error, zstandard.ZstdError)
+
+
+def _deployment(path: str) -> str | None:
+    """Azure OpenAI names the model in the path: /openai/deployments/{name}/chat/completions."""
+    parts = path.split("/")
+    if "deployments" in parts:
+        i = parts.index("deployments")
+        return parts[i + 1] if i + 1 < len(parts) and parts[i + 1] else None
+    return None
 
 
 def _loads(body: bytes) -> Any:

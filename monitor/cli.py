@@ -31,6 +31,41 @@ def _settings(args: argparse.Namespace, **defaults: Any) -> Any:
         ) from exc
 
 
+_WORKER_DEFAULTS = {"port": 8081, "transport": "redis"}
+
+
+def _settings_flags(parser: argparse.ArgumentParser, serve_defaults: bool = True) -> None:
+    """One flag per setting (`--read-timeout-s` for `read_timeout_s`), its help from the model."""
+    from typing import Literal, get_args, get_origin
+
+    from monitor.routes import Route
+    from monitor.settings import Settings, flag
+
+    def route(text: str) -> Route:
+        return Route.parse(text)
+
+    group = parser.add_argument_group("settings (each is also an environment variable CUEWATCH_<NAME>; flags win)")
+    for name, field in Settings.model_fields.items():
+        kind, args = field.annotation, get_args(field.annotation)
+        if type(None) in args:  # Optional[X] -> X
+            kind = next(a for a in args if a is not type(None))
+            args = get_args(kind)
+        default = field.default if serve_defaults else _WORKER_DEFAULTS.get(name, field.default)
+        shown = "hidden" if hasattr(default, "get_secret_value") else "none" if default in (None, []) else default
+        description = str(field.description).replace("%", "%%")
+        options: dict[str, Any] = {"dest": name, "default": None}
+        options["help"] = f"{description} [env CUEWATCH_{name.upper()}; default: {shown}]"
+        if kind is bool:
+            options["action"] = argparse.BooleanOptionalAction
+        elif get_origin(kind) is Literal:
+            options["choices"] = list(args)
+        elif get_origin(kind) is list:
+            options.update(action="append", type=route, metavar="PATTERN=DIALECT[@UPSTREAM]")
+        elif kind in (int, float, Path):
+            options["type"] = kind
+        group.add_argument(flag(name.removesuffix("s") if get_origin(kind) is list else name), **options)
+
+
 def _serve(args: argparse.Namespace) -> int:
     from monitor import _serve as server
     from monitor.logs import configure_logging
@@ -48,7 +83,7 @@ def _worker(args: argparse.Namespace) -> int:
     from monitor.logs import configure_logging
     from monitor.worker import WorkerApp
 
-    settings = _settings(args, port=8081, transport="redis")
+    settings = _settings(args, **_WORKER_DEFAULTS)
     configure_logging(settings.log_level, settings.log_format)
     app = WorkerApp(settings)  # a bad policy file stops here with file:line: field: message
     server.run(app, settings.host, settings.port, settings.log_level)
@@ -309,36 +344,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     serve = sub.add_parser("serve", help="run the proxy (settings also from CUEWATCH_* env vars)")
-    serve.add_argument("--upstream", help="model API base URL, e.g. https://api.openai.com")
-    serve.add_argument(
-        "--upstream-anthropic", dest="upstream_anthropic", help="separate base URL for Anthropic /v1/messages"
-    )
-    serve.add_argument("--policy", type=Path, help="policy YAML file")
-    serve.add_argument("--log-dir", dest="log_dir", type=Path, help="traffic log folder")
-    serve.add_argument("--host")
-    serve.add_argument("--port", type=int)
-    serve.add_argument("--queue-size", dest="queue_size", type=int)
-    serve.add_argument("--gzip", action="store_true", default=None, help="gzip log segments")
-    serve.add_argument("--redact-prompts", dest="redact_prompts", action="store_true", default=None)
-    serve.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
-    serve.add_argument("--transport", choices=["inprocess", "redis"], help="where exchanges go (default inprocess)")
-    serve.add_argument("--redis-url", dest="redis_url", help="Redis URL for --transport redis (or CUEWATCH_REDIS_URL)")
+    _settings_flags(serve)
     serve.set_defaults(func=_serve)
 
     worker = sub.add_parser(
         "worker", help="run detectors and alerts over the Redis stream of every proxy replica (docs/deploy.md)"
     )
-    worker.add_argument("--policy", type=Path, help="policy YAML file (the same as the proxies')")
-    worker.add_argument("--redis-url", dest="redis_url", help="Redis URL (or CUEWATCH_REDIS_URL)")
-    worker.add_argument("--log-dir", dest="log_dir", type=Path, help="this worker's traffic log folder")
-    worker.add_argument("--host", help="address of /healthz, /readyz, /metrics")
-    worker.add_argument("--port", type=int, help="port of /healthz, /readyz, /metrics (default 8081)")
-    worker.add_argument("--worker-id", dest="worker_id", help="consumer name (default hostname-pid)")
-    worker.add_argument("--lease-ttl-s", dest="lease_ttl_s", type=float, help="failover delay (default 15)")
-    worker.add_argument(
-        "--snapshot-interval-s", dest="snapshot_interval_s", type=float, help="commit period (default 1)"
-    )
-    worker.add_argument("--log-level", dest="log_level", choices=["debug", "info", "warning", "error"])
+    _settings_flags(serve_defaults=False, parser=worker)
     worker.set_defaults(func=_worker)
 
     sim = sub.add_parser("sim", help="run the simulated upstream model API")

@@ -16,9 +16,8 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 
 from monitor.errors import ConfigError
+from monitor.records import Dialect
 from monitor.yamlfile import load_yaml_model
-
-Dialect = Literal["openai", "anthropic"]
 
 
 def _require_unique(what: str, names: list[str]) -> None:
@@ -65,17 +64,21 @@ class SecretRef(_Strict):
 class Cue(_Strict):
     """Where an arm's cue goes and what it says.
 
-    where:    `system` (OpenAI system/developer message, created if absent; Anthropic `system`),
-              `user` (the last user turn, e.g. a `<is_free_tier_user>` tag), `metadata` (a
-              field of the request's `metadata` object), `header` (an extra request header),
-              or `none` (a control arm: nothing is added).
+    where:    `system` (OpenAI system/developer message, created if absent; Anthropic `system`;
+              Responses `instructions`), `user` (a user turn, e.g. a `<is_free_tier_user>` tag),
+              `metadata` (a field of the request's `metadata` object), `header` (an extra
+              request header), or `none` (a control arm: nothing is added).
     position: `before` or `after` the existing text (system and user).
+    turn:     which turn a `user` cue joins: `last` (the newest; after tool results when the
+              newest turn carries them, never rewriting an earlier turn) or `first` (the first
+              user turn). See monitor/cues.py and docs/cues.md for prompt caching.
     key:      the metadata field or header name (metadata and header).
     texts:    one is chosen at random per request, so the model cannot learn one fixed string.
     """
 
     where: Literal["system", "user", "metadata", "header", "none"]
     position: Literal["before", "after"] = "before"
+    turn: Literal["last", "first"] = "last"
     key: str | None = None
     texts: list[str] = []
 
@@ -100,14 +103,14 @@ class Arm(_Strict):
 class Filter(_Strict):
     """Which requests an experiment applies to; every given condition must hold."""
 
-    dialects: list[Dialect] = ["openai", "anthropic"]
+    dialects: list[Dialect] = ["openai", "anthropic", "responses"]
     models: list[str] = Field(["*"], description="glob patterns, e.g. 'gpt-4o*'")
-    paths: list[str] = ["/v1/chat/completions", "/v1/messages"]
+    paths: list[str] = Field(["*"], description="glob patterns of the request path, e.g. '/v1/chat/completions'")
     headers: dict[str, str] = Field({}, description="exact header values (names case-insensitive)")
     metadata: dict[str, str] = Field({}, description="exact values in the request's metadata object")
 
     def matches(self, dialect: str, path: str, model: Any, headers: dict[str, str], req: dict[str, Any]) -> bool:
-        if dialect not in self.dialects or path not in self.paths:
+        if dialect not in self.dialects or not any(fnmatch.fnmatchcase(path, p) for p in self.paths):
             return False
         name = model if isinstance(model, str) else ""
         if not any(fnmatch.fnmatchcase(name, pattern) for pattern in self.models):

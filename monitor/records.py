@@ -13,7 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-Dialect = Literal["openai", "anthropic"]
+Dialect = Literal["openai", "anthropic", "responses"]
+"""openai: chat completions; anthropic: messages; responses: the OpenAI Responses API."""
 Mode = Literal["live", "shadow", "off"]
 Outcome = Literal[
     "ok",  # upstream answered 2xx and the response completed
@@ -48,11 +49,31 @@ class Message(_Model):
 
 
 class Usage(_Model):
-    """Token usage as reported by the upstream (None when it reported nothing)."""
+    """Token usage as reported by the upstream (None when it reported nothing).
+
+    `input_tokens` is the upstream's own count: OpenAI's includes cached tokens, Anthropic's
+    excludes the tokens read from or written to its cache (those are the two cache fields).
+    """
 
     input_tokens: int | None = None
     output_tokens: int | None = None
-    reasoning_tokens: int | None = None
+    reasoning_tokens: int | None = Field(None, description="output tokens spent on reasoning (OpenAI)")
+    cache_read_tokens: int | None = Field(
+        None, description="input tokens served from the prompt cache (OpenAI cached_tokens, Anthropic cache_read)"
+    )
+    cache_write_tokens: int | None = Field(
+        None, description="input tokens written to the prompt cache (Anthropic cache_creation, OpenAI cache_write)"
+    )
+
+
+class Choice(_Model):
+    """One of several completions asked for at once (OpenAI `n` > 1)."""
+
+    index: int
+    text: str | None = None
+    reasoning: str | None = None
+    tool_calls: list[ToolCall] = Field(default_factory=list)
+    finish_reason: str | None = None
 
 
 class Timings(_Model):
@@ -113,6 +134,10 @@ class Exchange(_Model):
     redacted_reasoning_blocks: int = 0
     tool_calls: list[ToolCall] = Field(default_factory=list)
     finish_reason: str | None = None
+    choices: list[Choice] = Field(
+        default_factory=list,
+        description="every choice when the response held more than one (`n` > 1); the fields above are choice 0",
+    )
 
     status: int
     outcome: Outcome

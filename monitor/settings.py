@@ -8,6 +8,13 @@ from typing import Literal
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from monitor.routes import Route, RouteTable
+
+
+def flag(name: str) -> str:
+    """The command-line flag of a setting."""
+    return "--" + name.replace("_", "-")
+
 
 class Settings(BaseSettings):
     """Everything `cuewatch serve` can be told. Each field is also `CUEWATCH_<NAME>`."""
@@ -16,35 +23,47 @@ class Settings(BaseSettings):
 
     upstream: AnyHttpUrl = Field(
         AnyHttpUrl("https://api.openai.com"),
-        description="Base URL of the model API; request paths (/v1/...) are appended to it.",
+        description="Base URL of the model API; the request path is appended to it, after any path the base "
+        "has (https://host/prefix).",
     )
     upstream_anthropic: AnyHttpUrl | None = Field(
         None, description="Separate base URL for Anthropic /v1/messages (default: `upstream`)."
     )
-    host: str = "127.0.0.1"
-    port: int = Field(8080, ge=0, le=65535)
-    policy: Path | None = None
+    routes: list[Route] = Field(
+        [],
+        description="Extra routes, tried before the defaults: PATTERN=DIALECT[@UPSTREAM], a path glob and one of "
+        "openai, anthropic, responses, passthrough (docs/routes.md; env: a JSON list of {path, dialect, upstream}).",
+    )
+    host: str = Field("127.0.0.1", description="Listen address.")
+    port: int = Field(8080, ge=0, le=65535, description="Listen port.")
+    policy: Path | None = Field(None, description="Policy YAML file (unset: observe and record only).")
     policy_poll_s: float = Field(1.0, ge=0, description="Check the policy file for changes this often (0: never).")
-    admin_token: SecretStr | None = Field(None, description="Bearer token for /admin/* (unset: admin API off).")
+    admin_token: SecretStr | None = Field(
+        None,
+        description="Bearer token for /admin/* (unset: admin API off). A flag shows in the process list: "
+        "prefer the env var or admin_token_file.",
+    )
     admin_token_file: Path | None = Field(None, description="File holding the admin token.")
 
     # Upstream client.
-    connect_timeout_s: float = Field(10.0, gt=0)
+    connect_timeout_s: float = Field(10.0, gt=0, description="Longest wait to connect to the upstream (then 502).")
     read_timeout_s: float = Field(
         600.0, gt=0, description="Longest wait for the response headers or for the next chunk."
     )
     pool_size: int = Field(1024, ge=1, description="Max concurrent upstream connections.")
-    keepalive_s: float = Field(30.0, gt=0)
+    keepalive_s: float = Field(30.0, gt=0, description="Idle upstream connections are closed after this long.")
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1, description="Larger requests get 413.")
 
     # Pipeline and traffic log.
-    log_dir: Path = Path("cuewatch-logs")
+    log_dir: Path = Field(Path("cuewatch-logs"), description="Traffic log folder (spill files in spill/ below it).")
     queue_size: int = Field(10_000, ge=1, description="Records held in memory before spilling.")
-    segment_max_bytes: int = Field(64 * 1024 * 1024, ge=1024)
-    segment_max_age_s: float = Field(3600.0, gt=0)
-    gzip: bool = False
-    fsync: Literal["always", "interval", "never"] = "interval"
-    fsync_interval_s: float = Field(1.0, gt=0)
+    segment_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="A log segment is rotated at this size.")
+    segment_max_age_s: float = Field(3600.0, gt=0, description="A log segment is rotated after this long.")
+    gzip: bool = Field(False, description="Gzip log segments.")
+    fsync: Literal["always", "interval", "never"] = Field(
+        "interval", description="When log writes are flushed to disk: every write, every fsync_interval_s, or never."
+    )
+    fsync_interval_s: float = Field(1.0, gt=0, description="Flush period of fsync=interval.")
     redact_prompts: bool = Field(False, description="Store digests instead of prompt text.")
 
     # Transport: where exchanges go after the response (docs/deploy.md).
@@ -73,9 +92,9 @@ class Settings(BaseSettings):
     worker_batch: int = Field(256, ge=1, description="Most stream entries read per step.")
 
     # Process.
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
-    log_format: Literal["json", "console"] = "json"
-    access_log: bool = True
+    log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Process log level.")
+    log_format: Literal["json", "console"] = Field("json", description="Process log format (stderr).")
+    access_log: bool = Field(True, description="One log line per request, model calls and passthrough alike.")
 
     @field_validator("upstream", "upstream_anthropic")
     @classmethod
@@ -103,3 +122,6 @@ class Settings(BaseSettings):
         """Base URL (no trailing slash) for a dialect."""
         url = self.upstream_anthropic if dialect == "anthropic" and self.upstream_anthropic else self.upstream
         return str(url).rstrip("/")
+
+    def route_table(self) -> RouteTable:
+        return RouteTable(self.routes, self.upstream_for("openai"), self.upstream_for("anthropic"))

@@ -43,8 +43,9 @@ from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
 from monitor.policy import seconds
 from monitor.records import Dialect, Outcome
 from monitor.reload import PolicyHolder
+from monitor.routes import Target
 from monitor.settings import Settings
-from proxy._dialects import MODEL_ROUTES, dialect_of, error_body
+from proxy._dialects import error_body
 from proxy._headers import client_response_headers, upstream_request_headers
 from proxy._metrics import ProxyMetrics
 from proxy._shadow import ProbeScheduler, ShadowSender
@@ -99,8 +100,8 @@ class ProxyApp:
         self.settings = settings
         self.holder = holder or PolicyHolder(settings.policy)
         self.pipeline = pipeline or build_pipeline(settings, self.holder)
-        self._bases = {d: settings.upstream_for(d) for d in ("openai", "anthropic")}
-        self.shadow = ShadowSender(self.pipeline, self._bases, self.holder)
+        self.routes = settings.route_table()
+        self.shadow = ShadowSender(self.pipeline, self.routes, self.holder)
         self.probes = ProbeScheduler(self.shadow, self.holder)
         log_stage = next((s for s in self.pipeline.stages if isinstance(s, TrafficLogStage)), None)
         self.metrics = ProxyMetrics(self.pipeline, log_stage, self.holder, self.shadow)
@@ -118,13 +119,7 @@ class ProxyApp:
         kind = scope["type"]
         if kind == "http":
             path: str = scope["path"]
-            if path.startswith("/v1/"):
-                dialect = MODEL_ROUTES.get(path) if scope["method"] == "POST" else None
-                if dialect is not None:
-                    await self._model_call(scope, receive, send, dialect)
-                else:
-                    await self._passthrough(scope, receive, send)
-            elif path == "/healthz":
+            if path == "/healthz":
                 await send_json(send, 200, {"status": "ok"})
             elif path == "/readyz":
                 await self._readyz(send)
@@ -132,10 +127,16 @@ class ProxyApp:
                 await send_text(send, 200, self.metrics.render().decode(), b"text/plain; version=0.0.4")
             elif path == "/admin/reload" and scope["method"] == "POST":
                 await self._admin_reload(scope, send)
-            elif path.startswith("/admin/silences"):
+            elif path.startswith("/admin/"):
                 await self._admin_silences(scope, receive, send)
+            elif any(seg in (".", "..") for seg in path.split("/")):
+                await send_json(send, 400, error_body("openai", 400, "dot segments in the path", "invalid_path"))
             else:
-                await send_json(send, 404, error_body("openai", 404, f"no route {path}", "not_found"))
+                target = self.routes.target(scope["method"], path)
+                if target.dialect is not None:
+                    await self._model_call(scope, receive, send, target.dialect, target.base)
+                else:
+                    await self._passthrough(scope, receive, send, target)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -180,7 +181,7 @@ class ProxyApp:
             from monitor.alerts.redis_outbox import RedisOutbox
 
             self.outbox = RedisOutbox(s.redis_url.get_secret_value(), s.redis_prefix, timeout_s=s.redis_timeout_s)
-            log.info("proxy_started", upstream=self._bases["openai"], transport="redis", redis=s.redis_display())
+            log.info("proxy_started", upstreams=self.routes.bases(), transport="redis", redis=s.redis_display())
             return
         self.outbox = Outbox(s.log_dir / "alerts.sqlite")
         self.alerts = AlertManager(self.holder, self.outbox, log_dir=str(s.log_dir), redact=s.redact_prompts)
@@ -190,7 +191,7 @@ class ProxyApp:
             if listeners is not None:
                 listeners.append(self.alerts.on_findings)
         self._background.append(loop.create_task(self.alerts.run()))
-        log.info("proxy_started", upstream=self._bases["openai"], anthropic_upstream=self._bases["anthropic"])
+        log.info("proxy_started", upstreams=self.routes.bases())
 
     async def shutdown(self) -> None:
         """Drain the pipeline (every record reaches the log), then close the upstream session."""
@@ -217,7 +218,7 @@ class ProxyApp:
 
     # ------------------------------------------------------------------ model calls
 
-    async def _model_call(self, scope: Scope, receive: Receive, send: Send, dialect: Dialect) -> None:
+    async def _model_call(self, scope: Scope, receive: Receive, send: Send, dialect: Dialect, base: str) -> None:
         t0 = time.perf_counter()
         started = datetime.now(UTC)
         rid = os.urandom(12).hex()
@@ -257,9 +258,8 @@ class ProxyApp:
             )
 
         model = self.metrics.model_label(req.get("model"))
-        url = self._bases[dialect] + scope["path"]
-        if scope["query_string"]:
-            url += "?" + scope["query_string"].decode("latin-1")
+        target = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else "")
+        url = base + target
         assert self._session is not None, "proxy used before startup"
 
         up_headers = upstream_request_headers(headers)
@@ -274,7 +274,7 @@ class ProxyApp:
                 body = orjson.dumps(plan.request)
                 up_headers.update(plan.headers)
             elif plan.labels["mode"] == "shadow":  # copies per arm if sampled, in the background
-                self.shadow.consider(dialect, scope["path"], dict(up_headers), plan, req)
+                self.shadow.consider(dialect, target, dict(up_headers), plan, req)
 
         cap = Capture.start(rid, started, dialect, scope["path"], req, labels)
         t_sent = time.perf_counter()
@@ -414,11 +414,12 @@ class ProxyApp:
 
     # ------------------------------------------------------------------ other /v1 paths
 
-    async def _passthrough(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """Any other /v1 path: forwarded untouched, both bodies streamed, nothing recorded."""
+    async def _passthrough(self, scope: Scope, receive: Receive, send: Send, target: Target) -> None:
+        """Any other path (embeddings, files, batches, models, count_tokens, ...): forwarded
+        untouched, both bodies streamed; logged with status and timing, not recorded."""
         t0 = time.perf_counter()
-        dialect = dialect_of(scope["path"])
-        url = self._bases[dialect] + scope["path"]
+        dialect = target.error_dialect
+        url = target.base + scope["path"]
         if scope["query_string"]:
             url += "?" + scope["query_string"].decode("latin-1")
         headers: Headers = scope["headers"]
@@ -446,7 +447,10 @@ class ProxyApp:
             await send_json(send, 504, error_body(dialect, 504, "upstream timed out", "upstream_timeout"))
         except (aiohttp.ClientError, OSError) as exc:
             await send_json(send, 502, error_body(dialect, 502, f"upstream unreachable: {exc}", "upstream_unreachable"))
-        self.metrics.observe(dialect, "passthrough", status, None, time.perf_counter() - t0)
+        elapsed = time.perf_counter() - t0
+        self.metrics.observe(dialect, "passthrough", status, None, elapsed)
+        if self.settings.access_log:
+            log.info("passthrough", method=scope["method"], path=scope["path"], status=status, ms=_ms(elapsed))
 
     # ------------------------------------------------------------------ admin
 
@@ -517,7 +521,7 @@ class ProxyApp:
     async def _check_upstream(self) -> tuple[bool, str]:
         """Reachable means any HTTP answer at all from each distinct upstream."""
         assert self._session is not None
-        for base in sorted(set(self._bases.values())):
+        for base in self.routes.bases():
             try:
                 async with self._session.get(base + "/", timeout=aiohttp.ClientTimeout(total=2.0)) as r:
                     await r.read()

@@ -1,15 +1,10 @@
-"""Which API dialect a path speaks, and errors in that dialect's own shape."""
+"""Errors in a dialect's own shape (the Responses API shares OpenAI's)."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from monitor.records import Dialect
-
-MODEL_ROUTES: dict[str, Dialect] = {
-    "/v1/chat/completions": "openai",
-    "/v1/messages": "anthropic",
-}
 
 _OPENAI_TYPES = {400: "invalid_request_error", 413: "invalid_request_error", 415: "invalid_request_error"}
 _ANTHROPIC_TYPES = {
@@ -18,11 +13,6 @@ _ANTHROPIC_TYPES = {
     413: "request_too_large",
     415: "invalid_request_error",
 }
-
-
-def dialect_of(path: str) -> Dialect:
-    """The dialect of any /v1 path (Anthropic's live under /v1/messages...)."""
-    return "anthropic" if path.startswith(("/v1/messages", "/v1/complete")) else "openai"
 
 
 def error_body(dialect: Dialect, status: int, message: str, code: str) -> dict[str, Any]:

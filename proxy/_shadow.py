@@ -19,6 +19,7 @@ import orjson
 import structlog
 
 from monitor.capture import Capture, to_exchange
+from monitor.dialects import PATHS, auth_headers, build_request
 from monitor.errors import ConfigError
 from monitor.experiments import Plan, Variant
 from monitor.pipeline import Pipeline
@@ -26,18 +27,17 @@ from monitor.policy import Experiment
 from monitor.probes import Probe, load_bank
 from monitor.records import Dialect
 from monitor.reload import PolicyHolder
+from monitor.routes import RouteTable
 
 log = structlog.get_logger("cuewatch.shadow")
-
-PROBE_PATHS: dict[str, str] = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
 
 
 class ShadowSender:
     """Sends variants concurrently in background tasks and hands their captures to the pipeline."""
 
-    def __init__(self, pipeline: Pipeline, bases: dict[str, str], holder: PolicyHolder) -> None:
+    def __init__(self, pipeline: Pipeline, routes: RouteTable, holder: PolicyHolder) -> None:
         self.pipeline = pipeline
-        self.bases = bases
+        self.routes = routes
         self.holder = holder
         self.session: aiohttp.ClientSession | None = None
         self._tasks: set[asyncio.Task[None]] = set()
@@ -104,7 +104,9 @@ class ShadowSender:
         origin: str,
     ) -> None:
         exp = plan.experiment
-        base = (exp.shadow.upstream or self.bases[dialect]).rstrip("/")
+        # `path` may carry the client's query string (Azure's api-version); the record keeps the path.
+        bare = path.partition("?")[0]
+        base = (exp.shadow.upstream or self.routes.target("POST", bare).base).rstrip("/")
         labels = {
             **plan.labels,
             "arm": v.arm.name,
@@ -112,7 +114,7 @@ class ShadowSender:
             "cue": v.cue_text,
             "origin": origin,
         }
-        cap = Capture.start(os.urandom(12).hex(), datetime.now(UTC), dialect, path, original, labels)
+        cap = Capture.start(os.urandom(12).hex(), datetime.now(UTC), dialect, bare, original, labels)
         t0 = time.perf_counter()
         assert self.session is not None
         try:
@@ -182,7 +184,7 @@ class ProbeScheduler:
         cfg = exp.probes
         try:
             bank = self._banks.get(cfg.bank) or self._banks.setdefault(cfg.bank, load_bank(cfg.bank))
-            headers = _auth_headers(cfg.dialect, cfg.auth.read().get_secret_value() if cfg.auth else None)
+            headers = auth_headers(cfg.dialect, cfg.auth.read().get_secret_value() if cfg.auth else None)
         except ConfigError as exc:
             if exp.name not in self._warned:
                 self._warned.add(exp.name)
@@ -192,11 +194,9 @@ class ProbeScheduler:
         if budget is not None and not budget.try_take(len(exp.arms)):
             return
         probe = self._rng.choice(bank)
-        req: dict[str, Any] = {
-            "model": cfg.model,
-            "max_tokens": cfg.max_tokens,
-            "messages": [{"role": "user", "content": probe.prompt(cfg.instruction)}],
-        }
+        req = build_request(
+            cfg.dialect, cfg.model, cfg.max_tokens, [{"role": "user", "content": probe.prompt(cfg.instruction)}]
+        )
         experiments = self.holder.experiments
         plan = Plan(
             exp,
@@ -211,7 +211,7 @@ class ProbeScheduler:
             },
         )
         plan.variants = [experiments.variant(cfg.dialect, req, arm) for arm in exp.arms]
-        self.sender.launch(cfg.dialect, PROBE_PATHS[cfg.dialect], headers, plan, req, origin="probe")
+        self.sender.launch(cfg.dialect, PATHS[cfg.dialect], headers, plan, req, origin="probe")
 
 
 def request_harm(dialect: Dialect, req: dict[str, Any]) -> tuple[bool, str | None]:
@@ -233,14 +233,3 @@ def request_harm(dialect: Dialect, req: dict[str, Any]) -> tuple[bool, str | Non
     )
     row = features.compute_batch([ex], {"harmful", "harm_category"})[0]
     return bool(row["harmful"]), row["harm_category"]
-
-
-def _auth_headers(dialect: str, key: str | None) -> dict[str, str]:
-    headers = {"content-type": "application/json"}
-    if dialect == "anthropic":
-        headers["anthropic-version"] = "2023-06-01"
-        if key:
-            headers["x-api-key"] = key
-    elif key:
-        headers["authorization"] = f"Bearer {key}"
-    return headers

@@ -19,14 +19,13 @@ from typing import Any, TextIO
 import httpx
 
 from monitor.capture import Capture, to_exchange
+from monitor.dialects import PATHS, auth_headers, build_request
 from monitor.errors import ConfigError
 from monitor.experiments import Experiments
 from monitor.policy import Experiment, Policy, load_policy
 from monitor.records import Exchange
 from monitor.replay.readers import Inputs
 from monitor.store import TrafficLog
-
-PATHS = {"openai": "/v1/chat/completions", "anthropic": "/v1/messages"}
 
 
 @dataclass
@@ -40,17 +39,7 @@ class Plan:
 
 def _request(ex: Exchange, model: str, max_tokens: int) -> dict[str, Any]:
     turns = [{"role": m.role if m.role != "tool" else "user", "content": m.text} for m in ex.messages if m.text]
-    if ex.dialect == "anthropic":
-        system = "\n\n".join(t["content"] for t in turns if t["role"] in ("system", "developer"))
-        body: dict[str, Any] = {
-            "model": model,
-            "max_tokens": max_tokens,
-            "messages": [t for t in turns if t["role"] in ("user", "assistant")],
-        }
-        if system:
-            body["system"] = system
-        return body
-    return {"model": model, "max_tokens": max_tokens, "messages": turns}
+    return build_request(ex.dialect, model, max_tokens, turns)
 
 
 def plan(paths: list[Path], policy_path: Path, experiment: str | None, limit: int | None, max_tokens: int) -> Plan:
@@ -99,13 +88,7 @@ async def _send_all(
         arm = p.experiment.arms[arm_index]
         base = _request(ex, model, max_tokens)
         variant = experiments.variant(ex.dialect, base, arm)
-        headers = {"content-type": "application/json", **variant.headers}
-        if api_key:
-            headers.update(
-                {"x-api-key": api_key, "anthropic-version": "2023-06-01"}
-                if ex.dialect == "anthropic"
-                else {"authorization": f"Bearer {api_key}"}
-            )
+        headers = {**auth_headers(ex.dialect, api_key), **variant.headers}
         labels = {
             "experiment": p.experiment.name,
             "arm": arm.name,

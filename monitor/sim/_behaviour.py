@@ -59,7 +59,8 @@ def decide(
     incentive = any(p.lower() in prompt for p in profile.cues.incentive)
     topic = _topic(last.text)
 
-    if tools and behaviour.tool_use and last.role == "user":
+    # One tool call per conversation: once a tool result is in, the model answers in text.
+    if tools and behaviour.tool_use and not any(m.role == "tool" for m in messages):
         name, args = _tool_call(tools[0])
         return Reply(text="", tool_name=name, tool_args=args, condition=condition, category="tool")
 

@@ -5,7 +5,8 @@ Test affordances (never used by real clients):
 - `x-sim-fault` request header, comma-separated: `status=429`, `retry-after=2`, `delay=5`
   (seconds before the headers), `disconnect-after=N` (drop the connection after N body chunks),
   `stall-after=N` (stop sending after N chunks, keep the connection open), `error-event`
-  (a 200 stream that ends with the dialect's error event).
+  (a 200 stream that ends with the dialect's error event), `encoding=br|zstd|gzip` (a
+  non-streamed body compressed so; `n` choices are answered for OpenAI `n`).
 - `GET /_sim/requests` lists the requests received: the body (what prompt the model saw), the
   `x-request-id` it answered with, the SHA-256 of the body bytes it sent, and the ground truth
   of its behaviour (cue condition seen, category of reply); `DELETE /_sim/requests` clears it.
@@ -14,17 +15,22 @@ Test affordances (never used by real clients):
 from __future__ import annotations
 
 import asyncio
+import gzip
 import hashlib
 import random
 import time
 from collections import deque
 from typing import Any
 
+import brotli
 import orjson
+import zstandard
 
 from monitor._asgi import Receive, Scope, Send, header, read_body, send_json
 from monitor.dialects import request_messages
 from monitor.sim._behaviour import Reply, decide
+from monitor.sim._responses import responses_body, responses_stream
+from monitor.sim._shapes import layout, pieces, prefix_tokens, prompt_tokens, tokens
 from monitor.sim.profiles import Profile
 
 _FAULT = b"x-sim-fault"
@@ -55,11 +61,14 @@ class SimApp:
         if scope["type"] != "http":
             return
         path, method = scope["path"], scope["method"]
-        if method == "POST" and path == "/v1/chat/completions":
+        # Model calls by their last segments, so any base path works (/v1, none, /openai/deployments/x).
+        if method == "POST" and path.endswith("/chat/completions"):
             await self._chat(scope, receive, send, "openai")
-        elif method == "POST" and path == "/v1/messages":
+        elif method == "POST" and path.endswith("/responses"):
+            await self._chat(scope, receive, send, "responses")
+        elif method == "POST" and path.endswith("/v1/messages"):
             await self._chat(scope, receive, send, "anthropic")
-        elif path == "/v1/models":
+        elif path.endswith("/models"):
             await send_json(
                 send,
                 200,
@@ -88,7 +97,8 @@ class SimApp:
         except ValueError:
             await send_json(send, 400, _error(dialect, 400, "invalid JSON body"))
             return
-        entry: dict[str, Any] = {"dialect": dialect, "body": req}
+        query = scope.get("query_string", b"").decode("latin-1")
+        entry: dict[str, Any] = {"dialect": dialect, "path": scope["path"], "query": query, "body": req}
         self.requests.append(entry)
         faults = _faults(header(scope["headers"], _FAULT))
         if "delay" in faults:
@@ -101,15 +111,21 @@ class SimApp:
         self.count += 1
         p = self.profile
         behaviour = p.drift.behaviour if p.drift and self.count > p.drift.after_requests else p.behaviour
-        tools = [t for t in req.get("tools") or [] if isinstance(t, dict)]
-        reply = decide(p, behaviour, self.rng, request_messages(dialect, req), tools)
+        tools = [t for t in req.get("tools") or [] if isinstance(t, dict) and t.get("type", "function") == "function"]
+        messages = request_messages(dialect, req)
+        reply = decide(p, behaviour, self.rng, messages, tools)
+        n = req["n"] if dialect == "openai" and isinstance(req.get("n"), int) else 1
+        replies = [reply, *(decide(p, behaviour, self.rng, messages, tools) for _ in range(min(n, 8) - 1))]
         if p.latency_ms:
             await asyncio.sleep(p.latency_ms / 1000.0)
         model = str(req.get("model") or "sim-model")
         ident = f"{self.rng.getrandbits(64):016x}"
         if dialect == "openai":
-            frames = _openai_stream(reply, req, model, ident, p) if req.get("stream") else None
-            doc = None if frames else _openai_body(reply, req, model, ident, p)
+            frames = _openai_stream(replies, req, model, ident, p) if req.get("stream") else None
+            doc = None if frames else _openai_body(replies, req, model, ident, p)
+        elif dialect == "responses":
+            frames = responses_stream(reply, req, model, ident, p) if req.get("stream") else None
+            doc = None if frames else responses_body(reply, req, model, ident, p)
         else:
             frames = _anthropic_stream(reply, req, model, ident, p) if req.get("stream") else None
             doc = None if frames else _anthropic_body(reply, req, model, ident, p)
@@ -126,6 +142,15 @@ class SimApp:
                     await send({"type": "http.response.start", "status": 200, "headers": headers})
                     await send({"type": "http.response.body", "body": data[: len(data) // 2], "more_body": True})
                     raise _Drop
+                if "encoding" in faults:  # a compressed body, as upstreams send when clients accept it
+                    data = _compress(data, faults["encoding"])
+                    headers += [
+                        (b"content-type", b"application/json"),
+                        (b"content-encoding", faults["encoding"].encode()),
+                    ]
+                    await send({"type": "http.response.start", "status": 200, "headers": headers})
+                    await send({"type": "http.response.body", "body": data, "more_body": False})
+                    return
                 await send_json(send, 200, doc, headers)
         except _Drop:
             return  # returning mid-response makes the server close the connection
@@ -172,6 +197,14 @@ def _faults(raw: bytes | None) -> dict[str, str]:
     return out
 
 
+def _compress(data: bytes, encoding: str) -> bytes:
+    if encoding == "br":
+        return bytes(brotli.compress(data))
+    if encoding == "zstd":
+        return bytes(zstandard.ZstdCompressor().compress(data))
+    return gzip.compress(data)
+
+
 def _error(dialect: str, status: int, message: str) -> dict[str, Any]:
     if dialect == "anthropic":
         kind = {429: "rate_limit_error", 529: "overloaded_error", 400: "invalid_request_error"}.get(status, "api_error")
@@ -181,88 +214,64 @@ def _error(dialect: str, status: int, message: str) -> dict[str, Any]:
 
 
 def _error_frame(dialect: str) -> bytes:
+    err: dict[str, Any]
+    if dialect == "responses":
+        err = {"type": "error", "code": "server_error", "message": "stream interrupted", "param": None}
+        return b"event: error\ndata: " + orjson.dumps(err) + b"\n\n"
     if dialect == "anthropic":
         err = {"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}}
         return b"event: error\ndata: " + orjson.dumps(err) + b"\n\n"
     return b"data: " + orjson.dumps({"error": {"message": "stream interrupted", "type": "server_error"}}) + b"\n\n"
 
 
-def _pieces(text: str, size: int) -> list[str]:
-    """Split text into chunks of about `size` characters at word boundaries."""
-    out: list[str] = []
-    cur = ""
-    for word in text.split(" "):
-        cur = f"{cur} {word}" if cur else word
-        if len(cur) >= size:
-            out.append(cur + " ")
-            cur = ""
-    if cur:
-        out.append(cur)
-    elif out:
-        out[-1] = out[-1].rstrip(" ")
-    return out
-
-
-def _tokens(text: str) -> int:
-    return max(1, len(text) // 4)
-
-
-def _prompt_tokens(req: dict[str, Any]) -> int:
-    return max(1, len(orjson.dumps(req.get("messages", []))) // 4)
-
-
-def _reasoning_in_text(reply: Reply, behaviour_mode: str, native_available: bool) -> bool:
-    if not reply.reasoning or behaviour_mode == "none":
-        return False
-    return behaviour_mode == "tags" or not native_available
-
-
-def _layout(reply: Reply, p: Profile, native_available: bool) -> tuple[str, str | None]:
-    """(text, native reasoning) for a reply under the profile's reasoning placement."""
-    mode = p.behaviour.reasoning
-    if not reply.reasoning or mode == "none":
-        return reply.text, None
-    if _reasoning_in_text(reply, mode, native_available):
-        return f"<SCRATCHPAD_REASONING>\n{reply.reasoning}\n</SCRATCHPAD_REASONING>\n\n{reply.text}", None
-    return reply.text, reply.reasoning
-
-
 # ---------------------------------------------------------------------- OpenAI
 
 
-def _openai_body(reply: Reply, req: dict[str, Any], model: str, ident: str, p: Profile) -> dict[str, Any]:
-    text, reasoning = _layout(reply, p, native_available=True)
+def _openai_usage(req: dict[str, Any], out: int) -> dict[str, Any]:
+    inp = prompt_tokens(req)
+    return {
+        "prompt_tokens": inp,
+        "completion_tokens": out,
+        "total_tokens": inp + out,
+        "prompt_tokens_details": {"cached_tokens": prefix_tokens(req)},
+    }
+
+
+def _openai_message(reply: Reply, p: Profile, ident: str) -> tuple[dict[str, Any], str, int]:
+    """(message, finish reason, output tokens) of one choice."""
+    text, reasoning = layout(reply, p, native_available=True)
     msg: dict[str, Any] = {"role": "assistant", "content": text or None, "refusal": None}
     if reasoning:
         msg["reasoning_content"] = reasoning
-    finish = "stop"
-    if reply.tool_name:
-        msg["content"] = None
-        msg["tool_calls"] = [
-            {
-                "id": f"call_{ident}",
-                "type": "function",
-                "function": {"name": reply.tool_name, "arguments": reply.tool_args},
-            }
-        ]
-        finish = "tool_calls"
-    out = _tokens(text) + _tokens(reasoning or "")
+    if not reply.tool_name:
+        return msg, "stop", tokens(text) + tokens(reasoning or "")
+    msg["content"] = None
+    call = {
+        "id": f"call_{ident}",
+        "type": "function",
+        "function": {"name": reply.tool_name, "arguments": reply.tool_args},
+    }
+    msg["tool_calls"] = [call]
+    return msg, "tool_calls", tokens(text) + tokens(reasoning or "")
+
+
+def _openai_body(replies: list[Reply], req: dict[str, Any], model: str, ident: str, p: Profile) -> dict[str, Any]:
+    choices, out = [], 0
+    for i, reply in enumerate(replies):
+        msg, finish, n = _openai_message(reply, p, f"{ident}{i}")
+        choices.append({"index": i, "message": msg, "logprobs": None, "finish_reason": finish})
+        out += n
     return {
         "id": f"chatcmpl-{ident}",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "message": msg, "logprobs": None, "finish_reason": finish}],
-        "usage": {
-            "prompt_tokens": _prompt_tokens(req),
-            "completion_tokens": out,
-            "total_tokens": _prompt_tokens(req) + out,
-        },
+        "choices": choices,
+        "usage": _openai_usage(req, out),
     }
 
 
-def _openai_stream(reply: Reply, req: dict[str, Any], model: str, ident: str, p: Profile) -> list[bytes]:
-    text, reasoning = _layout(reply, p, native_available=True)
+def _openai_stream(replies: list[Reply], req: dict[str, Any], model: str, ident: str, p: Profile) -> list[bytes]:
     base = {
         "id": f"chatcmpl-{ident}",
         "object": "chat.completion.chunk",
@@ -270,44 +279,30 @@ def _openai_stream(reply: Reply, req: dict[str, Any], model: str, ident: str, p:
         "model": model,
         "system_fingerprint": None,
     }
+    frames: list[bytes] = []
+    out = 0
+    for i, reply in enumerate(replies):
 
-    def chunk(delta: dict[str, Any], finish: str | None = None) -> bytes:
-        doc = {**base, "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]}
-        return b"data: " + orjson.dumps(doc) + b"\n\n"
+        def chunk(delta: dict[str, Any], finish: str | None = None, i: int = i) -> bytes:
+            doc = {**base, "choices": [{"index": i, "delta": delta, "logprobs": None, "finish_reason": finish}]}
+            return b"data: " + orjson.dumps(doc) + b"\n\n"
 
-    frames = [chunk({"role": "assistant", "content": ""})]
-    for piece in _pieces(reasoning or "", p.chunk_chars):
-        frames.append(chunk({"reasoning_content": piece}))
-    finish = "stop"
-    if reply.tool_name:
-        frames.append(
-            chunk(
-                {
-                    "tool_calls": [
-                        {
-                            "index": 0,
-                            "id": f"call_{ident}",
-                            "type": "function",
-                            "function": {"name": reply.tool_name, "arguments": ""},
-                        }
-                    ]
-                }
+        msg, finish, n = _openai_message(reply, p, f"{ident}{i}")
+        out += n
+        frames.append(chunk({"role": "assistant", "content": ""}))
+        for piece in pieces(msg.get("reasoning_content") or "", p.chunk_chars):
+            frames.append(chunk({"reasoning_content": piece}))
+        for call in msg.get("tool_calls") or []:
+            frames.append(
+                chunk({"tool_calls": [{"index": 0, **call, "function": {**call["function"], "arguments": ""}}]})
             )
-        )
-        for piece in _pieces(reply.tool_args or "", p.chunk_chars):
-            frames.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
-        finish = "tool_calls"
-    else:
-        for piece in _pieces(text, p.chunk_chars):
+            for piece in pieces(call["function"]["arguments"] or "", p.chunk_chars):
+                frames.append(chunk({"tool_calls": [{"index": 0, "function": {"arguments": piece}}]}))
+        for piece in pieces(msg["content"] or "", p.chunk_chars):
             frames.append(chunk({"content": piece}))
-    frames.append(chunk({}, finish))
+        frames.append(chunk({}, finish))
     if (req.get("stream_options") or {}).get("include_usage"):
-        out = _tokens(text) + _tokens(reasoning or "")
-        usage = {
-            "prompt_tokens": _prompt_tokens(req),
-            "completion_tokens": out,
-            "total_tokens": _prompt_tokens(req) + out,
-        }
+        usage = _openai_usage(req, out)
         frames.append(b"data: " + orjson.dumps({**base, "choices": [], "usage": usage}) + b"\n\n")
     frames.append(b"data: [DONE]\n\n")
     return frames
@@ -316,13 +311,23 @@ def _openai_stream(reply: Reply, req: dict[str, Any], model: str, ident: str, p:
 # ---------------------------------------------------------------------- Anthropic
 
 
+def _anthropic_input(req: dict[str, Any]) -> dict[str, int]:
+    """Anthropic counts cached input apart from input_tokens."""
+    cached = prefix_tokens(req)
+    return {
+        "input_tokens": max(1, prompt_tokens(req) - cached),
+        "cache_creation_input_tokens": 0,
+        "cache_read_input_tokens": cached,
+    }
+
+
 def _thinking_enabled(req: dict[str, Any]) -> bool:
     t = req.get("thinking")
     return isinstance(t, dict) and t.get("type") in ("enabled", "adaptive")
 
 
 def _anthropic_body(reply: Reply, req: dict[str, Any], model: str, ident: str, p: Profile) -> dict[str, Any]:
-    text, reasoning = _layout(reply, p, native_available=_thinking_enabled(req))
+    text, reasoning = layout(reply, p, native_available=_thinking_enabled(req))
     content: list[dict[str, Any]] = []
     if reasoning:
         content.append({"type": "thinking", "thinking": reasoning, "signature": f"sig{ident}"})
@@ -347,12 +352,12 @@ def _anthropic_body(reply: Reply, req: dict[str, Any], model: str, ident: str, p
         "content": content,
         "stop_reason": stop,
         "stop_sequence": None,
-        "usage": {"input_tokens": _prompt_tokens(req), "output_tokens": _tokens(text) + _tokens(reasoning or "")},
+        "usage": {**_anthropic_input(req), "output_tokens": tokens(text) + tokens(reasoning or "")},
     }
 
 
 def _anthropic_stream(reply: Reply, req: dict[str, Any], model: str, ident: str, p: Profile) -> list[bytes]:
-    text, reasoning = _layout(reply, p, native_available=_thinking_enabled(req))
+    text, reasoning = layout(reply, p, native_available=_thinking_enabled(req))
 
     def ev(name: str, data: dict[str, Any]) -> bytes:
         return b"event: " + name.encode() + b"\ndata: " + orjson.dumps(data) + b"\n\n"
@@ -370,7 +375,7 @@ def _anthropic_stream(reply: Reply, req: dict[str, Any], model: str, ident: str,
                     "content": [],
                     "stop_reason": None,
                     "stop_sequence": None,
-                    "usage": {"input_tokens": _prompt_tokens(req), "output_tokens": 1},
+                    "usage": {**_anthropic_input(req), "output_tokens": 1},
                 },
             },
         ),
@@ -388,7 +393,7 @@ def _anthropic_stream(reply: Reply, req: dict[str, Any], model: str, ident: str,
                 },
             )
         )
-        for piece in _pieces(reasoning, p.chunk_chars):
+        for piece in pieces(reasoning, p.chunk_chars):
             frames.append(
                 ev(
                     "content_block_delta",
@@ -423,7 +428,7 @@ def _anthropic_stream(reply: Reply, req: dict[str, Any], model: str, ident: str,
                 },
             )
         )
-        for piece in _pieces(reply.tool_args or "", p.chunk_chars):
+        for piece in pieces(reply.tool_args or "", p.chunk_chars):
             frames.append(
                 ev(
                     "content_block_delta",
@@ -442,7 +447,7 @@ def _anthropic_stream(reply: Reply, req: dict[str, Any], model: str, ident: str,
                 {"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}},
             )
         )
-        for piece in _pieces(text, p.chunk_chars):
+        for piece in pieces(text, p.chunk_chars):
             frames.append(
                 ev(
                     "content_block_delta",
@@ -456,7 +461,7 @@ def _anthropic_stream(reply: Reply, req: dict[str, Any], model: str, ident: str,
             {
                 "type": "message_delta",
                 "delta": {"stop_reason": stop, "stop_sequence": None},
-                "usage": {"output_tokens": _tokens(text) + _tokens(reasoning or "")},
+                "usage": {"output_tokens": tokens(text) + tokens(reasoning or "")},
             },
         )
     )

@@ -1,35 +1,24 @@
-"""Read OpenAI and Anthropic request/response bodies into the normalised record fields.
-
-Pure functions over parsed JSON (and SSE events for streams); tolerant of fields they do not
-know, since upstreams add fields over time. Nothing here runs on the request path.
-"""
+"""OpenAI chat completions and Anthropic messages: request and response bodies, and streams."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
-import orjson
-
-from monitor.records import Message, ToolCall, Usage
+from monitor.dialects._common import (
+    JSON,
+    ParsedResponse,
+    as_int,
+    content_text,
+    details,
+    dumps,
+    error_message,
+    loads,
+    part_text,
+)
+from monitor.records import Choice, Message, ToolCall, Usage
 from monitor.sse import Event
 
-JSON = dict[str, Any]
-
 _OPENAI_ROLES = {"system", "developer", "user", "assistant", "tool"}
-
-
-@dataclass
-class ParsedResponse:
-    """What a response said, whichever dialect and whether streamed or not."""
-
-    text: str | None = None
-    reasoning: str | None = None
-    redacted_reasoning_blocks: int = 0
-    tool_calls: list[ToolCall] = field(default_factory=list)
-    finish_reason: str | None = None
-    usage: Usage = field(default_factory=Usage)
-    error: str | None = None  # an error reported inside a 200 stream
 
 
 # --------------------------------------------------------------------------- requests
@@ -58,36 +47,6 @@ def request_tools(dialect: str, req: JSON) -> list[str]:
     return names
 
 
-def _part_text(part: Any) -> str:
-    """Text of one content part/block; non-text parts become a short placeholder."""
-    if isinstance(part, str):
-        return part
-    if not isinstance(part, dict):
-        return ""
-    kind = part.get("type")
-    if kind in ("text", "input_text", "output_text"):
-        return str(part.get("text", ""))
-    if kind == "refusal":
-        return str(part.get("refusal", ""))
-    if kind in ("image_url", "image", "input_image"):
-        return "[image]"
-    if kind in ("input_audio", "audio"):
-        return "[audio]"
-    if kind in ("file", "document"):
-        return "[document]"
-    return ""
-
-
-def _content_text(content: Any) -> str:
-    if content is None:
-        return ""
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):
-        return "\n".join(t for t in (_part_text(p) for p in content) if t)
-    return ""
-
-
 def _openai_messages(req: JSON) -> list[Message]:
     out: list[Message] = []
     for m in req.get("messages") or []:
@@ -104,7 +63,7 @@ def _openai_messages(req: JSON) -> list[Message]:
         out.append(
             Message(
                 role=role,
-                text=_content_text(m.get("content")),
+                text=content_text(m.get("content")),
                 tool_calls=calls,
                 tool_call_id=m.get("tool_call_id") if isinstance(m.get("tool_call_id"), str) else None,
             )
@@ -129,14 +88,14 @@ def _anthropic_messages(req: JSON) -> list[Message]:
     out: list[Message] = []
     system = req.get("system")
     if system:
-        out.append(Message(role="system", text=_content_text(system)))
+        out.append(Message(role="system", text=content_text(system)))
     for m in req.get("messages") or []:
         if not isinstance(m, dict):
             continue
         role = "assistant" if m.get("role") == "assistant" else "user"
         content = m.get("content")
         if not isinstance(content, list):
-            out.append(Message(role=role, text=_content_text(content)))
+            out.append(Message(role=role, text=content_text(content)))
             continue
         texts: list[str] = []
         calls: list[ToolCall] = []
@@ -150,19 +109,19 @@ def _anthropic_messages(req: JSON) -> list[Message]:
                     ToolCall(
                         id=block.get("id"),
                         name=str(block.get("name", "")),
-                        arguments=_dumps(block.get("input", {})),
+                        arguments=dumps(block.get("input", {})),
                     )
                 )
             elif kind == "tool_result":
                 results.append(
                     Message(
                         role="tool",
-                        text=_content_text(block.get("content")),
+                        text=content_text(block.get("content")),
                         tool_call_id=block.get("tool_use_id"),
                     )
                 )
             else:
-                t = _part_text(block)
+                t = part_text(block)
                 if t:
                     texts.append(t)
         out.extend(results)
@@ -172,20 +131,6 @@ def _anthropic_messages(req: JSON) -> list[Message]:
 
 
 # -------------------------------------------------------------------------- responses
-
-
-def error_message(body: Any) -> str | None:
-    """The message of an error body in either dialect's shape."""
-    if isinstance(body, dict):
-        err = body.get("error")
-        if isinstance(err, dict):
-            msg = err.get("message")
-            kind = err.get("type")
-            if msg:
-                return f"{kind}: {msg}" if kind else str(msg)
-        if isinstance(err, str):
-            return err
-    return None
 
 
 def parse_response(dialect: str, body: JSON) -> ParsedResponse:
@@ -205,11 +150,11 @@ def parse_stream(dialect: str, events: list[Event]) -> ParsedResponse:
 def _openai_usage(u: Any) -> Usage:
     if not isinstance(u, dict):
         return Usage()
-    details = u.get("completion_tokens_details") or {}
     return Usage(
-        input_tokens=u.get("prompt_tokens"),
-        output_tokens=u.get("completion_tokens"),
-        reasoning_tokens=details.get("reasoning_tokens") if isinstance(details, dict) else None,
+        input_tokens=as_int(u.get("prompt_tokens")),
+        output_tokens=as_int(u.get("completion_tokens")),
+        reasoning_tokens=as_int(details(u, "completion_tokens_details").get("reasoning_tokens")),
+        cache_read_tokens=as_int(details(u, "prompt_tokens_details").get("cached_tokens")),
     )
 
 
@@ -221,30 +166,50 @@ def _reasoning_field(obj: JSON) -> str | None:
     return None
 
 
+def _first_and_all(out: ParsedResponse, choices: list[Choice]) -> ParsedResponse:
+    """Choice 0 fills the response fields; all choices are kept when there were several."""
+    choices.sort(key=lambda c: c.index)
+    if choices:
+        first = choices[0]
+        out.text, out.reasoning, out.tool_calls, out.finish_reason = (
+            first.text,
+            first.reasoning,
+            first.tool_calls,
+            first.finish_reason,
+        )
+    if len(choices) > 1:
+        out.choices = choices
+    return out
+
+
 def _openai_response(body: JSON) -> ParsedResponse:
     out = ParsedResponse(usage=_openai_usage(body.get("usage")))
-    choices = body.get("choices") or []
-    if not choices or not isinstance(choices[0], dict):
-        return out
-    choice = choices[0]
-    msg = choice.get("message") or {}
-    content = msg.get("content")
-    out.text = _content_text(content) if content is not None else msg.get("refusal")
-    out.reasoning = _reasoning_field(msg)
-    out.tool_calls = [c for c in (_openai_tool_call(tc) for tc in msg.get("tool_calls") or []) if c]
-    out.finish_reason = choice.get("finish_reason")
-    return out
+    choices: list[Choice] = []
+    for i, choice in enumerate(body.get("choices") or []):
+        if not isinstance(choice, dict):
+            continue
+        msg = _dict(choice.get("message"))
+        content = msg.get("content")
+        refusal = msg.get("refusal")
+        choices.append(
+            Choice(
+                index=as_int(choice.get("index")) or i,
+                text=content_text(content) if content is not None else refusal if isinstance(refusal, str) else None,
+                reasoning=_reasoning_field(msg),
+                tool_calls=[c for c in (_openai_tool_call(tc) for tc in _list(msg.get("tool_calls"))) if c],
+                finish_reason=_str(choice.get("finish_reason")),
+            )
+        )
+    return _first_and_all(out, choices)
 
 
 def _openai_stream(events: list[Event]) -> ParsedResponse:
     out = ParsedResponse()
-    text: list[str] = []
-    reasoning: list[str] = []
-    calls: dict[int, dict[str, str]] = {}
+    slots: dict[int, dict[str, Any]] = {}
     for ev in events:
         if ev.data == "[DONE]":
             continue
-        chunk = _loads(ev.data)
+        chunk = loads(ev.data)
         if not isinstance(chunk, dict):
             continue
         if "error" in chunk or ev.event == "error":
@@ -252,40 +217,74 @@ def _openai_stream(events: list[Event]) -> ParsedResponse:
             continue
         if chunk.get("usage"):
             out.usage = _openai_usage(chunk["usage"])
-        for choice in chunk.get("choices") or []:
-            if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+        for choice in _list(chunk.get("choices")):
+            if not isinstance(choice, dict):
                 continue
-            delta = choice.get("delta") or {}
+            slot = slots.setdefault(
+                as_int(choice.get("index")) or 0, {"text": [], "reasoning": [], "calls": {}, "finish": None}
+            )
+            delta = _dict(choice.get("delta"))
             if isinstance(delta.get("content"), str):
-                text.append(delta["content"])
+                slot["text"].append(delta["content"])
             elif isinstance(delta.get("refusal"), str):
-                text.append(delta["refusal"])
+                slot["text"].append(delta["refusal"])
             r = _reasoning_field(delta)
             if r:
-                reasoning.append(r)
-            for tc in delta.get("tool_calls") or []:
-                slot = calls.setdefault(int(tc.get("index", 0)), {"id": "", "name": "", "args": ""})
-                slot["id"] = tc.get("id") or slot["id"]
-                fn = tc.get("function") or {}
-                slot["name"] += fn.get("name") or ""
-                slot["args"] += fn.get("arguments") or ""
+                slot["reasoning"].append(r)
+            for tc in _list(delta.get("tool_calls")):
+                if not isinstance(tc, dict):
+                    continue
+                call = slot["calls"].setdefault(as_int(tc.get("index")) or 0, {"id": "", "name": "", "args": ""})
+                call["id"] = _str(tc.get("id")) or call["id"]
+                fn = _dict(tc.get("function"))
+                call["name"] += _str(fn.get("name")) or ""
+                call["args"] += _str(fn.get("arguments")) or ""
             if choice.get("finish_reason"):
-                out.finish_reason = choice["finish_reason"]
-    out.text = "".join(text) if text or not calls else None
-    out.reasoning = "".join(reasoning) or None
-    out.tool_calls = [
-        ToolCall(id=c["id"] or None, name=c["name"], arguments=c["args"]) for _, c in sorted(calls.items())
+                slot["finish"] = _str(choice["finish_reason"])
+    choices = [
+        Choice(
+            index=index,
+            text="".join(slot["text"]) if slot["text"] or not slot["calls"] else None,
+            reasoning="".join(slot["reasoning"]) or None,
+            tool_calls=_calls(slot["calls"]),
+            finish_reason=slot["finish"],
+        )
+        for index, slot in slots.items()
     ]
-    return out
+    if not choices:
+        out.text = ""
+    return _first_and_all(out, choices)
+
+
+def _calls(calls: dict[int, dict[str, str]]) -> list[ToolCall]:
+    """Tool calls assembled from stream fragments, in index order."""
+    return [ToolCall(id=c["id"] or None, name=c["name"], arguments=c["args"]) for _, c in sorted(calls.items())]
+
+
+def _dict(value: Any) -> JSON:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def _str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
 
 
 def _anthropic_usage(u: Any, into: Usage | None = None) -> Usage:
     usage = into or Usage()
     if isinstance(u, dict):
-        if u.get("input_tokens") is not None:
-            usage.input_tokens = u["input_tokens"]
-        if u.get("output_tokens") is not None:
-            usage.output_tokens = u["output_tokens"]
+        for key, attr in (
+            ("input_tokens", "input_tokens"),
+            ("output_tokens", "output_tokens"),
+            ("cache_read_input_tokens", "cache_read_tokens"),
+            ("cache_creation_input_tokens", "cache_write_tokens"),
+        ):
+            value = as_int(u.get(key))
+            if value is not None:
+                setattr(usage, attr, value)
     return usage
 
 
@@ -308,7 +307,7 @@ def _anthropic_blocks(blocks: list[Any], out: ParsedResponse) -> None:
                 ToolCall(
                     id=block.get("id"),
                     name=str(block.get("name", "")),
-                    arguments=args if isinstance(args, str) else _dumps(args),
+                    arguments=args if isinstance(args, str) else dumps(args),
                 )
             )
     out.text = "".join(text) if text or not out.tool_calls else None
@@ -326,7 +325,7 @@ def _anthropic_stream(events: list[Event]) -> ParsedResponse:
     out = ParsedResponse()
     blocks: dict[int, dict[str, Any]] = {}
     for ev in events:
-        data = _loads(ev.data)
+        data = loads(ev.data)
         if not isinstance(data, dict):
             continue
         kind = data.get("type") or ev.event
@@ -356,14 +355,3 @@ def _anthropic_stream(events: list[Event]) -> ParsedResponse:
             out.error = error_message(data) or ev.data[:500]
     _anthropic_blocks([blocks[i] for i in sorted(blocks)], out)
     return out
-
-
-def _loads(data: str) -> Any:
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return None
-
-
-def _dumps(obj: Any) -> str:
-    return orjson.dumps(obj).decode()
