@@ -8,8 +8,13 @@ TORCH_ARGS ?=
 PIP := $(VENV)/bin/pip
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.cuewatch-installed
+# Peers: third-party servers the tests put behind the proxy, each in its own virtual environment
+# so their pins never meet ours. LiteLLM's proxy is the OpenAI/Anthropic-compatible upstream.
+PEERS ?= .venv-peers
+LITELLM_SPEC ?= litellm[proxy]==1.108.7
+LITELLM_STAMP := $(PEERS)/litellm/.installed
 
-.PHONY: venv test demo check bench clean test-deps
+.PHONY: venv test demo check bench clean test-deps peers
 
 venv: $(STAMP)
 
@@ -30,7 +35,15 @@ test-deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 		echo "note: chromium not installed; the report screenshot test will be skipped"
 
-test: venv test-deps
+peers: $(LITELLM_STAMP)
+
+$(LITELLM_STAMP):
+	@test -x $(PEERS)/litellm/bin/python || $(PYTHON) -m venv $(PEERS)/litellm
+	$(PEERS)/litellm/bin/python -m pip install -q --upgrade pip
+	$(PEERS)/litellm/bin/pip install -q "$(LITELLM_SPEC)"
+	@touch $@
+
+test: venv test-deps peers
 	$(BIN)/pytest
 
 demo: venv
@@ -44,4 +57,4 @@ bench: venv
 	$(BIN)/python bench/proxy_overhead.py
 
 clean:
-	rm -rf $(VENV) build dist *.egg-info cuewatch-demo cuewatch-logs
+	rm -rf $(VENV) $(PEERS) build dist *.egg-info cuewatch-demo cuewatch-logs

@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from monitor import dialects
 from monitor.records import Dialect, Exchange, Message, Outcome, Timings
+from monitor.routes import model_of
 from monitor.sse import parse_events
 
 
@@ -83,7 +84,7 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
         time=cap.time,
         dialect=cap.dialect,
         path=cap.path,
-        model=req.get("model") if isinstance(req.get("model"), str) else _deployment(cap.path),
+        model=model_of(req, cap.path),
         stream=stream,
         messages=messages,
         tools=dialects.request_tools(cap.dialect, req),
@@ -155,15 +156,6 @@ def _undo(body: bytes, enc: str) -> bytes:
 
 
 _UNDECODABLE = (zlib.error, brotli.error, zstandard.ZstdError)
-
-
-def _deployment(path: str) -> str | None:
-    """Azure OpenAI names the model in the path: /openai/deployments/{name}/chat/completions."""
-    parts = path.split("/")
-    if "deployments" in parts:
-        i = parts.index("deployments")
-        return parts[i + 1] if i + 1 < len(parts) and parts[i + 1] else None
-    return None
 
 
 def _loads(body: bytes) -> Any:

@@ -23,6 +23,7 @@ from typing import Any
 from monitor.budget import Budget
 from monitor.cues import apply_cue
 from monitor.policy import Arm, Experiment, Policy
+from monitor.routes import model_of
 
 JSON = dict[str, Any]
 
@@ -102,7 +103,7 @@ class Experiments:
     def plan(self, dialect: str, path: str, raw_headers: list[tuple[bytes, bytes]], req: JSON) -> Plan | None:
         """What to do with one request, or None when no experiment applies."""
         headers = {k.decode("latin-1"): v.decode("latin-1") for k, v in raw_headers} if self._needs_headers else {}
-        model = req.get("model")
+        model = model_of(req, path)
         for exp in self._active:
             if exp.filter.matches(dialect, path, model, headers, req):
                 return self._plan(exp, dialect, req, headers)

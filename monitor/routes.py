@@ -19,7 +19,7 @@ from __future__ import annotations
 import fnmatch
 import re
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, BaseModel, ConfigDict, Field
 
@@ -95,3 +95,15 @@ class RouteTable:
         """Every distinct upstream base URL (the readiness check probes each)."""
         extra = {str(r.upstream).rstrip("/") for r in self.routes if r.upstream}
         return sorted({self._default, self._anthropic, *extra})
+
+
+def model_of(req: dict[str, Any], path: str) -> str | None:
+    """The model a request names; Azure OpenAI names it in the path instead
+    (/openai/deployments/{name}/chat/completions)."""
+    if isinstance(req.get("model"), str):
+        return str(req["model"])
+    parts = path.split("/")
+    if "deployments" in parts:
+        i = parts.index("deployments")
+        return parts[i + 1] if i + 1 < len(parts) and parts[i + 1] else None
+    return None
