@@ -27,11 +27,21 @@ def pct(xs: list[float], q: float) -> float | None:
 
 
 async def main(
-    url: str, concurrency: int, duration: float, warmup: float, stream: bool, prompt: str | None = None
+    url: str,
+    concurrency: int,
+    duration: float,
+    warmup: float,
+    stream: bool,
+    prompt: str | None = None,
+    api: str = "chat",
 ) -> dict[str, object]:
     doc = dict(BODY)
     if prompt:
         doc["messages"] = [{"role": "user", "content": prompt}]
+    if api == "responses":  # the same conversation as a Responses API request
+        turns = doc.pop("messages")
+        doc["instructions"] = "\n".join(t["content"] for t in turns if t["role"] == "system")
+        doc["input"] = [t for t in turns if t["role"] != "system"]
     body = json.dumps({**doc, "stream": stream}).encode()
     headers = {"content-type": "application/json", "authorization": "Bearer sk-bench"}
     lat: list[float] = []
@@ -91,6 +101,7 @@ if __name__ == "__main__":
     ap.add_argument("--warmup", type=float, default=2)
     ap.add_argument("--stream", action="store_true")
     ap.add_argument("--prompt", help="user message (default: a benign question)")
+    ap.add_argument("--api", choices=["chat", "responses"], default="chat", help="request shape")
     a = ap.parse_args()
     try:
         import uvloop
@@ -98,4 +109,4 @@ if __name__ == "__main__":
         uvloop.install()
     except ImportError:
         pass
-    print(json.dumps(asyncio.run(main(a.url, a.concurrency, a.duration, a.warmup, a.stream, a.prompt))))
+    print(json.dumps(asyncio.run(main(a.url, a.concurrency, a.duration, a.warmup, a.stream, a.prompt, a.api))))

@@ -1,6 +1,6 @@
 """Proxy overhead: direct to the simulated upstream vs through the proxy.
 
-    .venv/bin/python bench/proxy_overhead.py [--duration 10] [--concurrency 1 16 64]
+    .venv/bin/python bench/proxy_overhead.py [--duration 10] [--concurrency 1 16 64] [--api chat|responses]
 
 The simulator (honest profile, zero latency) runs pinned to CPU 0 with the load generator, a
 separate process; the proxy runs pinned to CPU 1 with its default settings (traffic log, access
@@ -32,11 +32,17 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor._procs import RedisServer, ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
-CHAT = "/v1/chat/completions"
+PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 
 
 def loadgen(
-    url: str, concurrency: int, duration: float, stream: bool, cpu: int | None, prompt: str | None = None
+    url: str,
+    concurrency: int,
+    duration: float,
+    stream: bool,
+    cpu: int | None,
+    prompt: str | None = None,
+    api: str = "chat",
 ) -> dict[str, Any]:
     cmd = (
         [
@@ -51,6 +57,7 @@ def loadgen(
         ]
         + (["--stream"] if stream else [])
         + (["--prompt", prompt] if prompt else [])
+        + ["--api", api]
     )
     if cpu is not None:
         cmd = ["taskset", "-c", str(cpu), *cmd]
@@ -126,11 +133,13 @@ def main() -> None:
         help="extra CUEWATCH_* settings for every proxy (repeatable)",
     )
     ap.add_argument("--no-worker", action="store_true", help="transport scenario: no worker consumes the stream")
+    ap.add_argument(
+        "--api", choices=sorted(PATHS), default="chat", help="chat completions or the Responses API (same prompt)"
+    )
     args = ap.parse_args()
     scenario = SCENARIOS[args.scenario]
-    out = args.out or HERE / "results" / (
-        "proxy_overhead.json" if args.scenario == "overhead" else f"proxy_overhead-{args.scenario}.json"
-    )
+    suffix = "".join(f"-{part}" for part in (args.scenario, args.api) if part not in ("overhead", "chat"))
+    out = args.out or HERE / "results" / f"proxy_overhead{suffix}.json"
     ncpu = os.cpu_count() or 1
     sim_cpu, proxy_cpu = (0, 1) if ncpu >= 2 else (None, None)
     tmp = Path(tempfile.mkdtemp(prefix="cuewatch-bench-"))
@@ -178,9 +187,10 @@ def main() -> None:
             stack.enter_context(proxy)
         cases = [(c, False) for c in args.concurrency] + [(1, True)]
         for concurrency, stream in cases:
-            direct = loadgen(sim.url + CHAT, concurrency, args.duration, stream, sim_cpu, prompt)
+            path = PATHS[args.api]
+            direct = loadgen(sim.url + path, concurrency, args.duration, stream, sim_cpu, prompt, args.api)
             for label, proxy in proxies.items():
-                via = loadgen(proxy.url + CHAT, concurrency, args.duration, stream, sim_cpu, prompt)
+                via = loadgen(proxy.url + path, concurrency, args.duration, stream, sim_cpu, prompt, args.api)
                 results[label].append(_row(concurrency, stream, direct, via))
                 _print(label, results[label][-1])
     base_label, other_label = list(proxies)
@@ -193,6 +203,7 @@ def main() -> None:
         "cpus": ncpu,
         "duration_s": args.duration,
         "scenario": args.scenario,
+        "api": args.api,
         "worker": bool(scenario.get("redis")) and not args.no_worker,
         "proxy_env": {k: v for k, v in env.items() if k != "CUEWATCH_REDIS_URL"},
         "results": results,

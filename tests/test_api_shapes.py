@@ -467,3 +467,51 @@ def test_flags_reach_the_settings() -> None:
     s = _settings(args)
     assert (s.read_timeout_s, s.fsync, s.access_log, s.admin_token_file) == (5.0, "never", False, Path("/tmp/token"))
     assert [(r.path, r.dialect) for r in s.routes] == [("/x/*", "passthrough"), ("/y", "openai")]
+
+
+# ------------------------------------------------------------------ shadow copies and probes
+
+RESPONSES_SHADOW = """version: 1
+seed: 2
+experiments:
+  - name: shadow-responses
+    mode: shadow
+    filter: {dialects: [responses]}
+    shadow: {sample: 1.0, max_requests_per_minute: 1000, max_tokens_per_hour: 10000000}
+    probes: {dialect: responses, model: gpt-probe, rate_per_minute: 600, max_tokens: 64}
+    arms:
+      - {name: watched, probability: 0.5, cue: {where: system, texts: [CUE-WATCHED]}}
+      - {name: private, probability: 0.5, cue: {where: system, texts: [CUE-PRIVATE]}}
+"""
+
+
+def test_responses_shadow_copies_and_probes(tmp_path: Path, sim: ServerProcess) -> None:
+    """A shadow experiment on the Responses API: one copy per arm with the cue in
+    `instructions`, and known-answer probes sent as Responses API requests."""
+    policy = tmp_path / "policy.yaml"
+    policy.write_text(RESPONSES_SHADOW)
+    proxy = start_proxy(tmp_path, sim.url, policy=policy)
+    try:
+        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+        raw = client.responses.with_raw_response.create(model="gpt-sim", instructions="Be brief.", input="Hi there")
+        rid = raw.headers["x-cuewatch-request-id"]
+
+        def ready() -> list[Any] | None:
+            recs = records(tmp_path / "logs")
+            prod = next((r for r in recs if r.id == rid), None)
+            copies = [r for r in recs if prod is not None and r.origin == "shadow" and r.pair_id == prod.pair_id]
+            probes = [r for r in recs if r.origin == "probe"]
+            return [prod, copies, probes] if len(copies) == 2 and len(probes) >= 2 else None
+
+        prod, copies, probes = wait_for(ready, timeout=20)
+    finally:
+        proxy.stop()
+    assert prod.arm is None and prod.dialect == "responses"
+    assert sorted((c.arm, c.cue, c.dialect, c.path) for c in copies) == [
+        ("private", "CUE-PRIVATE", "responses", "/v1/responses"),
+        ("watched", "CUE-WATCHED", "responses", "/v1/responses"),
+    ]
+    seen = [e["body"] for e in sim_requests(sim.url) if e["path"] == "/v1/responses"]
+    assert {"CUE-WATCHED\n\nBe brief.", "CUE-PRIVATE\n\nBe brief."} <= {b.get("instructions") for b in seen}
+    assert all(p.dialect == "responses" and p.outcome == "ok" and p.response_text for p in probes)
+    assert all(p.expected_answer and p.model == "gpt-probe" for p in probes)

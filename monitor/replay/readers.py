@@ -95,7 +95,7 @@ class Inputs:
                             if isinstance(rec, Exchange):
                                 yield rec
                         elif kind == "openai_input":
-                            dialect = "anthropic" if "/messages" in doc["url"] else "openai"
+                            dialect = "responses" if doc["url"].endswith("/responses") else "openai"
                             requests[doc["custom_id"]] = (dialect, doc["url"], doc["body"])
                         elif kind == "anthropic_request":
                             requests[doc["custom_id"]] = ("anthropic", "/v1/messages", doc["params"])
