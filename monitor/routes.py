@@ -17,6 +17,7 @@ Defaults, for clients whose base URL points at the proxy:
 from __future__ import annotations
 
 import fnmatch
+import functools
 import re
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -74,8 +75,11 @@ class RouteTable:
         self._compiled = [re.compile(fnmatch.translate(r.path)) for r in self.routes]
         self._default = default_base
         self._anthropic = anthropic_base
+        # Clients use a handful of paths: remember the answers (bounded, for paths with ids in them).
+        self.target = functools.lru_cache(maxsize=4096)(self._target)
 
-    def target(self, method: str, path: str) -> Target:
+    def _target(self, method: str, path: str) -> Target:
+        """Where a request with this method and path goes (`target`, cached)."""
         anthropic_like = bool(_ANTHROPIC_PATHS.search(path))
         for route, pattern in zip(self.routes, self._compiled, strict=True):
             if pattern.match(path):

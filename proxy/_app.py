@@ -129,7 +129,7 @@ class ProxyApp:
                 await self._admin_reload(scope, send)
             elif path.startswith("/admin/"):
                 await self._admin_silences(scope, receive, send)
-            elif any(seg in (".", "..") for seg in path.split("/")):
+            elif "/." in path and any(seg in (".", "..") for seg in path.split("/")):
                 await send_json(send, 400, error_body("openai", 400, "dot segments in the path", "invalid_path"))
             else:
                 target = self.routes.target(scope["method"], path)

@@ -131,6 +131,11 @@ def parse_response(body: JSON) -> ParsedResponse:
 def parse_stream(events: list[Event]) -> ParsedResponse:
     """The event stream: the terminal event's response when it has the output, else the output
     assembled from the item and delta events (a stream cut short)."""
+    for ev in reversed(events[-3:]):  # the terminal event is last (bar a `[DONE]`): no delta parsed
+        data = loads(ev.data) if (ev.event or "").startswith("response.") or '"response.' in ev.data[:64] else None
+        final = data.get("response") if isinstance(data, dict) and data.get("type") in _TERMINAL else None
+        if isinstance(final, dict) and _list(final.get("output")):
+            return parse_response(final)
     items: dict[int, JSON] = {}
     done: set[int] = set()
     final: JSON | None = None
