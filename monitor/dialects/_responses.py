@@ -133,9 +133,9 @@ def parse_stream(events: list[Event]) -> ParsedResponse:
     assembled from the item and delta events (a stream cut short)."""
     for ev in reversed(events[-3:]):  # the terminal event is last (bar a `[DONE]`): no delta parsed
         data = loads(ev.data) if (ev.event or "").startswith("response.") or '"response.' in ev.data[:64] else None
-        final = data.get("response") if isinstance(data, dict) and data.get("type") in _TERMINAL else None
-        if isinstance(final, dict) and _list(final.get("output")):
-            return parse_response(final)
+        whole = data.get("response") if isinstance(data, dict) and data.get("type") in _TERMINAL else None
+        if isinstance(whole, dict) and _list(whole.get("output")):
+            return parse_response(whole)
     items: dict[int, JSON] = {}
     done: set[int] = set()
     final: JSON | None = None
