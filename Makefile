@@ -13,6 +13,9 @@ STAMP := $(VENV)/.cuewatch-installed
 PEERS ?= .venv-peers
 LITELLM_SPEC ?= litellm[proxy]==1.108.7
 LITELLM_STAMP := $(PEERS)/litellm/.installed
+# The official Node SDKs, when node and npm are there (their test is skipped otherwise).
+NODE_SDKS ?= openai@6.49.0 @anthropic-ai/sdk@1.14.0
+NODE_STAMP := $(PEERS)/node/.installed
 
 .PHONY: venv test demo check bench clean test-deps peers
 
@@ -35,7 +38,7 @@ test-deps:
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 		echo "note: chromium not installed; the report screenshot test will be skipped"
 
-peers: $(LITELLM_STAMP)
+peers: $(LITELLM_STAMP) $(NODE_STAMP)
 
 $(LITELLM_STAMP):
 	@test -x $(PEERS)/litellm/bin/python || $(PYTHON) -m venv $(PEERS)/litellm
@@ -43,7 +46,14 @@ $(LITELLM_STAMP):
 	$(PEERS)/litellm/bin/pip install -q "$(LITELLM_SPEC)"
 	@touch $@
 
-test: venv test-deps peers
+$(NODE_STAMP):
+	@if command -v npm >/dev/null 2>&1; then \
+		mkdir -p $(PEERS)/node && npm install --silent --no-audit --no-fund --prefix $(PEERS)/node $(NODE_SDKS) && touch $@; \
+	else echo "note: npm not installed; the Node SDK test will be skipped"; fi
+
+# The set-up steps are independent; run them side by side (mostly downloads), then the tests.
+test:
+	@$(MAKE) --no-print-directory -j3 venv test-deps peers
 	$(BIN)/pytest
 
 demo: venv

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
+import anthropic
+import openai
 import pytest
 
 from monitor._procs import ServerProcess, free_port
-from tests._support import start_proxy
+from tests._support import API_KEY, start_proxy
 
 
 @pytest.fixture(scope="session")
@@ -29,3 +32,36 @@ def proxy(tmp_path: Path, sim: ServerProcess) -> Iterator[ServerProcess]:
         yield proc
     finally:
         proc.stop()
+
+
+class SDKClients:
+    """Official SDK clients for a test, closed when it ends (no connection left to the GC)."""
+
+    def __init__(self) -> None:
+        self._open: list[Any] = []
+
+    def _keep(self, client: Any) -> Any:
+        self._open.append(client)
+        return client
+
+    def openai(self, base_url: str, **kw: Any) -> openai.OpenAI:
+        return self._keep(openai.OpenAI(base_url=base_url, api_key=API_KEY, max_retries=0, **kw))
+
+    def azure(self, endpoint: str) -> openai.AzureOpenAI:
+        return self._keep(
+            openai.AzureOpenAI(azure_endpoint=endpoint, api_version="2024-10-21", api_key=API_KEY, max_retries=0)
+        )
+
+    def anthropic(self, base_url: str) -> anthropic.Anthropic:
+        return self._keep(anthropic.Anthropic(base_url=base_url, api_key=API_KEY, max_retries=0))
+
+    def close(self) -> None:
+        for client in self._open:
+            client.close()
+
+
+@pytest.fixture()
+def sdk() -> Iterator[SDKClients]:
+    clients = SDKClients()
+    yield clients
+    clients.close()

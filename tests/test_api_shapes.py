@@ -11,21 +11,21 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx
-import openai
 import pytest
 
 from monitor._procs import ServerProcess
 from monitor.cli import _settings, build_parser
 from monitor.routes import Route
 from monitor.settings import Settings, flag
-from tests._support import API_KEY, records, sim_requests, start_proxy, wait_for
+from tests._support import records, sim_requests, start_proxy, wait_for
+from tests.conftest import SDKClients
 
 WEATHER = {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}
 TOOLS_CHAT = [{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}]
 TOOLS_RESPONSES = [{"type": "function", "name": "get_weather", "parameters": WEATHER}]
 TOOLS_ANTHROPIC = [{"name": "get_weather", "input_schema": WEATHER}]
+AZURE = "my-deployment"  # an Azure OpenAI deployment name (the model, named in the path)
 
 
 def _seen(sim: ServerProcess, request_id: str) -> dict[str, Any]:
@@ -145,12 +145,12 @@ def user_cue_proxy(
 
 
 def test_anthropic_tool_loop_under_live_user_cue(
-    user_cue_proxy: tuple[ServerProcess, Path], sim: ServerProcess
+    user_cue_proxy: tuple[ServerProcess, Path], sim: ServerProcess, sdk: SDKClients
 ) -> None:
     """The turn holding tool_result blocks keeps them first; earlier turns reach the upstream
     exactly as the client sent them."""
     proxy, logs = user_cue_proxy
-    client = anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0)
+    client = sdk.anthropic(proxy.url)
     first = [{"role": "user", "content": "What is the weather in Paris?"}]
     r1 = client.messages.create(model="claude-sim", max_tokens=300, tools=TOOLS_ANTHROPIC, messages=first)
     use = next(b for b in r1.content if b.type == "tool_use")
@@ -175,11 +175,13 @@ def test_anthropic_tool_loop_under_live_user_cue(
     assert rec.cue == last[1]["text"] and rec.arm == {"CUE-A": "a", "CUE-B": "b"}[rec.cue]
 
 
-def test_chat_tool_loop_under_live_user_cue(user_cue_proxy: tuple[ServerProcess, Path], sim: ServerProcess) -> None:
+def test_chat_tool_loop_under_live_user_cue(
+    user_cue_proxy: tuple[ServerProcess, Path], sim: ServerProcess, sdk: SDKClients
+) -> None:
     """After a tool message the cue is a new user message at the end, not an edit of the first
     user message."""
     proxy, _ = user_cue_proxy
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+    client = sdk.openai(proxy.url + "/v1")
     first = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Weather in Paris?"}]
     raw1 = client.chat.completions.with_raw_response.create(model="gpt-sim", tools=TOOLS_CHAT, messages=first)
     seen1 = _seen(sim, raw1.headers["x-request-id"])["body"]
@@ -198,12 +200,12 @@ def test_chat_tool_loop_under_live_user_cue(user_cue_proxy: tuple[ServerProcess,
 
 
 def test_responses_tool_loop_under_live_user_cue(
-    user_cue_proxy: tuple[ServerProcess, Path], sim: ServerProcess
+    user_cue_proxy: tuple[ServerProcess, Path], sim: ServerProcess, sdk: SDKClients
 ) -> None:
     """Responses API: a string input takes the cue; after a function_call_output the cue is a
     user message at the end; the earlier items are untouched."""
     proxy, logs = user_cue_proxy
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+    client = sdk.openai(proxy.url + "/v1")
     raw1 = client.responses.with_raw_response.create(model="gpt-sim", input="Weather in Paris?", tools=TOOLS_RESPONSES)
     seen1 = _seen(sim, raw1.headers["x-request-id"])["body"]
     assert seen1["input"] != "Weather in Paris?" and "Weather in Paris?" in seen1["input"]
@@ -225,10 +227,10 @@ def test_responses_tool_loop_under_live_user_cue(
     assert rec.messages[1].tool_calls[0].name == "get_weather" and rec.messages[2].tool_call_id == call.call_id
 
 
-def test_responses_system_cue_goes_to_instructions(tmp_path: Path, sim: ServerProcess) -> None:
+def test_responses_system_cue_goes_to_instructions(tmp_path: Path, sim: ServerProcess, sdk: SDKClients) -> None:
     proxy = start_proxy(tmp_path, sim.url, policy=_cue_policy(tmp_path, "system", "after"))
     try:
-        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+        client = sdk.openai(proxy.url + "/v1")
         raw = client.responses.with_raw_response.create(model="gpt-sim", instructions="Be brief.", input="Hi")
         seen = _seen(sim, raw.headers["x-request-id"])["body"]
         assert seen["instructions"] in ("Be brief.\n\nCUE-A", "Be brief.\n\nCUE-B") and seen["input"] == "Hi"
@@ -240,10 +242,12 @@ def test_responses_system_cue_goes_to_instructions(tmp_path: Path, sim: ServerPr
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_responses_api_recorded(proxy: ServerProcess, sim: ServerProcess, tmp_path: Path, stream: bool) -> None:
+def test_responses_api_recorded(
+    proxy: ServerProcess, sim: ServerProcess, tmp_path: Path, stream: bool, sdk: SDKClients
+) -> None:
     """instructions and input become messages; output text, reasoning summary and usage are
     recorded; the client gets the upstream's bytes."""
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+    client = sdk.openai(proxy.url + "/v1")
     ask: dict[str, Any] = {
         "model": "gpt-sim",
         "instructions": "Be brief.",
@@ -305,16 +309,10 @@ def prefixed_proxy(
 @pytest.mark.parametrize(
     ("make", "path", "query"),
     [
-        (lambda url: openai.OpenAI(base_url=url, api_key=API_KEY, max_retries=0), "/chat/completions", ""),
+        (lambda sdk, url: sdk.openai(url), "/chat/completions", ""),
+        (lambda sdk, url: sdk.openai(url + "/v1beta/openai"), "/v1beta/openai/chat/completions", ""),
         (
-            lambda url: openai.OpenAI(base_url=url + "/v1beta/openai", api_key=API_KEY, max_retries=0),
-            "/v1beta/openai/chat/completions",
-            "",
-        ),
-        (
-            lambda url: openai.AzureOpenAI(
-                azure_endpoint=url, api_version="2024-10-21", api_key=API_KEY, max_retries=0
-            ),
+            lambda sdk, url: sdk.azure(url),
             "/openai/deployments/my-deployment/chat/completions",
             "api-version=2024-10-21",
         ),
@@ -322,10 +320,10 @@ def prefixed_proxy(
     ids=["no-v1", "gemini", "azure"],
 )
 def test_route_layouts(
-    prefixed_proxy: tuple[ServerProcess, Path], sim: ServerProcess, make: Any, path: str, query: str
+    prefixed_proxy: tuple[ServerProcess, Path], sim: ServerProcess, make: Any, path: str, query: str, sdk: SDKClients
 ) -> None:
     proxy, logs = prefixed_proxy
-    raw = make(proxy.url).chat.completions.with_raw_response.create(
+    raw = make(sdk, proxy.url).chat.completions.with_raw_response.create(
         model="my-deployment", messages=[{"role": "user", "content": "Tell me about tea."}]
     )
     seen = _seen(sim, raw.headers["x-request-id"])
@@ -335,12 +333,14 @@ def test_route_layouts(
     assert rec.response_text == raw.parse().choices[0].message.content
 
 
-def test_passthrough_logged_not_recorded(prefixed_proxy: tuple[ServerProcess, Path], sim: ServerProcess) -> None:
+def test_passthrough_logged_not_recorded(
+    prefixed_proxy: tuple[ServerProcess, Path], sim: ServerProcess, sdk: SDKClients
+) -> None:
     """Other endpoints and paths routed `passthrough` are forwarded and logged with status and
     timing, never recorded; dot segments are refused."""
     proxy, logs = prefixed_proxy
     before = len(records(logs))
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+    client = sdk.openai(proxy.url + "/v1")
     assert [m.id for m in client.models.list()] == ["sim-model"]
     r = httpx.post(proxy.url + "/internal/chat/completions", json={"model": "m", "messages": []}, timeout=10)
     assert r.status_code == 200 and r.json()["object"] == "chat.completion"
@@ -374,8 +374,8 @@ def test_route_flag_and_table() -> None:
 
 
 @pytest.mark.parametrize("stream", [False, True], ids=["whole", "streamed"])
-def test_all_choices_recorded(proxy: ServerProcess, tmp_path: Path, stream: bool) -> None:
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+def test_all_choices_recorded(proxy: ServerProcess, tmp_path: Path, stream: bool, sdk: SDKClients) -> None:
+    client = sdk.openai(proxy.url + "/v1")
     ask: dict[str, Any] = {"model": "gpt-sim", "n": 3, "messages": [{"role": "user", "content": "Tell me about tea."}]}
     if stream:
         texts = ["", "", ""]
@@ -390,15 +390,15 @@ def test_all_choices_recorded(proxy: ServerProcess, tmp_path: Path, stream: bool
     assert rec.response_text == texts[0]
 
 
-def test_cache_token_counts(proxy: ServerProcess, tmp_path: Path) -> None:
+def test_cache_token_counts(proxy: ServerProcess, tmp_path: Path, sdk: SDKClients) -> None:
     """Cached and cache-write input tokens, as each upstream reports them."""
     convo = [
         {"role": "user", "content": "Tell me about tea."},
         {"role": "assistant", "content": "Tea is a drink."},
         {"role": "user", "content": "And about coffee?"},
     ]
-    oa = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
-    an = anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0)
+    oa = sdk.openai(proxy.url + "/v1")
+    an = sdk.anthropic(proxy.url)
     chat = oa.chat.completions.create(model="gpt-sim", messages=convo)
     resp = oa.responses.create(model="gpt-sim", input=convo)
     msg = an.messages.create(model="claude-sim", max_tokens=200, messages=convo)
@@ -485,14 +485,14 @@ experiments:
 """
 
 
-def test_responses_shadow_copies_and_probes(tmp_path: Path, sim: ServerProcess) -> None:
+def test_responses_shadow_copies_and_probes(tmp_path: Path, sim: ServerProcess, sdk: SDKClients) -> None:
     """A shadow experiment on the Responses API: one copy per arm with the cue in
     `instructions`, and known-answer probes sent as Responses API requests."""
     policy = tmp_path / "policy.yaml"
     policy.write_text(RESPONSES_SHADOW)
     proxy = start_proxy(tmp_path, sim.url, policy=policy)
     try:
-        client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+        client = sdk.openai(proxy.url + "/v1")
         raw = client.responses.with_raw_response.create(model="gpt-sim", instructions="Be brief.", input="Hi there")
         rid = raw.headers["x-cuewatch-request-id"]
 

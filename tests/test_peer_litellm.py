@@ -13,13 +13,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import anthropic
 import httpx
-import openai
 import pytest
 
 from monitor._procs import ServerProcess, free_port
-from tests._support import API_KEY, records, start_proxy, wait_for
+from tests._support import records, start_proxy, wait_for
+from tests.conftest import SDKClients
 
 ROOT = Path(__file__).parents[1]
 LITELLM = Path(os.environ.get("CUEWATCH_LITELLM", ROOT / ".venv-peers" / "litellm" / "bin" / "litellm"))
@@ -94,8 +93,8 @@ def proxy_to_litellm(
     proc.stop()
 
 
-def _chat(url: str, stream: bool) -> tuple[str, str]:
-    client = openai.OpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0)
+def _chat(sdk: SDKClients, url: str, stream: bool) -> tuple[str, str]:
+    client = sdk.openai(url + "/v1")
     messages: Any = [{"role": "user", "content": "Tell me about tea."}]
     if stream:
         raw = client.chat.completions.with_raw_response.create(model="echo", messages=messages, stream=True)
@@ -106,8 +105,8 @@ def _chat(url: str, stream: bool) -> tuple[str, str]:
     return raw.headers["x-cuewatch-request-id"], text
 
 
-def _responses(url: str, stream: bool) -> tuple[str, str]:
-    client = openai.OpenAI(base_url=url + "/v1", api_key=API_KEY, max_retries=0)
+def _responses(sdk: SDKClients, url: str, stream: bool) -> tuple[str, str]:
+    client = sdk.openai(url + "/v1")
     if stream:
         raw = client.responses.with_raw_response.create(model="echo", input="Tell me about tea.", stream=True)
         text = "".join(e.delta for e in raw.parse() if e.type == "response.output_text.delta")
@@ -117,8 +116,8 @@ def _responses(url: str, stream: bool) -> tuple[str, str]:
     return raw.headers["x-cuewatch-request-id"], text
 
 
-def _messages(url: str, stream: bool) -> tuple[str, str]:
-    client = anthropic.Anthropic(base_url=url, api_key=API_KEY, max_retries=0)
+def _messages(sdk: SDKClients, url: str, stream: bool) -> tuple[str, str]:
+    client = sdk.anthropic(url)
     messages: Any = [{"role": "user", "content": "Tell me about tea."}]
     if stream:
         raw = client.messages.with_raw_response.create(model="echo", max_tokens=100, messages=messages, stream=True)
@@ -135,11 +134,13 @@ def _messages(url: str, stream: bool) -> tuple[str, str]:
 @pytest.mark.parametrize(
     ("call", "dialect"), [(_chat, "openai"), (_responses, "responses"), (_messages, "anthropic")], ids=lambda x: x
 )
-def test_litellm_upstream(proxy_to_litellm: tuple[ServerProcess, Path], call: Any, dialect: str, stream: bool) -> None:
+def test_litellm_upstream(
+    proxy_to_litellm: tuple[ServerProcess, Path], call: Any, dialect: str, stream: bool, sdk: SDKClients
+) -> None:
     """LiteLLM accepts the cued request (the model heard the cue before the user's words), the
     client gets LiteLLM's answer, and the record holds the same text."""
     proxy, logs = proxy_to_litellm
-    rid, text = call(proxy.url, stream)
+    rid, text = call(sdk, proxy.url, stream)
     assert text.startswith(("Heard: CUE-A", "Heard: CUE-B")) and text.endswith("Tell me about tea.")
     rec = wait_for(lambda: next((r for r in records(logs) if r.id == rid), None))
     assert (rec.dialect, rec.stream, rec.status, rec.outcome) == (dialect, stream, 200, "ok")
