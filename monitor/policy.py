@@ -91,6 +91,8 @@ class Cue(_Strict):
             raise ValueError(f"a `{self.where}` cue needs at least one non-empty text in `texts`")
         if self.where in ("metadata", "header") and not self.key:
             raise ValueError(f"a `{self.where}` cue needs `key` (the field or header name)")
+        if "turn" in self.model_fields_set and self.where != "user":
+            raise ValueError(f"`turn` places a `user` cue; a `{self.where}` cue takes none")
         return self
 
 

@@ -515,3 +515,46 @@ def test_responses_shadow_copies_and_probes(tmp_path: Path, sim: ServerProcess, 
     assert {"CUE-WATCHED\n\nBe brief.", "CUE-PRIVATE\n\nBe brief."} <= {b.get("instructions") for b in seen}
     assert all(p.dialect == "responses" and p.outcome == "ok" and p.response_text for p in probes)
     assert all(p.expected_answer and p.model == "gpt-probe" for p in probes)
+
+
+# ------------------------------------------------------------------ placements, as pure functions
+
+
+def _cue(**kw: Any) -> Any:
+    from monitor.policy import Cue
+
+    return Cue(where="user", texts=["CUE"], **kw)
+
+
+def test_user_cue_turns_and_prefills() -> None:
+    from monitor.cues import apply_cue
+
+    convo = [
+        {"role": "user", "content": "first"},
+        {"role": "assistant", "content": "ok"},
+        {"role": "user", "content": [{"type": "text", "text": "second"}]},
+    ]
+    first, _ = apply_cue("openai", {"messages": convo}, _cue(turn="first"), "CUE")
+    assert first["messages"][0]["content"] == "CUE\n\nfirst" and first["messages"][1:] == convo[1:]
+    last, _ = apply_cue("openai", {"messages": convo}, _cue(position="after"), "CUE")
+    assert last["messages"][2]["content"] == [{"type": "text", "text": "second"}, {"type": "text", "text": "CUE"}]
+    assert convo[2]["content"] == [{"type": "text", "text": "second"}]  # the client's objects untouched
+    prefill = [*convo, {"role": "assistant", "content": "The answer is"}]
+    out, _ = apply_cue("anthropic", {"messages": prefill}, _cue(), "CUE")
+    assert out["messages"][3] == prefill[3] and out["messages"][2]["content"][0] == {"type": "text", "text": "CUE"}
+    mixed = [
+        {"role": "user", "content": "go"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "t", "name": "w", "input": {}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t"}, {"type": "text", "text": "and?"}]},
+    ]
+    out, _ = apply_cue("anthropic", {"messages": mixed}, _cue(), "CUE")
+    assert [b.get("text", b["type"]) for b in out["messages"][2]["content"]] == ["tool_result", "CUE", "and?"]
+    out, _ = apply_cue("responses", {"input": "hello"}, _cue(position="after"), "CUE")
+    assert out["input"] == "hello\n\nCUE"
+
+
+def test_turn_only_for_user_cues() -> None:
+    from monitor.policy import Cue
+
+    with pytest.raises(ValueError, match="`turn` places a `user` cue"):
+        Cue(where="system", texts=["x"], turn="first")
