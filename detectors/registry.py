@@ -42,6 +42,15 @@ def names() -> list[str]:
     return sorted(_REGISTRY)
 
 
+def parameters(name: str) -> list[str]:
+    """The parameters a detector takes (its constructor's keyword arguments)."""
+    import inspect
+
+    _load_builtins()
+    sig = inspect.signature(_REGISTRY[name])
+    return [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+
+
 def create(name: str, params: dict[str, Any]) -> Any:
     _load_builtins()
     if name not in _REGISTRY:

@@ -112,7 +112,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 def _policy_check(args: argparse.Namespace) -> int:
     from monitor.errors import ConfigError
-    from monitor.policy import load_policy, summary
+    from monitor.policy import load_policy, summary, unset_secrets
 
     failed = 0
     for path in args.files:
@@ -125,6 +125,8 @@ def _policy_check(args: argparse.Namespace) -> int:
         print(f"{path}: OK")
         for line in summary(policy):
             print(line)
+        for warning in unset_secrets(policy):
+            print(f"  warning: {warning} (needed where the policy runs)")
     return 2 if failed else 0
 
 

@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
 
 from monitor.errors import ConfigError
 from monitor.records import Dialect
@@ -266,7 +266,11 @@ class Experiment(_Strict):
 
 
 class DetectorSpec(_Strict):
-    """A detector created by name through the detector registry, with its parameters."""
+    """A detector created by name through the detector registry, with its parameters.
+
+    The detector is built once when the policy loads, so a parameter it would reject (an unknown
+    name, a value out of range, a feature that does not exist) is a load error, never a detector
+    silently missing at runtime."""
 
     name: str
     params: dict[str, Any] = {}
@@ -279,6 +283,26 @@ class DetectorSpec(_Strict):
         if v not in registry.names():
             raise ValueError(f"unknown detector {v!r}; registered: {', '.join(registry.names()) or '(none yet)'}")
         return v
+
+    @field_validator("params")
+    @classmethod
+    def _buildable(cls, params: dict[str, Any], info: ValidationInfo) -> dict[str, Any]:
+        from detectors import registry
+
+        name = info.data.get("name")
+        if name is None:  # the name was already rejected
+            return params
+        valid = registry.parameters(name)
+        unknown = sorted(set(params) - set(valid))
+        if unknown:
+            raise ValueError(f"unknown parameter {', '.join(unknown)}; {name} takes: {', '.join(valid)}")
+        try:
+            registry.create(name, dict(params))
+        except KeyError as exc:
+            raise ValueError(str(exc.args[0] if exc.args else exc)) from exc
+        except (TypeError, ValueError) as exc:
+            raise ValueError(str(exc)) from exc
+        return params
 
 
 _DURATION = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
@@ -313,7 +337,8 @@ class AlertRule(_Strict):
 
 
 class Route(_Strict):
-    """An Alertmanager-style route: matchers, options inherited by children, `continue`."""
+    """An Alertmanager-style route: matchers (`~` starts a regex), options inherited by
+    children, `continue`."""
 
     receiver: str | None = None
     matchers: dict[str, str] = {}
@@ -327,6 +352,17 @@ class Route(_Strict):
     _durations = field_validator("group_wait", "group_interval", "repeat_interval")(
         classmethod(lambda cls, v: _duration(v))
     )
+
+    @field_validator("matchers")
+    @classmethod
+    def _regexes_compile(cls, matchers: dict[str, str]) -> dict[str, str]:
+        for key, want in matchers.items():
+            if want.startswith("~"):
+                try:
+                    re.compile(want[1:])
+                except re.error as exc:
+                    raise ValueError(f"{key}: the regex {want[1:]!r} does not compile: {exc}") from exc
+        return matchers
 
 
 class SlackReceiver(_Strict):
@@ -427,8 +463,52 @@ class Policy(_Strict):
 
 
 def load_policy(path: Path | str) -> Policy:
-    """Load and validate a policy file (ConfigError names file, line and field)."""
-    return load_yaml_model(path, Policy)
+    """Load and validate a policy file (ConfigError names file, line and field), including the
+    names one part gives another."""
+    return load_yaml_model(path, Policy, check=references)
+
+
+Problem = tuple[tuple[str | int, ...], str]
+
+
+def references(policy: Policy) -> list[Problem]:
+    """Names one part of a policy gives another that do not exist in it."""
+    out: list[Problem] = []
+    experiments = sorted(e.name for e in policy.experiments)
+    for i, spec in enumerate(policy.detectors):
+        exp = spec.params.get("experiment")
+        if exp is not None and exp not in experiments:
+            have = ", ".join(experiments) or "none"
+            out.append((("detectors", i, "params", "experiment"), f"no experiment {exp!r} in this policy ({have})"))
+    detectors = sorted({d.name for d in policy.detectors})
+    for i, rule in enumerate(policy.alerts.rules):
+        for name in rule.detectors:
+            if name != "*" and name not in detectors:
+                have = ", ".join(detectors) or "none"
+                out.append((("alerts", "rules", i, "detectors"), f"no detector {name!r} in this policy ({have})"))
+    return out
+
+
+def unset_secrets(policy: Policy) -> list[str]:
+    """Secrets the policy refers to that cannot be read now (warnings: they may be set where it runs)."""
+    refs: list[tuple[str, SecretRef]] = []
+    for i, r in enumerate(policy.alerts.receivers):
+        if r.slack is not None:
+            refs.append((f"alerts.receivers.{i}.slack.url", r.slack.url))
+        if r.webhook is not None:
+            refs.append((f"alerts.receivers.{i}.webhook.url", r.webhook.url))
+            if r.webhook.secret is not None:
+                refs.append((f"alerts.receivers.{i}.webhook.secret", r.webhook.secret))
+    for i, e in enumerate(policy.experiments):
+        if e.probes is not None and e.probes.auth is not None:
+            refs.append((f"experiments.{i}.probes.auth", e.probes.auth))
+    out = []
+    for where, ref in refs:
+        try:
+            ref.read()
+        except ConfigError as exc:
+            out.append(f"{where}: {str(exc).removeprefix('secret: ')}")
+    return out
 
 
 def summary(policy: Policy) -> list[str]:

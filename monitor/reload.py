@@ -15,7 +15,7 @@ import structlog
 from monitor.budget import Budget
 from monitor.errors import ConfigError
 from monitor.experiments import Experiments
-from monitor.policy import Policy, load_policy
+from monitor.policy import Policy, load_policy, unset_secrets
 
 log = structlog.get_logger("cuewatch.policy")
 
@@ -49,6 +49,7 @@ class PolicyHolder:
             seed=self.seed,
             experiments=[e.name for e in self.policy.experiments],
         )
+        _warn_unset_secrets(self.policy)
 
     def reload(self) -> tuple[bool, str]:
         """Load the policy file again; keep the running policy if the new one is invalid."""
@@ -68,6 +69,7 @@ class PolicyHolder:
         self.reloads += 1
         self.last_error = None
         log.info("policy_reloaded", file=str(self.path), experiments=[e.name for e in policy.experiments])
+        _warn_unset_secrets(policy)
         return True, "reloaded"
 
     async def watch(self, interval_s: float) -> None:
@@ -77,3 +79,9 @@ class PolicyHolder:
             stamp = _stamp(self.path)
             if stamp is not None and stamp != self._stamp:
                 self.reload()
+
+
+def _warn_unset_secrets(policy: Policy) -> None:
+    """A receiver or probe whose secret cannot be read fails when used: say so at load."""
+    for problem in unset_secrets(policy):
+        log.warning("policy_secret_unset", problem=problem)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar
+from types import UnionType
+from typing import Any, TypeVar, Union, get_args, get_origin
 
 from pydantic import BaseModel, ValidationError
 from ruamel.yaml import YAML
@@ -14,8 +16,14 @@ from monitor.errors import ConfigError
 M = TypeVar("M", bound=BaseModel)
 
 
-def load_yaml_model(path: Path | str, model: type[M], text: str | None = None) -> M:
-    """Parse `path` (or `text`, reported as `path`) and validate it as `model`.
+def load_yaml_model(
+    path: Path | str,
+    model: type[M],
+    text: str | None = None,
+    check: Callable[[M], list[tuple[tuple[str | int, ...], str]]] | None = None,
+) -> M:
+    """Parse `path` (or `text`, reported as `path`) and validate it as `model`; `check` returns
+    further problems of the valid model as (field path, message).
 
     Raises ConfigError with one line per problem: `FILE:LINE: FIELD: what was expected`.
     """
@@ -38,19 +46,26 @@ def load_yaml_model(path: Path | str, model: type[M], text: str | None = None) -
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        return model.model_validate(data)
+        result = model.model_validate(data)
     except ValidationError as exc:
-        problems = [_describe(path, data, err) for err in exc.errors()]
+        problems = [_describe(path, data, err, model) for err in exc.errors()]
         raise ConfigError("\n".join(problems)) from exc
+    found = check(result) if check is not None else []
+    if found:
+        raise ConfigError(
+            "\n".join(f"{path}:{_line_of(data, loc)}: {'.'.join(map(str, loc))}: {msg}" for loc, msg in found)
+        )
+    return result
 
 
-def _describe(path: Path, data: Any, err: Any) -> str:
+def _describe(path: Path, data: Any, err: Any, model: type[BaseModel]) -> str:
     loc = tuple(err.get("loc", ()))
     field = ".".join(str(p) for p in loc) or "(top level)"
     line = _line_of(data, loc)
     msg = err.get("msg", "invalid")
     if err.get("type") == "extra_forbidden":
-        msg = "unknown field (not part of the schema; check the spelling)"
+        valid = _fields_at(model, loc[:-1])
+        msg = "unknown field (check the spelling)" + (f"; valid here: {', '.join(valid)}" if valid else "")
     elif err.get("type") == "missing":
         msg = "required field is missing"
     got = err.get("input")
@@ -58,6 +73,38 @@ def _describe(path: Path, data: Any, err: Any) -> str:
         "" if err.get("type") in ("missing", "extra_forbidden") or isinstance(got, dict | list) else f" (got {got!r})"
     )
     return f"{path}:{line}: {field}: {msg}{shown}"
+
+
+def _fields_at(model: Any, loc: tuple[Any, ...]) -> list[str]:
+    """The field names (as written in the file) of the model found at `loc` below `model`."""
+    current = model
+    for part in loc:
+        current = _unwrap(current)
+        if isinstance(part, int):
+            args = get_args(current)
+            if get_origin(current) is not list or not args:
+                return []
+            current = args[0]
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            field = next((f for n, f in current.model_fields.items() if part in (n, f.alias)), None)
+            if field is None:
+                return []
+            current = field.annotation
+        else:
+            return []
+    current = _unwrap(current)
+    if isinstance(current, type) and issubclass(current, BaseModel):
+        return [f.alias or n for n, f in current.model_fields.items()]
+    return []
+
+
+def _unwrap(tp: Any) -> Any:
+    """X from X | None."""
+    if get_origin(tp) in (Union, UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return tp
 
 
 def _line_of(data: Any, loc: tuple[Any, ...]) -> int:
