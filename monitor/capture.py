@@ -73,9 +73,18 @@ class Capture(BaseModel):
 
 
 def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
-    """Normalise a capture into the exchange record."""
+    """Normalise a capture into the exchange record.
+
+    A body the readers cannot make sense of still gives a record, with what could be read and
+    the reason in `error`: nothing the proxy forwarded goes unrecorded."""
     req = cap.request or {}
-    messages = dialects.request_messages(cap.dialect, req)
+    unread: list[str] = []
+    try:
+        messages = dialects.request_messages(cap.dialect, req)
+        tools = dialects.request_tools(cap.dialect, req)
+    except Exception as exc:  # a request shape no reader expected: keep the record, say why
+        messages, tools = [], []
+        unread.append(f"request not normalised ({type(exc).__name__}: {str(exc)[:200]})")
     if redact_prompts:
         messages = [_redact(m) for m in messages]
     stream = bool(req.get("stream")) or (cap.content_type or "").startswith("text/event-stream")
@@ -87,7 +96,7 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
         model=model_of(req, cap.path),
         stream=stream,
         messages=messages,
-        tools=dialects.request_tools(cap.dialect, req),
+        tools=tools,
         status=cap.status,
         outcome=cap.outcome,
         error=cap.error,
@@ -96,12 +105,23 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
         redacted=redact_prompts,
         **{k: v for k, v in cap.labels.items() if k in Exchange.model_fields},
     )
+    try:
+        _read_response(ex, cap)
+    except Exception as exc:  # the same for a response
+        unread.append(f"response not normalised ({type(exc).__name__}: {str(exc)[:200]})")
+    if unread:
+        ex.error = "; ".join([*([ex.error] if ex.error else []), *unread])
+    return ex
+
+
+def _read_response(ex: Exchange, cap: Capture) -> None:
+    """Fill the response fields of `ex` from the captured body."""
     if not cap.body:
-        return ex
+        return
     body, note = _decode(cap.body, cap.content_encoding)
     if body is None:
         ex.error = ex.error or note
-        return ex
+        return
     if (cap.content_type or "").startswith("text/event-stream"):
         parsed = dialects.parse_stream(cap.dialect, parse_events([body]))
         if parsed.error:
@@ -112,7 +132,7 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
         doc = _loads(body)
         if ex.outcome != "ok" or not isinstance(doc, dict):
             ex.error = ex.error or dialects.error_message(doc) or _excerpt(body)
-            return ex
+            return
         parsed = dialects.parse_response(cap.dialect, doc)
         ex.error = ex.error or parsed.error  # e.g. a Responses API body with status `failed`
     ex.response_text = parsed.text
@@ -122,7 +142,6 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
     ex.finish_reason = parsed.finish_reason
     ex.usage = parsed.usage
     ex.choices = parsed.choices
-    return ex
 
 
 def _decode(body: bytes, encoding: str | None) -> tuple[bytes | None, str | None]:

@@ -91,7 +91,7 @@ class Cue(_Strict):
             raise ValueError(f"a `{self.where}` cue needs at least one non-empty text in `texts`")
         if self.where in ("metadata", "header") and not self.key:
             raise ValueError(f"a `{self.where}` cue needs `key` (the field or header name)")
-        if "turn" in self.model_fields_set and self.where != "user":
+        if self.turn != "last" and self.where != "user":  # (`last` is the default, which dumps write out)
             raise ValueError(f"`turn` places a `user` cue; a `{self.where}` cue takes none")
         return self
 

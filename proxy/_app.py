@@ -267,14 +267,17 @@ class ProxyApp:
         extra: list[tuple[bytes, bytes]] = [rid_header]
         experiments = self.holder.experiments  # read once: a reload swaps it between requests
         plan = experiments.plan(dialect, scope["path"], headers, req) if experiments else None
-        if plan is not None:
+        cued = _encode(plan.request) if plan is not None and plan.request is not None else None
+        if plan is not None and (plan.request is None or cued is not None):
             labels = plan.labels
             extra.extend(plan.debug_headers)
-            if plan.request is not None:  # live: the model sees the arm's cue
-                body = orjson.dumps(plan.request)
+            if cued is not None:  # live: the model sees the arm's cue
+                body = cued
                 up_headers.update(plan.headers)
             elif plan.labels["mode"] == "shadow":  # copies per arm if sampled, in the background
                 self.shadow.consider(dialect, target, dict(up_headers), plan, req)
+        elif plan is not None:  # the cued copy cannot be written: forwarded as sent, outside the experiment
+            log.warning("cue_not_applied", request_id=rid, experiment=plan.experiment.name, reason="nested too deep")
 
         cap = Capture.start(rid, started, dialect, scope["path"], req, labels)
         t_sent = time.perf_counter()
@@ -528,6 +531,15 @@ class ProxyApp:
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 return False, f"upstream {base} unreachable: {type(exc).__name__}"
         return True, ""
+
+
+def _encode(request: dict[str, Any]) -> bytes | None:
+    """The cued request as JSON, or None when it is nested deeper than orjson writes (255
+    levels; it reads 1024, so such a request parsed)."""
+    try:
+        return orjson.dumps(request)
+    except orjson.JSONEncodeError:
+        return None
 
 
 async def _watch_disconnect(receive: Receive, gone: asyncio.Event) -> None:

@@ -34,14 +34,14 @@ def request_messages(dialect: str, req: JSON) -> list[Message]:
 def request_tools(dialect: str, req: JSON) -> list[str]:
     """Names of the tools a request offers."""
     names: list[str] = []
-    for tool in req.get("tools") or []:
+    for tool in _list(req.get("tools")):
         if not isinstance(tool, dict):
             continue
         fn = tool.get("function") if dialect == "openai" else None
         name = (fn or tool).get("name") if isinstance(fn or tool, dict) else None
         if isinstance(name, str):
             names.append(name)
-    for fn in req.get("functions") or []:  # legacy OpenAI function calling
+    for fn in _list(req.get("functions")):  # legacy OpenAI function calling
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
             names.append(fn["name"])
     return names
@@ -49,14 +49,14 @@ def request_tools(dialect: str, req: JSON) -> list[str]:
 
 def _openai_messages(req: JSON) -> list[Message]:
     out: list[Message] = []
-    for m in req.get("messages") or []:
+    for m in _list(req.get("messages")):
         if not isinstance(m, dict):
             continue
         role = m.get("role")
         role = "tool" if role == "function" else role
         if role not in _OPENAI_ROLES:
             role = "user"
-        calls = [c for c in (_openai_tool_call(tc) for tc in m.get("tool_calls") or []) if c]
+        calls = [c for c in (_openai_tool_call(tc) for tc in _list(m.get("tool_calls"))) if c]
         if isinstance(m.get("function_call"), dict):
             fc = m["function_call"]
             calls.append(ToolCall(name=str(fc.get("name", "")), arguments=str(fc.get("arguments", ""))))
@@ -89,7 +89,7 @@ def _anthropic_messages(req: JSON) -> list[Message]:
     system = req.get("system")
     if system:
         out.append(Message(role="system", text=content_text(system)))
-    for m in req.get("messages") or []:
+    for m in _list(req.get("messages")):
         if not isinstance(m, dict):
             continue
         role = "assistant" if m.get("role") == "assistant" else "user"
@@ -107,7 +107,7 @@ def _anthropic_messages(req: JSON) -> list[Message]:
             if kind == "tool_use":
                 calls.append(
                     ToolCall(
-                        id=block.get("id"),
+                        id=_str(block.get("id")),
                         name=str(block.get("name", "")),
                         arguments=dumps(block.get("input", {})),
                     )
@@ -117,7 +117,7 @@ def _anthropic_messages(req: JSON) -> list[Message]:
                     Message(
                         role="tool",
                         text=content_text(block.get("content")),
-                        tool_call_id=block.get("tool_use_id"),
+                        tool_call_id=_str(block.get("tool_use_id")),
                     )
                 )
             else:
@@ -305,7 +305,7 @@ def _anthropic_blocks(blocks: list[Any], out: ParsedResponse) -> None:
             args = block.get("input", {})
             out.tool_calls.append(
                 ToolCall(
-                    id=block.get("id"),
+                    id=_str(block.get("id")),
                     name=str(block.get("name", "")),
                     arguments=args if isinstance(args, str) else dumps(args),
                 )
@@ -316,7 +316,7 @@ def _anthropic_blocks(blocks: list[Any], out: ParsedResponse) -> None:
 
 def _anthropic_response(body: JSON) -> ParsedResponse:
     out = ParsedResponse(usage=_anthropic_usage(body.get("usage")))
-    _anthropic_blocks(body.get("content") or [], out)
+    _anthropic_blocks(_list(body.get("content")), out)
     out.finish_reason = body.get("stop_reason")
     return out
 

@@ -115,7 +115,11 @@ def parse_response(body: JSON) -> ParsedResponse:
             name = item.get("name") if isinstance(item.get("name"), str) else kind.removesuffix("_call")
             args = item.get("arguments", item.get("action", {}))
             out.tool_calls.append(
-                ToolCall(id=item.get("id"), name=name, arguments=args if isinstance(args, str) else dumps(args))
+                ToolCall(
+                    id=item["id"] if isinstance(item.get("id"), str) else None,
+                    name=name,
+                    arguments=args if isinstance(args, str) else dumps(args),
+                )
             )
     out.text = "".join(text) if text or not out.tool_calls else None
     out.reasoning = "\n\n".join(reasoning) or None

@@ -100,6 +100,10 @@ class SimApp:
         query = scope.get("query_string", b"").decode("latin-1")
         entry: dict[str, Any] = {"dialect": dialect, "path": scope["path"], "query": query, "body": req}
         self.requests.append(entry)
+        wrong = [k for k in ("messages", "input", "tools") if k in req and not isinstance(req[k], list | str)]
+        if wrong or ("tools" in req and not isinstance(req["tools"], list)):
+            await send_json(send, 400, _error(dialect, 400, f"{(wrong or ['tools'])[0]}: expected an array"))
+            return
         faults = _faults(header(scope["headers"], _FAULT))
         if "delay" in faults:
             await asyncio.sleep(float(faults["delay"]))
@@ -111,7 +115,7 @@ class SimApp:
         self.count += 1
         p = self.profile
         behaviour = p.drift.behaviour if p.drift and self.count > p.drift.after_requests else p.behaviour
-        tools = [t for t in req.get("tools") or [] if isinstance(t, dict) and t.get("type", "function") == "function"]
+        tools = [t for t in req.get("tools", []) if isinstance(t, dict) and t.get("type", "function") == "function"]
         messages = request_messages(dialect, req)
         reply = decide(p, behaviour, self.rng, messages, tools)
         n = req["n"] if dialect == "openai" and isinstance(req.get("n"), int) else 1
