@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from monitor import dialects
 from monitor.records import Dialect, Exchange, Message, Outcome, Timings
 from monitor.routes import model_of
+from monitor.secrets import scrub
 from monitor.sse import parse_events
 
 
@@ -111,6 +112,8 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
         unread.append(f"response not normalised ({type(exc).__name__}: {str(exc)[:200]})")
     if unread:
         ex.error = "; ".join([*([ex.error] if ex.error else []), *unread])
+    if ex.error:  # upstream error bodies may echo the client's key
+        ex.error = scrub(ex.error)
     return ex
 
 

@@ -11,11 +11,9 @@ from typing import Any
 
 import structlog
 
+from monitor.secrets import scrub
+
 _SECRET_KEYS = re.compile(r"(authorization|api[-_]?key|token|secret|password|cookie)", re.I)
-_SECRET_VALUES = re.compile(
-    r"(sk-[A-Za-z0-9_\-]{8,}|sk-ant-[A-Za-z0-9_\-]{8,}|Bearer\s+[A-Za-z0-9._\-]{8,}"
-    r"|hooks\.slack\.com/services/[A-Za-z0-9/]+)"
-)
 
 
 def scrub_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
@@ -24,7 +22,7 @@ def scrub_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
         if _SECRET_KEYS.search(key) and key != "event":
             event[key] = "[redacted]"
         elif isinstance(value, str):
-            event[key] = _SECRET_VALUES.sub("[redacted]", value)
+            event[key] = scrub(value)
     return event
 
 
@@ -62,3 +60,5 @@ def configure_logging(level: str = "info", fmt: str = "json") -> None:
     for name in ("uvicorn", "uvicorn.error", "uvicorn.access"):
         logging.getLogger(name).handlers[:] = []
         logging.getLogger(name).propagate = True
+    # httpx logs every request's full URL at info (a Slack webhook URL is its secret).
+    logging.getLogger("httpx").setLevel(max(lvl, logging.WARNING))

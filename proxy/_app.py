@@ -461,8 +461,8 @@ class ProxyApp:
         if self._admin_token is None:
             await send_json(send, 403, {"status": "disabled", "error": "admin API is off: set CUEWATCH_ADMIN_TOKEN"})
             return False
-        given = (header(scope["headers"], b"authorization") or b"").decode("latin-1").removeprefix("Bearer ")
-        if not hmac.compare_digest(given.encode(), self._admin_token.encode()):
+        scheme, _, given = (header(scope["headers"], b"authorization") or b"").decode("latin-1").partition(" ")
+        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._admin_token.encode()):
             await send_json(send, 401, {"status": "unauthorized", "error": "wrong or missing admin token"})
             return False
         return True
@@ -479,14 +479,8 @@ class ProxyApp:
         elif method == "POST" and path == "/admin/silences":
             try:
                 doc = orjson.loads(await read_body(receive, 64 * 1024, None))
-                matchers = {str(k): str(v) for k, v in dict(doc["matchers"]).items()}
-                silence = await asyncio.to_thread(
-                    self.outbox.add_silence,
-                    matchers,
-                    seconds(str(doc["duration"])),
-                    str(doc.get("comment", "")),
-                    str(doc.get("created_by", "admin-api")),
-                )
+                matchers, duration_s, comment, by = _silence_request(doc)
+                silence = await asyncio.to_thread(self.outbox.add_silence, matchers, duration_s, comment, by)
             except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, BodyTooLarge, ClientGone) as exc:
                 await send_json(send, 400, {"error": f"expected {{matchers: {{...}}, duration: '2h'}}: {exc}"})
                 return
@@ -531,6 +525,23 @@ class ProxyApp:
             except (TimeoutError, aiohttp.ClientError, OSError) as exc:
                 return False, f"upstream {base} unreachable: {type(exc).__name__}"
         return True, ""
+
+
+MAX_SILENCE_S = 90 * 86400.0
+
+
+def _silence_request(doc: Any) -> tuple[dict[str, str], float, str, str]:
+    """The fields of POST /admin/silences, checked: string matchers and texts, a finite duration."""
+    matchers = doc["matchers"]
+    if not isinstance(matchers, dict) or not all(isinstance(v, str) for v in matchers.values()):
+        raise ValueError("matchers must map label names to strings")
+    comment, by = doc.get("comment", ""), doc.get("created_by", "admin-api")
+    if not isinstance(comment, str) or not isinstance(by, str):
+        raise ValueError("comment and created_by must be strings")
+    duration_s = seconds(str(doc["duration"]))
+    if not 0 < duration_s <= MAX_SILENCE_S:
+        raise ValueError(f"duration must be more than 0 and at most 90d, got {doc['duration']!r}")
+    return {str(k): v for k, v in matchers.items()}, duration_s, comment, by
 
 
 def _encode(request: dict[str, Any]) -> bytes | None:

@@ -133,5 +133,15 @@ def test_admin_api_silences(tmp_path: Path, sim: ServerProcess) -> None:
         assert httpx.delete(proxy.url + f"/admin/silences/{sid}", headers=auth).json() == {"expired": True}
         assert httpx.get(proxy.url + "/admin/silences", headers=auth).json() == []
         assert httpx.post(proxy.url + "/admin/silences", headers=auth, json={"duration": "1h"}).status_code == 400
+        # the token only as a bearer token; bad field types and endless silences are refused, not a 500
+        assert httpx.get(proxy.url + "/admin/silences", headers={"authorization": "tok-123"}).status_code == 401
+        deep = "[" * 1000 + '"x"' + "]" * 1000
+        for bad in (
+            '{"matchers": {"a": "b"}, "duration": "1h", "comment": ' + deep + "}",
+            json.dumps({"matchers": {"a": "b"}, "duration": "9" * 40 + "d"}),
+            json.dumps({"matchers": {"a": 5}, "duration": "1h"}),
+        ):
+            r = httpx.post(proxy.url + "/admin/silences", headers=auth, content=bad.encode())
+            assert r.status_code == 400, r.text
     finally:
         proxy.stop()

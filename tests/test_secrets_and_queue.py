@@ -11,6 +11,7 @@ from pathlib import Path
 import anthropic
 import httpx
 import openai
+import pytest
 
 from monitor._procs import ServerProcess
 from monitor.pipeline import Pipeline, TrafficLogStage
@@ -196,3 +197,34 @@ def test_metrics_and_probes(proxy: ServerProcess) -> None:
     ):
         assert name in text, name
     assert 'cuewatch_requests_total{dialect="openai",model="gpt-sim",status="200"} 1.0' in text
+
+
+@pytest.mark.parametrize(
+    ("path", "headers"),
+    [
+        ("/v1/chat/completions", {"authorization": f"Bearer {API_KEY}"}),
+        ("/v1/responses", {"authorization": f"Bearer {API_KEY}"}),
+        ("/v1/messages", {"x-api-key": API_KEY, "anthropic-version": "2023-06-01"}),
+    ],
+    ids=["chat", "responses", "messages"],
+)
+def test_key_echoed_in_upstream_error_not_stored(
+    tmp_path: Path, sim: ServerProcess, path: str, headers: dict[str, str]
+) -> None:
+    """An upstream error that quotes the client's key reaches the client as sent, but the record
+    (and so the log) keeps it redacted."""
+    proxy = start_proxy(tmp_path, sim.url)
+    try:
+        r = httpx.post(
+            proxy.url + path,
+            json={"model": "m", "messages": [{"role": "user", "content": "hi"}], "input": "hi", "max_tokens": 8},
+            headers={**headers, "x-sim-fault": "status=401,echo-key"},
+        )
+        [rec] = records(tmp_path / "logs", 1)
+    finally:
+        proxy.stop()
+    assert r.status_code == 401 and API_KEY in r.text  # the client sees its upstream's answer
+    assert rec.error is not None and "Incorrect API key provided: [redacted]" in rec.error
+    for found in tmp_path.rglob("*"):
+        if found.is_file():
+            assert API_KEY.encode() not in found.read_bytes(), f"API key leaked into {found}"

@@ -5,7 +5,8 @@ Test affordances (never used by real clients):
 - `x-sim-fault` request header, comma-separated: `status=429`, `retry-after=2`, `delay=5`
   (seconds before the headers), `disconnect-after=N` (drop the connection after N body chunks),
   `stall-after=N` (stop sending after N chunks, keep the connection open), `error-event`
-  (a 200 stream that ends with the dialect's error event), `encoding=br|zstd|gzip` (a
+  (a 200 stream that ends with the dialect's error event), `echo-key` (with `status`: the error
+  message quotes the request's key, as providers' do), `encoding=br|zstd|gzip` (a
   non-streamed body compressed so; `n` choices are answered for OpenAI `n`).
 - `GET /_sim/requests` lists the requests received: the body (what prompt the model saw), the
   `x-request-id` it answered with, the SHA-256 of the body bytes it sent, and the ground truth
@@ -110,7 +111,11 @@ class SimApp:
         if "status" in faults:
             status = int(faults["status"])
             extra = [(b"retry-after", faults["retry-after"].encode())] if "retry-after" in faults else []
-            await send_json(send, status, _error(dialect, status, "simulated upstream error"), extra)
+            message = "simulated upstream error"
+            if "echo-key" in faults:  # as providers do: "Incorrect API key provided: sk-..."
+                key = header(scope["headers"], b"x-api-key") or header(scope["headers"], b"authorization") or b""
+                message = f"Incorrect API key provided: {key.decode('latin-1').removeprefix('Bearer ')}"
+            await send_json(send, status, _error(dialect, status, message), extra)
             return
         self.count += 1
         p = self.profile
