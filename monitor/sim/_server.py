@@ -99,7 +99,7 @@ class SimApp:
             await send_json(send, 400, _error(dialect, 400, "invalid JSON body"))
             return
         query = scope.get("query_string", b"").decode("latin-1")
-        entry: dict[str, Any] = {"dialect": dialect, "path": scope["path"], "query": query, "body": req}
+        entry: dict[str, Any] = {"dialect": dialect, "path": scope["path"], "query": query, "body": _listable(req)}
         self.requests.append(entry)
         wrong = [k for k in ("messages", "input", "tools") if k in req and not isinstance(req[k], list | str)]
         if wrong or ("tools" in req and not isinstance(req["tools"], list)):
@@ -204,6 +204,16 @@ def _faults(raw: bytes | None) -> dict[str, str]:
         if key:
             out[key] = value
     return out
+
+
+def _listable(req: dict[str, Any]) -> Any:
+    """The body as /_sim/requests will list it (a body nested deeper than orjson writes is
+    replaced by a note, so the listing still works)."""
+    try:
+        orjson.dumps(req)
+    except orjson.JSONEncodeError:
+        return {"unlistable": "nested deeper than 255 levels"}
+    return req
 
 
 def _compress(data: bytes, encoding: str) -> bytes:
