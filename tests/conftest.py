@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import gc
-import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -67,13 +65,3 @@ def sdk() -> Iterator[SDKClients]:
     clients = SDKClients()
     yield clients
     clients.close()
-
-
-@pytest.fixture(autouse=True)
-def _collect_client_garbage() -> Iterator[None]:
-    """SDK clients a test did not close are collected when it ends, not during a later test
-    (where `-W error` would turn their ResourceWarning into that test's failure)."""
-    yield
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", ResourceWarning)
-        gc.collect()

@@ -5,7 +5,10 @@ exactly one correct record."""
 from __future__ import annotations
 
 import hashlib
+import json
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import anthropic
 import openai
@@ -33,12 +36,26 @@ TOOLS_ANTHROPIC = [
 ]
 
 
+_CLIENTS: list[Any] = []
+
+
+@pytest.fixture(autouse=True)
+def _close_clients() -> Iterator[None]:
+    yield
+    while _CLIENTS:
+        _CLIENTS.pop().close()
+
+
 def _oa(proxy: ServerProcess) -> openai.OpenAI:
-    return openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
+    _CLIENTS.append(client)
+    return client
 
 
 def _an(proxy: ServerProcess) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0)
+    client = anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0)
+    _CLIENTS.append(client)
+    return client
 
 
 def _sent_by_upstream(sim: ServerProcess, request_id: str) -> str:
@@ -158,8 +175,15 @@ def test_anthropic_stream_with_thinking_byte_identical(
         rid = resp.headers["x-request-id"]
     assert hashlib.sha256(got).hexdigest() == _sent_by_upstream(sim, rid)
     assert b"thinking_delta" in got and got.rstrip().endswith(b'{"type":"message_stop"}')
+    deltas = [
+        json.loads(line[len(b"data: ") :])["delta"]
+        for line in got.splitlines()
+        if line.startswith(b"data: ") and b'"content_block_delta"' in line
+    ]
+    thinking = "".join(d.get("thinking", "") for d in deltas if d["type"] == "thinking_delta")
+    text = "".join(d.get("text", "") for d in deltas if d["type"] == "text_delta")
     [rec] = records(tmp_path / "logs", 1)
-    assert rec.stream and rec.reasoning and "42" in (rec.reasoning + (rec.response_text or ""))
+    assert rec.stream and rec.reasoning == thinking and rec.response_text == text and thinking and text
     assert rec.finish_reason == "end_turn" and rec.usage.output_tokens
 
 
