@@ -501,18 +501,25 @@ class ProxyApp:
     # ------------------------------------------------------------------ probes
 
     async def _readyz(self, send: Send) -> None:
+        """Ready unless the record queue is saturated. An unreachable upstream is reported, not
+        a reason: as a sidecar, failing readiness in a provider outage would take every app pod
+        out of service, while the app is better served by the 502 it gets either way."""
         checked, ok, why = self._ready
         now = time.monotonic()
         if now - checked > _READY_TTL_S:
             ok, why = await self._check_upstream()
             self._ready = (now, ok, why)
-        reasons = [] if ok else [why]
+        reasons = []
         if self.pipeline.saturated:
             reasons.append(
                 f"record queue saturated (depth {self.pipeline.depth}/{self.pipeline.queue_size}, "
                 f"spill pending {self.pipeline.spill.pending})"
             )
-        body: dict[str, Any] = {"status": "ready" if not reasons else "not_ready", "reasons": reasons}
+        body: dict[str, Any] = {
+            "status": "ready" if not reasons else "not_ready",
+            "reasons": reasons,
+            "upstream": "reachable" if ok else why,
+        }
         await send_json(send, 200 if not reasons else 503, body)
 
     async def _check_upstream(self) -> tuple[bool, str]:

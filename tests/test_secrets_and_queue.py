@@ -185,7 +185,7 @@ def test_metrics_and_probes(proxy: ServerProcess) -> None:
     httpx.post(
         proxy.url + "/v1/chat/completions", json={"model": "gpt-sim", "messages": [{"role": "user", "content": "a"}]}
     )
-    assert httpx.get(proxy.url + "/readyz").json() == {"status": "ready", "reasons": []}
+    assert httpx.get(proxy.url + "/readyz").json() == {"status": "ready", "reasons": [], "upstream": "reachable"}
     text = httpx.get(proxy.url + "/metrics").text
     for name in (
         "cuewatch_requests_total",
