@@ -268,7 +268,11 @@ class ProxyApp:
         experiments = self.holder.experiments  # read once: a reload swaps it between requests
         plan = experiments.plan(dialect, scope["path"], headers, req) if experiments else None
         cued = _encode(plan.request) if plan is not None and plan.request is not None else None
-        if plan is not None and (plan.request is None or cued is not None):
+        if plan is not None and plan.request is not None and cued is None:
+            # the cued copy cannot be written: forwarded as sent, outside the experiment
+            log.warning("cue_not_applied", request_id=rid, experiment=plan.experiment.name, reason="nested too deep")
+            plan = None
+        if plan is not None:
             labels = plan.labels
             extra.extend(plan.debug_headers)
             if cued is not None:  # live: the model sees the arm's cue
@@ -276,8 +280,6 @@ class ProxyApp:
                 up_headers.update(plan.headers)
             elif plan.labels["mode"] == "shadow":  # copies per arm if sampled, in the background
                 self.shadow.consider(dialect, target, dict(up_headers), plan, req)
-        elif plan is not None:  # the cued copy cannot be written: forwarded as sent, outside the experiment
-            log.warning("cue_not_applied", request_id=rid, experiment=plan.experiment.name, reason="nested too deep")
 
         cap = Capture.start(rid, started, dialect, scope["path"], req, labels)
         t_sent = time.perf_counter()

@@ -56,8 +56,8 @@ class SDKClients:
         return self._keep(anthropic.Anthropic(base_url=base_url, api_key=API_KEY, max_retries=0))
 
     def close(self) -> None:
-        for client in self._open:
-            client.close()
+        while self._open:
+            self._open.pop().close()
 
 
 @pytest.fixture()

@@ -8,14 +8,14 @@ import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 import anthropic
 import openai
 import pytest
 
 from monitor._procs import ServerProcess
-from tests._support import API_KEY, records, sim_requests
+from tests._support import records, sim_requests
+from tests.conftest import SDKClients
 
 TOOLS_OPENAI = [
     {
@@ -36,26 +36,21 @@ TOOLS_ANTHROPIC = [
 ]
 
 
-_CLIENTS: list[Any] = []
+_CLIENTS = SDKClients()  # the helpers below hand out clients; each test's are closed when it ends
 
 
 @pytest.fixture(autouse=True)
 def _close_clients() -> Iterator[None]:
     yield
-    while _CLIENTS:
-        _CLIENTS.pop().close()
+    _CLIENTS.close()
 
 
 def _oa(proxy: ServerProcess) -> openai.OpenAI:
-    client = openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0)
-    _CLIENTS.append(client)
-    return client
+    return _CLIENTS.openai(proxy.url + "/v1")
 
 
 def _an(proxy: ServerProcess) -> anthropic.Anthropic:
-    client = anthropic.Anthropic(base_url=proxy.url, api_key=API_KEY, max_retries=0)
-    _CLIENTS.append(client)
-    return client
+    return _CLIENTS.anthropic(proxy.url)
 
 
 def _sent_by_upstream(sim: ServerProcess, request_id: str) -> str:

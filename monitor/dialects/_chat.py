@@ -7,7 +7,10 @@ from typing import Any
 from monitor.dialects._common import (
     JSON,
     ParsedResponse,
+    as_dict,
     as_int,
+    as_list,
+    as_str,
     content_text,
     details,
     dumps,
@@ -34,14 +37,14 @@ def request_messages(dialect: str, req: JSON) -> list[Message]:
 def request_tools(dialect: str, req: JSON) -> list[str]:
     """Names of the tools a request offers."""
     names: list[str] = []
-    for tool in _list(req.get("tools")):
+    for tool in as_list(req.get("tools")):
         if not isinstance(tool, dict):
             continue
         fn = tool.get("function") if dialect == "openai" else None
         name = (fn or tool).get("name") if isinstance(fn or tool, dict) else None
         if isinstance(name, str):
             names.append(name)
-    for fn in _list(req.get("functions")):  # legacy OpenAI function calling
+    for fn in as_list(req.get("functions")):  # legacy OpenAI function calling
         if isinstance(fn, dict) and isinstance(fn.get("name"), str):
             names.append(fn["name"])
     return names
@@ -49,14 +52,14 @@ def request_tools(dialect: str, req: JSON) -> list[str]:
 
 def _openai_messages(req: JSON) -> list[Message]:
     out: list[Message] = []
-    for m in _list(req.get("messages")):
+    for m in as_list(req.get("messages")):
         if not isinstance(m, dict):
             continue
         role = m.get("role")
         role = "tool" if role == "function" else role
         if role not in _OPENAI_ROLES:
             role = "user"
-        calls = [c for c in (_openai_tool_call(tc) for tc in _list(m.get("tool_calls"))) if c]
+        calls = [c for c in (_openai_tool_call(tc) for tc in as_list(m.get("tool_calls"))) if c]
         if isinstance(m.get("function_call"), dict):
             fc = m["function_call"]
             calls.append(ToolCall(name=str(fc.get("name", "")), arguments=str(fc.get("arguments", ""))))
@@ -65,7 +68,7 @@ def _openai_messages(req: JSON) -> list[Message]:
                 role=role,
                 text=content_text(m.get("content")),
                 tool_calls=calls,
-                tool_call_id=m.get("tool_call_id") if isinstance(m.get("tool_call_id"), str) else None,
+                tool_call_id=as_str(m.get("tool_call_id")),
             )
         )
     return out
@@ -78,7 +81,7 @@ def _openai_tool_call(tc: Any) -> ToolCall | None:
     if not isinstance(fn, dict):
         return None
     return ToolCall(
-        id=tc.get("id") if isinstance(tc.get("id"), str) else None,
+        id=as_str(tc.get("id")),
         name=str(fn.get("name", "")),
         arguments=str(fn.get("arguments", "")),
     )
@@ -89,7 +92,7 @@ def _anthropic_messages(req: JSON) -> list[Message]:
     system = req.get("system")
     if system:
         out.append(Message(role="system", text=content_text(system)))
-    for m in _list(req.get("messages")):
+    for m in as_list(req.get("messages")):
         if not isinstance(m, dict):
             continue
         role = "assistant" if m.get("role") == "assistant" else "user"
@@ -107,7 +110,7 @@ def _anthropic_messages(req: JSON) -> list[Message]:
             if kind == "tool_use":
                 calls.append(
                     ToolCall(
-                        id=_str(block.get("id")),
+                        id=as_str(block.get("id")),
                         name=str(block.get("name", "")),
                         arguments=dumps(block.get("input", {})),
                     )
@@ -117,7 +120,7 @@ def _anthropic_messages(req: JSON) -> list[Message]:
                     Message(
                         role="tool",
                         text=content_text(block.get("content")),
-                        tool_call_id=_str(block.get("tool_use_id")),
+                        tool_call_id=as_str(block.get("tool_use_id")),
                     )
                 )
             else:
@@ -188,16 +191,15 @@ def _openai_response(body: JSON) -> ParsedResponse:
     for i, choice in enumerate(body.get("choices") or []):
         if not isinstance(choice, dict):
             continue
-        msg = _dict(choice.get("message"))
+        msg = as_dict(choice.get("message"))
         content = msg.get("content")
-        refusal = msg.get("refusal")
         choices.append(
             Choice(
                 index=as_int(choice.get("index")) or i,
-                text=content_text(content) if content is not None else refusal if isinstance(refusal, str) else None,
+                text=content_text(content) if content is not None else as_str(msg.get("refusal")),
                 reasoning=_reasoning_field(msg),
-                tool_calls=[c for c in (_openai_tool_call(tc) for tc in _list(msg.get("tool_calls"))) if c],
-                finish_reason=_str(choice.get("finish_reason")),
+                tool_calls=[c for c in (_openai_tool_call(tc) for tc in as_list(msg.get("tool_calls"))) if c],
+                finish_reason=as_str(choice.get("finish_reason")),
             )
         )
     return _first_and_all(out, choices)
@@ -217,13 +219,13 @@ def _openai_stream(events: list[Event]) -> ParsedResponse:
             continue
         if chunk.get("usage"):
             out.usage = _openai_usage(chunk["usage"])
-        for choice in _list(chunk.get("choices")):
+        for choice in as_list(chunk.get("choices")):
             if not isinstance(choice, dict):
                 continue
             slot = slots.setdefault(
                 as_int(choice.get("index")) or 0, {"text": [], "reasoning": [], "calls": {}, "finish": None}
             )
-            delta = _dict(choice.get("delta"))
+            delta = as_dict(choice.get("delta"))
             if isinstance(delta.get("content"), str):
                 slot["text"].append(delta["content"])
             elif isinstance(delta.get("refusal"), str):
@@ -231,16 +233,16 @@ def _openai_stream(events: list[Event]) -> ParsedResponse:
             r = _reasoning_field(delta)
             if r:
                 slot["reasoning"].append(r)
-            for tc in _list(delta.get("tool_calls")):
+            for tc in as_list(delta.get("tool_calls")):
                 if not isinstance(tc, dict):
                     continue
                 call = slot["calls"].setdefault(as_int(tc.get("index")) or 0, {"id": "", "name": "", "args": ""})
-                call["id"] = _str(tc.get("id")) or call["id"]
-                fn = _dict(tc.get("function"))
-                call["name"] += _str(fn.get("name")) or ""
-                call["args"] += _str(fn.get("arguments")) or ""
+                call["id"] = as_str(tc.get("id")) or call["id"]
+                fn = as_dict(tc.get("function"))
+                call["name"] += as_str(fn.get("name")) or ""
+                call["args"] += as_str(fn.get("arguments")) or ""
             if choice.get("finish_reason"):
-                slot["finish"] = _str(choice["finish_reason"])
+                slot["finish"] = as_str(choice["finish_reason"])
     choices = [
         Choice(
             index=index,
@@ -259,18 +261,6 @@ def _openai_stream(events: list[Event]) -> ParsedResponse:
 def _calls(calls: dict[int, dict[str, str]]) -> list[ToolCall]:
     """Tool calls assembled from stream fragments, in index order."""
     return [ToolCall(id=c["id"] or None, name=c["name"], arguments=c["args"]) for _, c in sorted(calls.items())]
-
-
-def _dict(value: Any) -> JSON:
-    return value if isinstance(value, dict) else {}
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
-
-
-def _str(value: Any) -> str | None:
-    return value if isinstance(value, str) else None
 
 
 def _anthropic_usage(u: Any, into: Usage | None = None) -> Usage:
@@ -305,7 +295,7 @@ def _anthropic_blocks(blocks: list[Any], out: ParsedResponse) -> None:
             args = block.get("input", {})
             out.tool_calls.append(
                 ToolCall(
-                    id=_str(block.get("id")),
+                    id=as_str(block.get("id")),
                     name=str(block.get("name", "")),
                     arguments=args if isinstance(args, str) else dumps(args),
                 )
@@ -316,7 +306,7 @@ def _anthropic_blocks(blocks: list[Any], out: ParsedResponse) -> None:
 
 def _anthropic_response(body: JSON) -> ParsedResponse:
     out = ParsedResponse(usage=_anthropic_usage(body.get("usage")))
-    _anthropic_blocks(_list(body.get("content")), out)
+    _anthropic_blocks(as_list(body.get("content")), out)
     out.finish_reason = body.get("stop_reason")
     return out
 

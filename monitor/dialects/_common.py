@@ -74,9 +74,21 @@ def as_int(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-def details(obj: Any, key: str) -> JSON:
-    value = obj.get(key) if isinstance(obj, dict) else None
+def as_str(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def as_list(value: Any) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
+def as_dict(value: Any) -> JSON:
     return value if isinstance(value, dict) else {}
+
+
+def details(obj: Any, key: str) -> JSON:
+    """`obj[key]` when both are objects, else {}."""
+    return as_dict(as_dict(obj).get(key))
 
 
 def loads(data: str | bytes) -> Any:

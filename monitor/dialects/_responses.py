@@ -10,7 +10,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor.dialects._common import JSON, ParsedResponse, as_int, content_text, details, dumps, loads
+from monitor.dialects._common import (
+    JSON,
+    ParsedResponse,
+    as_int,
+    as_list,
+    as_str,
+    content_text,
+    details,
+    dumps,
+    loads,
+)
 from monitor.records import Message, ToolCall, Usage
 from monitor.sse import Event
 
@@ -23,8 +33,9 @@ _TERMINAL = {"response.completed", "response.incomplete", "response.failed"}
 def request_messages(req: JSON) -> list[Message]:
     """`instructions` as the system message, then each input item as a turn."""
     out: list[Message] = []
-    if isinstance(req.get("instructions"), str) and req["instructions"]:
-        out.append(Message(role="system", text=req["instructions"]))
+    instructions = as_str(req.get("instructions"))
+    if instructions:
+        out.append(Message(role="system", text=instructions))
     items = req.get("input")
     if isinstance(items, str):
         out.append(Message(role="user", text=items))
@@ -49,7 +60,7 @@ def request_messages(req: JSON) -> list[Message]:
                 Message(
                     role="tool",
                     text=output if isinstance(output, str) else content_text(output),
-                    tool_call_id=item.get("call_id") if isinstance(item.get("call_id"), str) else None,
+                    tool_call_id=as_str(item.get("call_id")),
                 )
             )
     return out
@@ -58,7 +69,7 @@ def request_messages(req: JSON) -> list[Message]:
 def request_tools(req: JSON) -> list[str]:
     """Function tools by name; built-in tools (web_search, file_search, ...) by type."""
     names: list[str] = []
-    for tool in _list(req.get("tools")):
+    for tool in as_list(req.get("tools")):
         if isinstance(tool, dict):
             name = tool.get("name") if isinstance(tool.get("name"), str) else tool.get("type")
             if isinstance(name, str):
@@ -69,7 +80,7 @@ def request_tools(req: JSON) -> list[str]:
 def _tool_call(item: JSON) -> ToolCall:
     args = item.get("arguments", item.get("input", ""))
     return ToolCall(
-        id=item.get("call_id") if isinstance(item.get("call_id"), str) else None,
+        id=as_str(item.get("call_id")),
         name=str(item.get("name", "")),
         arguments=args if isinstance(args, str) else dumps(args),
     )
@@ -96,14 +107,14 @@ def parse_response(body: JSON) -> ParsedResponse:
     out = ParsedResponse(usage=_usage(body.get("usage")))
     text: list[str] = []
     reasoning: list[str] = []
-    for item in _list(body.get("output")):
+    for item in as_list(body.get("output")):
         if not isinstance(item, dict):
             continue
         kind = item.get("type")
         if kind == "message":
             text.append(content_text(item.get("content")))
         elif kind == "reasoning":
-            parts = [*_list(item.get("summary")), *_list(item.get("content"))]
+            parts = [*as_list(item.get("summary")), *as_list(item.get("content"))]
             said = "\n\n".join(str(p.get("text", "")) for p in parts if isinstance(p, dict) and p.get("text"))
             if said:
                 reasoning.append(said)
@@ -112,11 +123,11 @@ def parse_response(body: JSON) -> ParsedResponse:
         elif kind in _CALLS:
             out.tool_calls.append(_tool_call(item))
         elif isinstance(kind, str) and kind.endswith("_call"):  # built-in tools: web_search_call, mcp_call, ...
-            name = item.get("name") if isinstance(item.get("name"), str) else kind.removesuffix("_call")
+            name = as_str(item.get("name")) or kind.removesuffix("_call")
             args = item.get("arguments", item.get("action", {}))
             out.tool_calls.append(
                 ToolCall(
-                    id=item["id"] if isinstance(item.get("id"), str) else None,
+                    id=as_str(item.get("id")),
                     name=name,
                     arguments=args if isinstance(args, str) else dumps(args),
                 )
@@ -136,9 +147,9 @@ def parse_stream(events: list[Event]) -> ParsedResponse:
     """The event stream: the terminal event's response when it has the output, else the output
     assembled from the item and delta events (a stream cut short)."""
     for ev in reversed(events[-3:]):  # the terminal event is last (bar a `[DONE]`): no delta parsed
-        data = loads(ev.data) if (ev.event or "").startswith("response.") or '"response.' in ev.data[:64] else None
+        data = loads(ev.data)
         whole = data.get("response") if isinstance(data, dict) and data.get("type") in _TERMINAL else None
-        if isinstance(whole, dict) and _list(whole.get("output")):
+        if isinstance(whole, dict) and as_list(whole.get("output")):
             return parse_response(whole)
     items: dict[int, JSON] = {}
     done: set[int] = set()
@@ -165,7 +176,7 @@ def parse_stream(events: list[Event]) -> ParsedResponse:
         elif index not in done and isinstance(data.get("delta"), str):
             _add_delta(items.setdefault(index, {"type": "message"}), kind, data["delta"])
     body = dict(final or {})
-    if not _list(body.get("output")) and items:
+    if not as_list(body.get("output")) and items:
         body["output"] = [items[i] for i in sorted(items)]
     out = parse_response(body)
     out.error = error or out.error
@@ -183,8 +194,4 @@ def _add_delta(item: JSON, kind: str, delta: str) -> None:
 
 
 def _joined(parts: Any, key: str) -> str:
-    return "".join(str(p.get(key, "")) for p in _list(parts) if isinstance(p, dict))
-
-
-def _list(value: Any) -> list[Any]:
-    return value if isinstance(value, list) else []
+    return "".join(str(p.get(key, "")) for p in as_list(parts) if isinstance(p, dict))

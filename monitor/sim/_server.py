@@ -35,6 +35,7 @@ from monitor.sim._shapes import layout, pieces, prefix_tokens, prompt_tokens, to
 from monitor.sim.profiles import Profile
 
 _FAULT = b"x-sim-fault"
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {"messages": list, "input": (list, str), "tools": list}
 
 
 class _Drop(Exception):
@@ -101,9 +102,9 @@ class SimApp:
         query = scope.get("query_string", b"").decode("latin-1")
         entry: dict[str, Any] = {"dialect": dialect, "path": scope["path"], "query": query, "body": _listable(req)}
         self.requests.append(entry)
-        wrong = [k for k in ("messages", "input", "tools") if k in req and not isinstance(req[k], list | str)]
-        if wrong or ("tools" in req and not isinstance(req["tools"], list)):
-            await send_json(send, 400, _error(dialect, 400, f"{(wrong or ['tools'])[0]}: expected an array"))
+        wrong = next((k for k, kind in _FIELD_TYPES.items() if k in req and not isinstance(req[k], kind)), None)
+        if wrong is not None:  # as the real APIs answer a field of the wrong type
+            await send_json(send, 400, _error(dialect, 400, f"{wrong}: wrong type"))
             return
         faults = _faults(header(scope["headers"], _FAULT))
         if "delay" in faults:
