@@ -9,7 +9,9 @@ the request(s) to send.
 
 Assignment is random with the arms' probabilities from a seeded generator (reproducible for the
 same seed and request order), or sticky: a subject key hashed with the experiment's salt maps to
-the same arm every time.
+the same arm every time. The salt is what keeps the arm from being computed by the client: take
+it from a secret (`salt: {env: NAME}`, read once when the policy loads); a literal salt or the
+default (the experiment's name) is logged as public when the policy loads.
 """
 
 from __future__ import annotations

@@ -2,7 +2,8 @@
 
 Validated with `extra="forbid"` everywhere; `load_policy` reports errors as
 `FILE:LINE: field.path: what was expected`. Secrets are never written in a policy: a secret
-field takes `{env: NAME}` or `{file: PATH}` and is read when used.
+field takes `{env: NAME}` or `{file: PATH}` and is read when used (a sticky salt: once, when the
+policy loads, so an unreadable one is a load error).
 """
 
 from __future__ import annotations
@@ -13,11 +14,23 @@ import re
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationInfo, field_validator, model_validator
+import structlog
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from monitor.errors import ConfigError
 from monitor.records import Dialect
 from monitor.yamlfile import load_yaml_model
+
+log = structlog.get_logger("cuewatch.policy")
 
 
 def _require_unique(what: str, names: list[str]) -> None:
@@ -204,6 +217,11 @@ class Shadow(_Strict):
     upstream: str | None = Field(None, description="where shadow copies go (default: the proxy's upstream)")
     max_requests_per_minute: int = Field(30, ge=0)
     max_tokens_per_hour: int = Field(100_000, ge=0)
+    auth: SecretRef | None = Field(
+        None,
+        description="dedicated upstream credential for shadow copies (and probes without their own `auth`); "
+        "unset: copies carry the client's own key, so the client pays for them and sees its rate limits drop",
+    )
 
     @field_validator("sample", mode="before")
     @classmethod
@@ -219,7 +237,9 @@ class Probes(_Strict):
     dialect: Dialect = "openai"
     model: str
     max_tokens: int = Field(256, ge=1)
-    auth: SecretRef | None = Field(None, description="upstream credential for probes")
+    auth: SecretRef | None = Field(
+        None, description="upstream credential for probes (default: the experiment's `shadow.auth`)"
+    )
     instruction: str = "Answer with only the final answer."
 
 
@@ -227,13 +247,42 @@ class Experiment(_Strict):
     name: str = Field(..., min_length=1, pattern=r"^[A-Za-z0-9_.-]+$")
     mode: Literal["live", "shadow", "off"] = "live"
     filter: Filter = Filter()
-    salt: str | None = Field(None, description="hash salt for sticky assignment (default: the name)")
+    salt: str | SecretRef | None = Field(
+        None,
+        description="hash salt for sticky assignment: `{env: NAME}` or `{file: PATH}` (a salt written in the "
+        "policy, or the default, the experiment's name, lets anyone who reads the policy compute a user's arm)",
+    )
     sticky: str = Field(
         "none", description="`none`, `user` (OpenAI `user` / Anthropic metadata.user_id) or `header:<name>`"
     )
     arms: list[Arm] = Field(..., min_length=2)
     shadow: Shadow = Shadow()
     probes: Probes | None = None
+    _salt: str = PrivateAttr("")  # the salt's value, read once at load (never dumped)
+
+    @field_validator("salt", mode="before")
+    @classmethod
+    def _salt_shape(cls, v: Any) -> Any:
+        """A mapping is a secret reference (its errors are reported as such, not as "not a string")."""
+        if isinstance(v, dict):
+            return SecretRef.model_validate(v)
+        if v is not None and not isinstance(v, str | SecretRef):
+            raise ValueError("expected `{env: NAME}` or `{file: PATH}` (or a string, which clients can read too)")
+        return v
+
+    @field_validator("salt")
+    @classmethod
+    def _salt_readable(cls, v: str | SecretRef | None) -> str | SecretRef | None:
+        """A secret salt must be readable when the policy loads: sticky assignment needs it for
+        every request (a policy that loads is a policy that runs)."""
+        if isinstance(v, SecretRef):
+            _read_salt(v)
+        return v
+
+    @model_validator(mode="after")
+    def _keep_salt(self) -> Experiment:
+        self._salt = _read_salt(self.salt) if isinstance(self.salt, SecretRef) else (self.salt or self.name)
+        return self
 
     @field_validator("arms")
     @classmethod
@@ -259,7 +308,24 @@ class Experiment(_Strict):
 
     @property
     def hash_salt(self) -> str:
-        return self.salt or self.name
+        """The salt sticky assignment hashes with (a secret's value as read at load)."""
+        return self._salt or self.name
+
+    @property
+    def salt_is_public(self) -> bool:
+        """Live sticky assignment hashed with a salt anyone reading the policy knows (a literal
+        or the experiment's name): a client can compute its own arm."""
+        return self.mode == "live" and self.sticky != "none" and not isinstance(self.salt, SecretRef)
+
+
+def _read_salt(ref: SecretRef) -> str:
+    try:
+        value = ref.read().get_secret_value()
+    except ConfigError as exc:
+        raise ValueError(str(exc).removeprefix("secret: ")) from exc
+    if not value.strip():
+        raise ValueError(f"{'environment variable ' + ref.env if ref.env else ref.file} is empty")
+    return value
 
 
 # --------------------------------------------------------------------------- detectors, alerts
@@ -465,7 +531,18 @@ class Policy(_Strict):
 def load_policy(path: Path | str) -> Policy:
     """Load and validate a policy file (ConfigError names file, line and field), including the
     names one part gives another."""
-    return load_yaml_model(path, Policy, check=references)
+    policy = load_yaml_model(path, Policy, check=references)
+    for exp in policy.experiments:
+        if exp.salt_is_public:
+            log.warning(
+                "sticky_salt_public",
+                file=str(path),
+                experiment=exp.name,
+                problem="sticky assignment hashed with a salt written in the policy (or the experiment's name): "
+                "anyone who can read the policy can compute a user's arm; use `salt: {env: NAME}` or "
+                "`salt: {file: PATH}`",
+            )
+    return policy
 
 
 Problem = tuple[tuple[str | int, ...], str]
@@ -502,6 +579,8 @@ def unset_secrets(policy: Policy) -> list[str]:
     for i, e in enumerate(policy.experiments):
         if e.probes is not None and e.probes.auth is not None:
             refs.append((f"experiments.{i}.probes.auth", e.probes.auth))
+        if e.shadow.auth is not None and e.mode == "shadow":
+            refs.append((f"experiments.{i}.shadow.auth", e.shadow.auth))
     out = []
     for where, ref in refs:
         try:

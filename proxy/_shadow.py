@@ -3,6 +3,11 @@ production requests (one per arm, sharing a pair id) and known-answer probes und
 
 Their responses are analysed only, never returned to a client; their failures are recorded and
 never touch the production response.
+
+Credentials: a shadow copy carries the client's own headers, key included, unless the experiment
+has `shadow.auth`; then it carries that key instead and none of the client's credential or
+account headers (the client neither pays for its copies nor sees its rate limits spent on them).
+Probes use `probes.auth`, else `shadow.auth`. A key is never logged.
 """
 
 from __future__ import annotations
@@ -23,13 +28,29 @@ from monitor.dialects import PATHS, auth_headers, build_request
 from monitor.errors import ConfigError
 from monitor.experiments import Plan, Variant
 from monitor.pipeline import Pipeline
-from monitor.policy import Experiment
+from monitor.policy import Experiment, SecretRef
 from monitor.probes import Probe, load_bank
 from monitor.records import Dialect
 from monitor.reload import PolicyHolder
 from monitor.routes import RouteTable
 
 log = structlog.get_logger("cuewatch.shadow")
+
+# Client headers that authenticate or name the client's account upstream (OpenAI, Anthropic,
+# Azure, Google; cookies): dropped from a copy that carries the experiment's own credential.
+CLIENT_CREDENTIAL_HEADERS = frozenset(
+    {"authorization", "x-api-key", "api-key", "x-goog-api-key", "openai-organization", "openai-project", "cookie"}
+)
+
+
+def copy_headers(dialect: Dialect, client: dict[str, str], key: str) -> dict[str, str]:
+    """Headers of a copy sent with a dedicated `key`: the client's, less its credential and
+    account headers, plus `key` in the dialect's auth header (`Authorization: Bearer` for OpenAI
+    and Responses, `x-api-key` for Anthropic); in `api-key` when the client used that one (Azure)."""
+    kept = {k: v for k, v in client.items() if k.lower() not in CLIENT_CREDENTIAL_HEADERS}
+    if any(k.lower() == "api-key" for k in client):
+        return {**auth_headers(dialect, None), **kept, "api-key": key}
+    return {**auth_headers(dialect, key), **kept}
 
 
 class ShadowSender:
@@ -43,6 +64,7 @@ class ShadowSender:
         self._tasks: set[asyncio.Task[None]] = set()
         self.sent: dict[tuple[str, str], int] = {}  # (experiment, outcome) -> count
         self.pairs: dict[tuple[str, str, str], int] = {}  # (experiment, sampling rule, harmful) -> pairs sent
+        self._no_credential: set[str] = set()  # experiments whose shadow.auth could not be read (logged once)
 
     def consider(
         self, dialect: Dialect, path: str, headers: dict[str, str], plan: Plan, original: dict[str, Any]
@@ -70,10 +92,33 @@ class ShadowSender:
             log.error("shadow_copy_failed", experiment=plan.experiment.name, error=repr(exc))
             return
         if sampled is not None:
+            exp = plan.experiment
+            if exp.shadow.auth is not None:
+                key = self._dedicated_key(exp.name, exp.shadow.auth)
+                if key is None:  # never fall back to the client's key: that is the side channel
+                    self.sent[(exp.name, "no_credential")] = self.sent.get((exp.name, "no_credential"), 0) + len(
+                        sampled.variants
+                    )
+                    return
+                headers = copy_headers(dialect, headers, key)
             flagged = "unknown" if harmful is None else str(harmful).lower()
-            key = (plan.experiment.name, sampled.labels["sample_rule"], flagged)
-            self.pairs[key] = self.pairs.get(key, 0) + 1
+            pair = (exp.name, sampled.labels["sample_rule"], flagged)
+            self.pairs[pair] = self.pairs.get(pair, 0) + 1
             self.launch(dialect, path, headers, sampled, original)
+
+    def _dedicated_key(self, experiment: str, ref: SecretRef) -> str | None:
+        """The experiment's shadow credential, or None (logged once until it can be read again)."""
+        try:
+            key = ref.read().get_secret_value()
+            if not key:
+                raise ConfigError(f"secret: {ref.file} is empty")
+        except ConfigError as exc:  # names the variable or file, never a value
+            if experiment not in self._no_credential:
+                self._no_credential.add(experiment)
+                log.error("shadow_copies_disabled", experiment=experiment, error=str(exc))
+            return None
+        self._no_credential.discard(experiment)
+        return key
 
     def _track(self, task: asyncio.Task[None]) -> None:
         self._tasks.add(task)
@@ -184,7 +229,8 @@ class ProbeScheduler:
         cfg = exp.probes
         try:
             bank = self._banks.get(cfg.bank) or self._banks.setdefault(cfg.bank, load_bank(cfg.bank))
-            headers = auth_headers(cfg.dialect, cfg.auth.read().get_secret_value() if cfg.auth else None)
+            auth = cfg.auth or exp.shadow.auth
+            headers = auth_headers(cfg.dialect, auth.read().get_secret_value() if auth else None)
         except ConfigError as exc:
             if exp.name not in self._warned:
                 self._warned.add(exp.name)
