@@ -174,7 +174,7 @@ class ProxyApp:
             if self.settings.policy_poll_s > 0:
                 self._background.append(loop.create_task(self.holder.watch(self.settings.policy_poll_s)))
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # main thread only
-                loop.add_signal_handler(signal.SIGHUP, self.holder.reload)
+                loop.add_signal_handler(signal.SIGHUP, self.holder.schedule_reload)
         self._background.append(loop.create_task(self.probes.run()))
         if s.transport == "redis":
             # Workers raise and send alerts; this replica only serves the silences API, shared in Redis.
@@ -496,7 +496,7 @@ class ProxyApp:
     async def _admin_reload(self, scope: Scope, send: Send) -> None:
         if not await self._authorised(scope, send):
             return
-        ok, message = self.holder.reload()
+        ok, message = await self.holder.areload()  # parsed off the loop, under a time limit
         status = 200 if ok else (409 if self.holder.path is None else 422)
         await send_json(send, status, {"status": "reloaded" if ok else "rejected", "message": message})
 
