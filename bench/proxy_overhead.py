@@ -143,7 +143,9 @@ def main() -> None:
     ncpu = os.cpu_count() or 1
     sim_cpu, proxy_cpu = (0, 1) if ncpu >= 2 else (None, None)
     tmp = Path(tempfile.mkdtemp(prefix="cuewatch-bench-"))
-    env = dict(kv.split("=", 1) for kv in args.proxy_env)
+    # live-ab.yaml reads its sticky salt from this secret; the bench sets a throwaway one
+    env = {"CUEWATCH_STICKY_SALT": os.environ.get("CUEWATCH_STICKY_SALT", "bench")}
+    env.update(kv.split("=", 1) for kv in args.proxy_env)
     sim_port = free_port()
     sim = ServerProcess(
         ["sim", "--profile", scenario["profile"], "--port", str(sim_port)], sim_port, cpu=sim_cpu, log=tmp / "sim.log"

@@ -54,6 +54,7 @@ class DetectorStage:
         self.detectors: dict[str, Any] = {}
         self.errors: dict[str, int] = {}
         self.findings_total = 0
+        self.findings: dict[tuple[str, str], int] = {}  # (detector, experiment) -> findings raised
         self._policy: Any = None
         self._wanted: set[str] = set()
         self._saved: dict[str, Any] = dict(saved) if saved is not None else self._load_state()
@@ -126,6 +127,8 @@ class DetectorStage:
             return
         self.findings_total += len(found)
         for f in found:
+            where = (f.detector, f.experiment or "")
+            self.findings[where] = self.findings.get(where, 0) + 1
             log.warning(
                 "finding",
                 detector=f.detector,
@@ -137,7 +140,10 @@ class DetectorStage:
             )
         if self.traffic is not None:
             lines = [f.model_dump_json().encode() for f in found]
-            await asyncio.to_thread(self.traffic.log.write, lines)
+            try:
+                await asyncio.to_thread(self.traffic.log.write, lines)
+            except OSError as exc:  # a full disk must not keep the findings from the alerts
+                log.error("findings_not_logged", findings=len(found), error=str(exc))
         for listener in self.listeners:
             try:
                 await listener(found)

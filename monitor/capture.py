@@ -46,9 +46,28 @@ class Capture(BaseModel):
     content_encoding: str | None = None
     upstream_request_id: str | None = None
     body: bytes = b""
+    truncated: bool = Field(False, description="the response was longer than the record keeps (body is its start)")
     timings: Timings = Field(default_factory=Timings)
     # Set by cue experiments: experiment, arm, mode, probability, pair id, cue, origin, probe.
     labels: dict[str, Any] = Field(default_factory=dict)
+    # The request as the client sent it, when the proxy has the bytes (spill files keep these
+    # rather than re-encoding `request`, which may be nested deeper than a JSON writer goes).
+    request_body: bytes | None = None
+
+    def to_line(self) -> bytes:
+        """One spill-file line; `from_line` reads it back, whatever the request's depth."""
+        body = self.request_body
+        if body is None and self.request is not None:
+            body = _dumps(self.request)
+        return self.model_copy(update={"request": None, "request_body": body}).model_dump_json().encode()
+
+    @classmethod
+    def from_line(cls, line: bytes) -> Capture:
+        cap = cls.model_validate_json(line)
+        if cap.request_body is not None:
+            request = _loads(cap.request_body)
+            cap.request = request if isinstance(request, dict) else None
+        return cap
 
     @classmethod
     def start(
@@ -68,24 +87,35 @@ class Capture(BaseModel):
             content_encoding=None,
             upstream_request_id=None,
             body=b"",
+            truncated=False,
             timings=Timings(),
             labels=labels,
+            request_body=None,
         )
 
 
-def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
+RECORD_MAX_BYTES = 16 * 1024 * 1024
+
+
+def to_exchange(cap: Capture, *, redact_prompts: bool = False, max_bytes: int = RECORD_MAX_BYTES) -> Exchange:
     """Normalise a capture into the exchange record.
 
-    A body the readers cannot make sense of still gives a record, with what could be read and
-    the reason in `error`: nothing the proxy forwarded goes unrecorded."""
+    A body the readers cannot make sense of still gives a record, with what could be read, the
+    reason in `error`, `unparsed` set and the raw text kept (unless prompts are redacted): nothing
+    the proxy forwarded goes unrecorded. At most `max_bytes` of the decompressed response are read.
+    """
     req = cap.request or {}
     unread: list[str] = []
+    raw_request: str | None = None
     try:
         messages = dialects.request_messages(cap.dialect, req)
         tools = dialects.request_tools(cap.dialect, req)
     except Exception as exc:  # a request shape no reader expected: keep the record, say why
         messages, tools = [], []
         unread.append(f"request not normalised ({type(exc).__name__}: {str(exc)[:200]})")
+        if not redact_prompts:
+            raw = cap.request_body if cap.request_body is not None else _dumps(req)
+            raw_request = raw[:max_bytes].decode("utf-8", "replace") if raw is not None else None
     if redact_prompts:
         messages = [_redact(m) for m in messages]
     stream = bool(req.get("stream")) or (cap.content_type or "").startswith("text/event-stream")
@@ -104,27 +134,37 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False) -> Exchange:
         timings=cap.timings,
         upstream_request_id=cap.upstream_request_id,
         redacted=redact_prompts,
+        truncated=cap.truncated,
+        raw_request=raw_request,
         **{k: v for k, v in cap.labels.items() if k in Exchange.model_fields},
     )
     try:
-        _read_response(ex, cap)
+        _read_response(ex, cap, max_bytes)
     except Exception as exc:  # the same for a response
         unread.append(f"response not normalised ({type(exc).__name__}: {str(exc)[:200]})")
+        ex.raw_response = _excerpt(cap.body, max_bytes)
     if unread:
+        ex.unparsed = True
         ex.error = "; ".join([*([ex.error] if ex.error else []), *unread])
     if ex.error:  # upstream error bodies may echo the client's key
         ex.error = scrub(ex.error)
     return ex
 
 
-def _read_response(ex: Exchange, cap: Capture) -> None:
-    """Fill the response fields of `ex` from the captured body."""
+def _read_response(ex: Exchange, cap: Capture, max_bytes: int) -> None:
+    """Fill the response fields of `ex` from the captured body (its first `max_bytes`)."""
     if not cap.body:
         return
-    body, note = _decode(cap.body, cap.content_encoding)
+    body, note = _decode(cap.body, cap.content_encoding, max_bytes)
     if body is None:
         ex.error = ex.error or note
         return
+    if len(body) > max_bytes:
+        body = body[:max_bytes]
+        ex.truncated = True
+    if ex.truncated:
+        note = f"response longer than record_max_bytes ({max_bytes}): only its start was read"
+        ex.error = f"{ex.error}; {note}" if ex.error else note
     if (cap.content_type or "").startswith("text/event-stream"):
         parsed = dialects.parse_stream(cap.dialect, parse_events([body]))
         if parsed.error:
@@ -147,11 +187,12 @@ def _read_response(ex: Exchange, cap: Capture) -> None:
     ex.choices = parsed.choices
 
 
-def _decode(body: bytes, encoding: str | None) -> tuple[bytes | None, str | None]:
-    """The body without its content-encoding(s), applied in order, so undone in reverse."""
+def _decode(body: bytes, encoding: str | None, limit: int) -> tuple[bytes | None, str | None]:
+    """The body without its content-encoding(s), applied in order, so undone in reverse; each
+    step stops after `limit` + 1 bytes of output (a decompression bomb is cut, not expanded)."""
     for enc in reversed([e.strip().lower() for e in (encoding or "").split(",") if e.strip()]):
         try:
-            body = _undo(body, enc)
+            body = _undo(body, enc, limit + 1)
         except _UNDECODABLE as exc:
             return None, f"response body could not be decompressed ({enc}): {exc}"
         except LookupError:
@@ -159,25 +200,34 @@ def _decode(body: bytes, encoding: str | None) -> tuple[bytes | None, str | None
     return body, None
 
 
-def _undo(body: bytes, enc: str) -> bytes:
+def _undo(body: bytes, enc: str, limit: int) -> bytes:
+    """Undo one content-encoding, producing at most `limit` bytes."""
     if enc == "identity":
         return body
     if enc in ("gzip", "x-gzip"):
-        return zlib.decompress(body, wbits=16 + zlib.MAX_WBITS)
+        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(body, limit)
     if enc == "deflate":
         try:
-            return zlib.decompress(body)
+            return zlib.decompressobj().decompress(body, limit)
         except zlib.error:
-            return zlib.decompress(body, wbits=-zlib.MAX_WBITS)
+            return zlib.decompressobj(wbits=-zlib.MAX_WBITS).decompress(body, limit)
     if enc == "br":
-        return bytes(brotli.decompress(body))
+        return bytes(brotli.Decompressor().process(body, output_buffer_limit=limit))[:limit]
     if enc == "zstd":
-        # Streamed frames may not state their size up front, so read the frame to its end.
-        return zstandard.ZstdDecompressor().decompressobj().decompress(body)
+        # Streamed frames may not state their size up front, so read the frame up to the limit.
+        with zstandard.ZstdDecompressor().stream_reader(body) as reader:
+            return reader.read(limit)
     raise LookupError(enc)
 
 
 _UNDECODABLE = (zlib.error, brotli.error, zstandard.ZstdError)
+
+
+def _dumps(doc: Any) -> bytes | None:
+    try:
+        return orjson.dumps(doc)
+    except orjson.JSONEncodeError:  # deeper than 255 levels
+        return None
 
 
 def _loads(body: bytes) -> Any:
@@ -188,6 +238,7 @@ def _loads(body: bytes) -> Any:
 
 
 def _excerpt(body: bytes, n: int = 500) -> str:
+    """The start of a body as text, for an error message or a raw field."""
     return body[:n].decode("utf-8", "replace")
 
 

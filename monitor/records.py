@@ -146,6 +146,14 @@ class Exchange(_Model):
     timings: Timings = Field(default_factory=Timings)
     upstream_request_id: str | None = None
     redacted: bool = Field(False, description="Prompt text was replaced by digests.")
+    truncated: bool = Field(
+        False, description="The response was longer than `record_max_bytes`: only its start was read."
+    )
+    unparsed: bool = Field(
+        False, description="Part of the exchange could not be normalised; `error` says which, `raw_*` hold it."
+    )
+    raw_request: str | None = Field(None, description="The request as JSON text, kept when it could not be read.")
+    raw_response: str | None = Field(None, description="The response body's start, kept when it could not be read.")
 
 
 Severity = Literal["info", "warning", "critical"]

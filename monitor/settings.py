@@ -55,8 +55,19 @@ class Settings(BaseSettings):
     max_body_bytes: int = Field(32 * 1024 * 1024, ge=1, description="Larger requests get 413.")
 
     # Pipeline and traffic log.
-    log_dir: Path = Field(Path("cuewatch-logs"), description="Traffic log folder (spill files in spill/ below it).")
+    log_dir: Path = Field(Path("cuewatch-logs"), description="Traffic log folder.")
+    spill_dir: Path | None = Field(
+        None,
+        description="Where records wait when the queue is full or the log cannot be written (default: spill/ "
+        "in log_dir; put it on another volume so a full log disk still spills).",
+    )
     queue_size: int = Field(10_000, ge=1, description="Records held in memory before spilling.")
+    record_max_bytes: int = Field(
+        16 * 1024 * 1024,
+        ge=1024,
+        description="Most response bytes (after decompression) read into a record; longer ones are marked "
+        "truncated. The client always gets every byte.",
+    )
     segment_max_bytes: int = Field(64 * 1024 * 1024, ge=1024, description="A log segment is rotated at this size.")
     segment_max_age_s: float = Field(3600.0, gt=0, description="A log segment is rotated after this long.")
     gzip: bool = Field(False, description="Gzip log segments.")
@@ -117,6 +128,9 @@ class Settings(BaseSettings):
         host = parts.hostname or ""
         port = f":{parts.port}" if parts.port else ""
         return f"{parts.scheme}://{host}{port}{parts.path}"
+
+    def spill_path(self) -> Path:
+        return self.spill_dir if self.spill_dir is not None else self.log_dir / "spill"
 
     def upstream_for(self, dialect: str) -> str:
         """Base URL (no trailing slash) for a dialect."""

@@ -7,7 +7,9 @@ folders back through the record model, counting (never hiding) lines it cannot r
 
 from __future__ import annotations
 
+import contextlib
 import gzip
+import io
 import os
 import time
 import zlib
@@ -15,7 +17,7 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from gzip import GzipFile
 from pathlib import Path
-from typing import IO, Literal
+from typing import IO, Any, Literal
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -59,7 +61,7 @@ class TrafficLog:
         self.gzip = gzip
         self.fsync = fsync
         self.fsync_interval_s = fsync_interval_s
-        self._raw: IO[bytes] | None = None
+        self._raw: AppendFile | None = None
         self._gz: GzipFile | None = None
         self._size = 0
         self._opened = 0.0
@@ -68,26 +70,48 @@ class TrafficLog:
         self.path: Path | None = None
 
     def write(self, lines: list[bytes]) -> None:
-        """Append JSON lines (each without its newline) as one batch."""
+        """Append JSON lines (each without its newline) as one batch: all of it or none.
+
+        A failed write (disk full, I/O error) cuts the segment back to where the batch began and
+        closes it, then raises: the caller keeps the batch and retries, and the retry starts a
+        new segment, so no line is written twice or in part.
+        """
         if not lines:
             return
         now = time.monotonic()
-        if self._raw is None or self._size >= self.max_bytes or now - self._opened >= self.max_age_s:
-            self._rotate(now)
-        assert self._raw is not None
         data = b"\n".join(lines) + b"\n"
-        (self._gz or self._raw).write(data)
+        start = 0
+        try:
+            if self._raw is None or self._size >= self.max_bytes or now - self._opened >= self.max_age_s:
+                self._rotate(now)
+            assert self._raw is not None
+            start = self._raw.tell()
+            (self._gz or self._raw).write(data)
+            self._flush(now)
+        except BaseException:
+            self._abandon(start)
+            raise
         self._size += len(data)
-        self._flush(now)
 
     def close(self) -> None:
-        if self._raw is not None:
-            self._flush(time.monotonic(), force_sync=True)
-            if self._gz is not None:
-                self._gz.close()
-            self._raw.close()
-        self._gz = None
-        self._raw = None
+        raw, gz, self._raw, self._gz = self._raw, self._gz, None, None
+        if raw is None:
+            return
+        try:
+            if gz is not None:
+                gz.close()  # writes the gzip trailer
+            self._sync(raw, time.monotonic(), force=True)
+        finally:
+            raw.close()
+
+    def _abandon(self, good: int) -> None:
+        """Drop the current segment after a failed write, cut back to `good` bytes."""
+        raw, self._raw, self._gz = self._raw, None, None
+        if raw is None or raw.closed:
+            return
+        raw.cut(good)
+        with contextlib.suppress(OSError):
+            raw.close()
 
     def _rotate(self, now: float) -> None:
         self.close()
@@ -96,20 +120,60 @@ class TrafficLog:
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
         suffix = ".jsonl.gz" if self.gzip else ".jsonl"
         self.path = self.directory / f"traffic-{stamp}-{os.getpid()}-{self._seq:04d}{suffix}"
-        self._raw = open(self.path, "ab")  # noqa: SIM115 - held open across batches
+        # Unbuffered: each write reaches the file or raises, so a failed batch can be cut back.
+        self._raw = AppendFile(self.path)
         self._gz = GzipFile(fileobj=self._raw, mode="ab") if self.gzip else None
         self._size = 0
         self._opened = now
 
-    def _flush(self, now: float, force_sync: bool = False) -> None:
+    def _flush(self, now: float) -> None:
         assert self._raw is not None
         if self._gz is not None:
             self._gz.flush(zlib.Z_SYNC_FLUSH)
-        self._raw.flush()
+        self._sync(self._raw, now)
+
+    def _sync(self, raw: AppendFile, now: float, force: bool = False) -> None:
         due = self.fsync == "always" or (self.fsync == "interval" and now - self._last_sync >= self.fsync_interval_s)
-        if due or (force_sync and self.fsync != "never"):
-            os.fsync(self._raw.fileno())
+        if due or (force and self.fsync != "never"):
+            os.fsync(raw.fileno())
             self._last_sync = now
+
+
+class AppendFile(io.RawIOBase):
+    """An unbuffered append-only file whose `write` writes everything or raises (no short
+    writes), and which can `cut` itself back to a known length after a failed write."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__()
+        self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        done = 0
+        while done < len(view):
+            done += os.write(self._fd, view[done:])
+        return done
+
+    def tell(self) -> int:
+        return os.lseek(self._fd, 0, os.SEEK_END)
+
+    def cut(self, size: int) -> None:
+        """Truncate to `size` bytes (best effort: the disk may refuse this too)."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(self._fd, size)
+
+    def fileno(self) -> int:
+        return self._fd
+
+    def close(self) -> None:
+        if not self.closed:
+            try:
+                os.close(self._fd)
+            finally:
+                super().close()
 
 
 @dataclass(frozen=True)
@@ -149,7 +213,7 @@ class LogReader:
     def _read(self, path: Path) -> Iterator[Record]:
         n = 0
         try:
-            with _open(path) as fh:
+            with open_segment(path) as fh:
                 for n, line in enumerate(fh, start=1):
                     if not line.strip():
                         continue
@@ -161,7 +225,8 @@ class LogReader:
             self.bad_lines.append(BadLine(str(path), n + 1, f"unreadable: {exc}"))
 
 
-def _open(path: Path) -> IO[bytes]:
+def open_segment(path: Path) -> IO[bytes]:
+    """A segment for reading, gzip or not (told by its first bytes)."""
     with open(path, "rb") as fh:
         magic = fh.read(2)
     if magic == b"\x1f\x8b":

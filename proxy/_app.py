@@ -86,8 +86,10 @@ def build_pipeline(
         stages=stages,
         essential=essential,
         queue_size=settings.queue_size,
-        spill_dir=settings.log_dir / "spill",
+        spill_dir=settings.spill_path(),
         redact_prompts=settings.redact_prompts,
+        record_max_bytes=settings.record_max_bytes,
+        log_dir=settings.log_dir if settings.transport == "inprocess" else None,
     )
 
 
@@ -108,7 +110,8 @@ class ProxyApp:
         self._session: aiohttp.ClientSession | None = None
         self._max_body = settings.max_body_bytes
         self._admin_token = settings.admin_secret()
-        self._ready: tuple[float, bool, str] = (0.0, False, "not checked")
+        self._upstreams: dict[str, str] = {}  # base URL -> "reachable" or why not, from the last check
+        self._upstreams_at = -_READY_TTL_S
         self._background: list[asyncio.Task[None]] = []
         self.outbox: AlertStore | None = None
         self.alerts: AlertManager | None = None
@@ -124,7 +127,9 @@ class ProxyApp:
             elif path == "/readyz":
                 await self._readyz(send)
             elif path == "/metrics":
-                await send_text(send, 200, self.metrics.render().decode(), b"text/plain; version=0.0.4")
+                await self._metrics(send)
+            elif path == "/upstreamz":
+                await self._upstreamz(send)
             elif path == "/admin/reload" and scope["method"] == "POST":
                 await self._admin_reload(scope, send)
             elif path.startswith("/admin/"):
@@ -194,27 +199,32 @@ class ProxyApp:
         log.info("proxy_started", upstreams=self.routes.bases())
 
     async def shutdown(self) -> None:
-        """Drain the pipeline (every record reaches the log), then close the upstream session."""
+        """Drain the pipeline (every record reaches the log), then close the upstream session.
+        Never raises: a step that fails (a full disk, say) is logged and the next one runs."""
         for task in self._background:
             task.cancel()
         await self.shadow.close()  # shadow and probe records are part of the experiment
         depth = self.pipeline.depth
         await self.pipeline.stop()
+        steps: list[tuple[str, Any]] = []
         if self.alerts is not None and self.outbox is not None:
-            await self.alerts.drain()  # findings from the drained records reach the outbox
-            await self.alerts.close()
+            steps += [("alerts_drain", self.alerts.drain), ("alerts_close", self.alerts.close)]
         if self.outbox is not None:
-            self.outbox.close()
+            steps.append(("outbox_close", self.outbox.close))
         for stage in self.pipeline.stages:
-            close = getattr(stage, "close", None)
-            if close is not None:
-                close()
-            aclose = getattr(stage, "aclose", None)
-            if aclose is not None:
-                await aclose()
+            for name in ("close", "aclose"):
+                if hasattr(stage, name):
+                    steps.append((f"{type(stage).__name__}.{name}", getattr(stage, name)))
         if self._session is not None:
-            await self._session.close()
-        log.info("proxy_stopped", drained=depth, records=self.pipeline.processed)
+            steps.append(("upstream_session_close", self._session.close))
+        for name, step in steps:
+            try:
+                result = step()
+                if asyncio.iscoroutine(result):
+                    await result
+            except Exception:
+                log.exception("shutdown_step_failed", step=name)
+        log.info("proxy_stopped", drained=depth, records=self.pipeline.processed, lost=self.pipeline.lost)
 
     # ------------------------------------------------------------------ model calls
 
@@ -257,6 +267,7 @@ class ProxyApp:
                 send, dialect, t0, rid_header, 400, "invalid_json", "request body must be a JSON object"
             )
 
+        raw = body  # as the client sent it (the record keeps this, not the cued copy)
         model = self.metrics.model_label(req.get("model"))
         target = scope["path"] + ("?" + scope["query_string"].decode("latin-1") if scope["query_string"] else "")
         url = base + target
@@ -282,6 +293,7 @@ class ProxyApp:
                 self.shadow.consider(dialect, target, dict(up_headers), plan, req)
 
         cap = Capture.start(rid, started, dialect, scope["path"], req, labels)
+        cap.request_body = raw
         t_sent = time.perf_counter()
         try:
             async with self._session.post(url, data=body, headers=up_headers) as resp:
@@ -347,9 +359,14 @@ class ProxyApp:
             asyncio.ensure_future(_watch_disconnect(receive, gone)) if ctype.startswith("text/event-stream") else None
         )
         chunks: list[bytes] = []
+        kept, keep = 0, self.settings.record_max_bytes
         try:
             async for chunk in resp.content.iter_any():
-                chunks.append(chunk)
+                if kept < keep:  # the record reads at most this much; the client gets it all
+                    chunks.append(chunk)
+                    kept += len(chunk)
+                else:
+                    cap.truncated = True
                 await send({"type": "http.response.body", "body": chunk, "more_body": True})
                 if gone.is_set():
                     cap.outcome = "client_disconnect"
@@ -503,37 +520,53 @@ class ProxyApp:
     # ------------------------------------------------------------------ probes
 
     async def _readyz(self, send: Send) -> None:
-        """Ready unless the record queue is saturated. An unreachable upstream is reported, not
-        a reason: as a sidecar, failing readiness in a provider outage would take every app pod
+        """Ready while records flow: the queue is not saturated, the traffic log takes writes
+        and nothing waits in memory for a disk. An unreachable upstream is reported, not a
+        reason: as a sidecar, failing readiness in a provider outage would take every app pod
         out of service, while the app is better served by the 502 it gets either way."""
-        checked, ok, why = self._ready
-        now = time.monotonic()
-        if now - checked > _READY_TTL_S:
-            ok, why = await self._check_upstream()
-            self._ready = (now, ok, why)
-        reasons = []
-        if self.pipeline.saturated:
-            reasons.append(
-                f"record queue saturated (depth {self.pipeline.depth}/{self.pipeline.queue_size}, "
-                f"spill pending {self.pipeline.spill.pending})"
-            )
+        upstreams = await self._check_upstreams()
+        reasons = self.pipeline.problems()
         body: dict[str, Any] = {
             "status": "ready" if not reasons else "not_ready",
             "reasons": reasons,
-            "upstream": "reachable" if ok else why,
+            "upstreams": upstreams,
+            "policy": {
+                "file": str(self.holder.path) if self.holder.path else None,
+                "reloads": self.holder.reloads,
+                "last_error": self.holder.last_error,
+            },
         }
         await send_json(send, 200 if not reasons else 503, body)
 
-    async def _check_upstream(self) -> tuple[bool, str]:
-        """Reachable means any HTTP answer at all from each distinct upstream."""
+    async def _check_upstreams(self) -> dict[str, str]:
+        """Each distinct upstream: "reachable" (any HTTP answer at all) or why not; checked at
+        most every couple of seconds, concurrently, 2 s each."""
+        now = time.monotonic()
+        if now - self._upstreams_at > _READY_TTL_S:
+            self._upstreams_at = now
+            bases = self.routes.bases()
+            results = await asyncio.gather(*(self._reach(b) for b in bases))
+            self._upstreams = dict(zip(bases, results, strict=True))
+        return self._upstreams
+
+    async def _reach(self, base: str) -> str:
         assert self._session is not None
-        for base in self.routes.bases():
-            try:
-                async with self._session.get(base + "/", timeout=aiohttp.ClientTimeout(total=2.0)) as r:
-                    await r.read()
-            except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-                return False, f"upstream {base} unreachable: {type(exc).__name__}"
-        return True, ""
+        try:
+            async with self._session.get(base + "/", timeout=aiohttp.ClientTimeout(total=2.0)) as r:
+                await r.read()
+        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+            return f"unreachable: {type(exc).__name__}"
+        return "reachable"
+
+    async def _upstreamz(self, send: Send) -> None:
+        """Upstream health, apart from readiness: 200 when every upstream answers, else 503."""
+        upstreams = await self._check_upstreams()
+        ok = all(v == "reachable" for v in upstreams.values())
+        await send_json(send, 200 if ok else 503, {"status": "ok" if ok else "unreachable", "upstreams": upstreams})
+
+    async def _metrics(self, send: Send) -> None:
+        await self._check_upstreams()  # cuewatch_upstream_up is as fresh as the scrape
+        await send_text(send, 200, self.metrics.render(self._upstreams).decode(), b"text/plain; version=0.0.4")
 
 
 MAX_SILENCE_S = 90 * 86400.0

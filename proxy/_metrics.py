@@ -6,7 +6,7 @@ import contextlib
 from collections.abc import Iterator
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Histogram, disable_created_metrics, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
@@ -25,6 +25,7 @@ class ProxyMetrics:
     def __init__(
         self, pipeline: Pipeline, log_stage: TrafficLogStage | None, holder: PolicyHolder, shadow: Any
     ) -> None:
+        disable_created_metrics()  # type: ignore[no-untyped-call]  # no *_created series: twice the series for nothing
         self.registry = CollectorRegistry()
         self.requests = Counter(
             "cuewatch_requests",
@@ -48,6 +49,8 @@ class ProxyMetrics:
         )
         self.registry.register(_PipelineCollector(pipeline, log_stage))
         self.registry.register(_ExperimentCollector(holder, shadow))
+        self._upstreams = _UpstreamCollector()
+        self.registry.register(self._upstreams)
         self._alerts = AlertCollector()
         self.registry.register(self._alerts)
         self._models: set[str] = set()
@@ -76,8 +79,26 @@ class ProxyMetrics:
             self.upstream_latency.labels(dialect, model).observe(upstream_s)
         self.overhead.labels(dialect).observe(overhead_s)
 
-    def render(self) -> bytes:
+    def render(self, upstreams: dict[str, str] | None = None) -> bytes:
+        """The exposition text; `upstreams` (base URL -> "reachable" or why not) gives
+        `cuewatch_upstream_up`."""
+        self._upstreams.state = upstreams or {}
         return generate_latest(self.registry)
+
+
+class _UpstreamCollector(Collector):
+    def __init__(self) -> None:
+        self.state: dict[str, str] = {}
+
+    def collect(self) -> Iterator[Any]:
+        up = GaugeMetricFamily(
+            "cuewatch_upstream_up",
+            "1 when the upstream answered the last check (any HTTP status).",
+            labels=["upstream"],
+        )
+        for base, state in sorted(self.state.items()):
+            up.add_metric([base], 1.0 if state == "reachable" else 0.0)
+        yield up
 
 
 class _PipelineCollector(Collector):
@@ -95,6 +116,46 @@ class _PipelineCollector(Collector):
         failed = CounterMetricFamily("cuewatch_records_failed", "Records that could not be read.")
         failed.add_metric([], p.failed)
         yield failed
+        held = GaugeMetricFamily(
+            "cuewatch_records_held",
+            "Records kept in memory because the spill folder refused writes.",
+            value=len(p.spill.held),
+        )
+        yield held
+        yield GaugeMetricFamily("cuewatch_spill_bytes", "Bytes in spill files on disk.", value=p.spill.size_bytes())
+        yield GaugeMetricFamily(
+            "cuewatch_traffic_log_healthy", "1 while the traffic log takes writes.", value=0 if p.write_error else 1
+        )
+        write_failures = CounterMetricFamily(
+            "cuewatch_write_failures",
+            "Failed writes, by target (traffic log batches, spill records).",
+            labels=["target"],
+        )
+        write_failures.add_metric(["traffic_log"], p.write_failures)
+        write_failures.add_metric(["spill"], p.spill.errors)
+        yield write_failures
+        lost = CounterMetricFamily(
+            "cuewatch_records_lost", "Records given up at shutdown (log and spill both failing)."
+        )
+        lost.add_metric([], p.lost)
+        yield lost
+        detector_stage: Any = next((s for s in p.stages if hasattr(s, "findings")), None)
+        found = CounterMetricFamily(
+            "cuewatch_findings", "Findings raised, by detector and experiment.", labels=["detector", "experiment"]
+        )
+        errors = CounterMetricFamily(
+            "cuewatch_detector_errors", "Records a detector raised on (skipped by it).", labels=["detector"]
+        )
+        if detector_stage is not None:
+            for (det, exp), n in sorted(detector_stage.findings.items()):
+                found.add_metric([det, exp], n)
+            by_name: dict[str, int] = {}
+            for key, n in detector_stage.errors.items():  # key: name:params
+                by_name[key.split(":", 1)[0]] = by_name.get(key.split(":", 1)[0], 0) + n
+            for name, n in sorted(by_name.items()):
+                errors.add_metric([name], n)
+        yield found
+        yield errors
         written = CounterMetricFamily(
             "cuewatch_records_written", "Records written to the traffic log.", labels=["dialect"]
         )

@@ -71,13 +71,20 @@ def sim_requests(sim_url: str) -> list[dict[str, Any]]:
 
 
 def start_proxy(
-    tmp: Path, upstream: str, policy: Path | None = None, extra_env: dict[str, str] | None = None, **env: str
+    tmp: Path,
+    upstream: str,
+    policy: Path | None = None,
+    extra_env: dict[str, str] | None = None,
+    log_dir: Path | None = None,
+    **env: str,
 ) -> ServerProcess:
-    """A proxy process; `env` become CUEWATCH_<NAME> settings, `extra_env` is passed as is."""
+    """A proxy process logging to `log_dir` (default tmp/logs); `env` become CUEWATCH_<NAME>
+    settings, `extra_env` is passed as is."""
     port = free_port()
     extra = ["--policy", str(policy)] if policy is not None else []
+    logs = log_dir if log_dir is not None else tmp / "logs"
     return ServerProcess(
-        ["serve", "--upstream", upstream, "--port", str(port), "--log-dir", str(tmp / "logs"), *extra],
+        ["serve", "--upstream", upstream, "--port", str(port), "--log-dir", str(logs), *extra],
         port,
         env={"CUEWATCH_FSYNC": "never", **{f"CUEWATCH_{k.upper()}": v for k, v in env.items()}, **(extra_env or {})},
         log=tmp / "proxy.log",

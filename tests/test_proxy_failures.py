@@ -161,7 +161,11 @@ def test_unreachable_upstream_gives_502(tmp_path: Path) -> None:
             openai.OpenAI(base_url=proxy.url + "/v1", api_key=API_KEY, max_retries=0).chat.completions.create(**OA_BODY)
         # an upstream outage is reported, but the sidecar stays ready (its app still gets answers: 502s)
         ready = httpx.get(proxy.url + "/readyz")
-        assert ready.status_code == 200 and ready.json()["upstream"].startswith("upstream http://127.0.0.1:")
+        assert ready.status_code == 200, ready.text
+        assert list(ready.json()["upstreams"].values()) == ["unreachable: ClientConnectorError"]
+        # upstream health has its own endpoint and metric
+        assert httpx.get(proxy.url + "/upstreamz").status_code == 503
+        assert "cuewatch_upstream_up{upstream=" in httpx.get(proxy.url + "/metrics").text
         recs = records(tmp_path / "logs", 3)
         assert [r.outcome for r in recs] == ["upstream_unreachable"] * 3
         _alive(proxy)

@@ -185,7 +185,9 @@ def test_metrics_and_probes(proxy: ServerProcess) -> None:
     httpx.post(
         proxy.url + "/v1/chat/completions", json={"model": "gpt-sim", "messages": [{"role": "user", "content": "a"}]}
     )
-    assert httpx.get(proxy.url + "/readyz").json() == {"status": "ready", "reasons": [], "upstream": "reachable"}
+    ready = httpx.get(proxy.url + "/readyz").json()
+    assert ready["status"] == "ready" and ready["reasons"] == []
+    assert list(ready["upstreams"].values()) == ["reachable"] and ready["policy"]["last_error"] is None
     text = httpx.get(proxy.url + "/metrics").text
     for name in (
         "cuewatch_requests_total",
@@ -194,8 +196,16 @@ def test_metrics_and_probes(proxy: ServerProcess) -> None:
         "cuewatch_queue_depth",
         "cuewatch_records_written_total",
         "cuewatch_records_spilled_total",
+        "cuewatch_records_held",
+        "cuewatch_spill_bytes",
+        "cuewatch_traffic_log_healthy 1.0",
+        'cuewatch_write_failures_total{target="traffic_log"} 0.0',
+        "cuewatch_records_lost_total 0.0",
+        "cuewatch_upstream_up{upstream=",
+        "cuewatch_policy_reloads_total",
     ):
         assert name in text, name
+    assert "_created" not in text, "no *_created series"
     assert 'cuewatch_requests_total{dialect="openai",model="gpt-sim",status="200"} 1.0' in text
 
 
