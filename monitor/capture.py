@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from monitor import dialects
 from monitor.records import Dialect, Exchange, Message, Outcome, Timings
 from monitor.routes import model_of
-from monitor.secrets import scrub
+from monitor.secrets import scrub_model
 from monitor.sse import parse_events
 
 
@@ -97,12 +97,15 @@ class Capture(BaseModel):
 RECORD_MAX_BYTES = 16 * 1024 * 1024
 
 
-def to_exchange(cap: Capture, *, redact_prompts: bool = False, max_bytes: int = RECORD_MAX_BYTES) -> Exchange:
+def to_exchange(
+    cap: Capture, *, redact_prompts: bool = False, redact_secrets: bool = True, max_bytes: int = RECORD_MAX_BYTES
+) -> Exchange:
     """Normalise a capture into the exchange record.
 
     A body the readers cannot make sense of still gives a record, with what could be read, the
     reason in `error`, `unparsed` set and the raw text kept (unless prompts are redacted): nothing
     the proxy forwarded goes unrecorded. At most `max_bytes` of the decompressed response are read.
+    With `redact_secrets`, anything that looks like a credential is replaced in every text field.
     """
     req = cap.request or {}
     unread: list[str] = []
@@ -146,8 +149,8 @@ def to_exchange(cap: Capture, *, redact_prompts: bool = False, max_bytes: int = 
     if unread:
         ex.unparsed = True
         ex.error = "; ".join([*([ex.error] if ex.error else []), *unread])
-    if ex.error:  # upstream error bodies may echo the client's key
-        ex.error = scrub(ex.error)
+    if redact_secrets:  # prompts, answers and upstream errors may quote a credential
+        scrub_model(ex)
     return ex
 
 
@@ -201,18 +204,29 @@ def _decode(body: bytes, encoding: str | None, limit: int) -> tuple[bytes | None
 
 
 def _undo(body: bytes, enc: str, limit: int) -> bytes:
-    """Undo one content-encoding, producing at most `limit` bytes."""
+    """Undo one content-encoding, producing at most `limit` bytes. A stream that ends before
+    its end marker (and before the limit) is an error, as a one-shot decompressor would say."""
     if enc == "identity":
         return body
-    if enc in ("gzip", "x-gzip"):
-        return zlib.decompressobj(wbits=16 + zlib.MAX_WBITS).decompress(body, limit)
-    if enc == "deflate":
+    if enc in ("gzip", "x-gzip", "deflate"):
+        wbits = 16 + zlib.MAX_WBITS if enc != "deflate" else zlib.MAX_WBITS
         try:
-            return zlib.decompressobj().decompress(body, limit)
+            z = zlib.decompressobj(wbits=wbits)
+            out = z.decompress(body, limit)
         except zlib.error:
-            return zlib.decompressobj(wbits=-zlib.MAX_WBITS).decompress(body, limit)
+            if enc != "deflate":
+                raise
+            z = zlib.decompressobj(wbits=-zlib.MAX_WBITS)  # raw deflate, as some servers send
+            out = z.decompress(body, limit)
+        if not z.eof and len(out) < limit:
+            raise zlib.error("incomplete or truncated stream")
+        return out
     if enc == "br":
-        return bytes(brotli.Decompressor().process(body, output_buffer_limit=limit))[:limit]
+        d = brotli.Decompressor()
+        out = bytes(d.process(body, output_buffer_limit=limit))[:limit]
+        if not d.is_finished() and len(out) < limit:
+            raise brotli.error("incomplete or truncated stream")
+        return out
     if enc == "zstd":
         # Streamed frames may not state their size up front, so read the frame up to the limit.
         with zstandard.ZstdDecompressor().stream_reader(body) as reader:

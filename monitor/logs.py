@@ -11,7 +11,7 @@ from typing import Any
 
 import structlog
 
-from monitor.secrets import scrub
+from monitor.secrets import scrub_value
 
 _SECRET_KEYS = re.compile(r"(authorization|api[-_]?key|token|secret|password|cookie)", re.I)
 
@@ -21,8 +21,8 @@ def scrub_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMa
     for key, value in list(event.items()):
         if _SECRET_KEYS.search(key) and key != "event":
             event[key] = "[redacted]"
-        elif isinstance(value, str):
-            event[key] = scrub(value)
+        elif isinstance(value, str | list | tuple | dict):
+            event[key] = scrub_value(value)
     return event
 
 

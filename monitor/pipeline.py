@@ -134,6 +134,7 @@ class Pipeline:
     queue_size: captures held in memory before spilling to disk.
     spill_dir: where spill files go (best on another disk than the traffic log).
     redact_prompts: store digests instead of prompt text.
+    redact_secrets: replace credential-looking text in every stored field.
     record_max_bytes: most decompressed response bytes read into a record.
     max_batch: most captures handled per worker step.
     retry_pause_s: pause after an essential stage failed, before retrying spilled records.
@@ -151,6 +152,7 @@ class Pipeline:
         queue_size: int = 10_000,
         spill_dir: Path,
         redact_prompts: bool = False,
+        redact_secrets: bool = True,
         record_max_bytes: int = RECORD_MAX_BYTES,
         max_batch: int = 256,
         retry_pause_s: float = 1.0,
@@ -163,6 +165,7 @@ class Pipeline:
         self.essential = essential
         self.queue_size = queue_size
         self.redact_prompts = redact_prompts
+        self.redact_secrets = redact_secrets
         self.record_max_bytes = record_max_bytes
         self.max_batch = max_batch
         self.retry_pause_s = retry_pause_s
@@ -366,7 +369,13 @@ class Pipeline:
         exchanges: list[Exchange] = []
         for cap in caps:
             try:
-                exchanges.append(to_exchange(cap, redact_prompts=self.redact_prompts, max_bytes=self.record_max_bytes))
+                ex = to_exchange(
+                    cap,
+                    redact_prompts=self.redact_prompts,
+                    redact_secrets=self.redact_secrets,
+                    max_bytes=self.record_max_bytes,
+                )
+                exchanges.append(ex)
             except Exception:  # to_exchange never raises; should a bug make it, the worker goes on
                 self.failed += 1
                 log.exception("normalise_failed", exchange_id=cap.id)

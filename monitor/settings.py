@@ -76,6 +76,11 @@ class Settings(BaseSettings):
     )
     fsync_interval_s: float = Field(1.0, gt=0, description="Flush period of fsync=interval.")
     redact_prompts: bool = Field(False, description="Store digests instead of prompt text.")
+    redact_secrets: bool = Field(
+        True,
+        description="Replace credential-looking text (provider keys, bearer tokens, key= parameters, webhook URLs) "
+        "in every stored field; process logs are always scrubbed.",
+    )
 
     # Transport: where exchanges go after the response (docs/deploy.md).
     transport: Literal["inprocess", "redis"] = Field(

@@ -88,6 +88,7 @@ def build_pipeline(
         queue_size=settings.queue_size,
         spill_dir=settings.spill_path(),
         redact_prompts=settings.redact_prompts,
+        redact_secrets=settings.redact_secrets,
         record_max_bytes=settings.record_max_bytes,
         log_dir=settings.log_dir if settings.transport == "inprocess" else None,
     )

@@ -33,20 +33,32 @@ def test_planted_key_never_logged(tmp_path: Path, sim: ServerProcess) -> None:
             if stream:
                 list(r)  # type: ignore[arg-type]
             an.messages.create(model="claude-sim", max_tokens=16, messages=[{"role": "user", "content": "hi"}])
+        # a key pasted into a prompt, a key= query parameter and a Slack webhook URL
+        google = "AIzaSyPLANTEDplanted0123456789abcdefg"
+        hook = "https://hooks.slack.com/services/T000PLANT/B000PLANT/plantedplantedplanted"
+        oa.chat.completions.create(
+            model="gpt-sim",
+            messages=[{"role": "user", "content": f"debug this: OPENAI_API_KEY={API_KEY} GOOGLE={google} {hook}"}],
+            extra_query={"key": google},
+        )
         # error paths log too: a rejected request carrying the key
         httpx.post(
             proxy.url + "/v1/chat/completions",
             content=b"{bad",
             headers={"authorization": f"Bearer {API_KEY}", "content-type": "application/json"},
         )
-        assert len(records(tmp_path / "logs", 4)) == 4
+        recs = records(tmp_path / "logs", 5)
+        assert len(recs) == 5
+        assert "[redacted]" in recs[-1].messages[0].text and "debug this" in recs[-1].messages[0].text
     finally:
         proxy.stop()
     scanned = 0
     for path in tmp_path.rglob("*"):
         if path.is_file():
             scanned += 1
-            assert API_KEY.encode() not in path.read_bytes(), f"API key leaked into {path}"
+            data = path.read_bytes()
+            for planted in (API_KEY, google, "plantedplantedplanted"):
+                assert planted.encode() not in data, f"{planted} leaked into {path}"
     assert scanned >= 2  # the proxy's own log and at least one traffic segment
 
 
