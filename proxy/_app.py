@@ -39,6 +39,7 @@ from monitor._asgi import (
 from monitor.alerts import AlertManager, Outbox
 from monitor.alerts.outbox import AlertStore
 from monitor.capture import Capture
+from monitor.experiments import Plan
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
 from monitor.policy import seconds
 from monitor.records import Dialect, Outcome
@@ -54,6 +55,7 @@ log = structlog.get_logger("cuewatch.proxy")
 
 OVERHEAD_HEADER = b"x-cuewatch-overhead-ms"
 REQUEST_ID_HEADER = b"x-cuewatch-request-id"
+ERROR_HEADER = b"x-cuewatch-error"  # on answers the proxy made itself (refused, upstream unreachable)
 _SKIP_AUTO = ("Accept-Encoding", "User-Agent", "Accept", "Content-Type")
 _READY_TTL_S = 2.0
 
@@ -277,13 +279,7 @@ class ProxyApp:
         up_headers = upstream_request_headers(headers)
         labels: dict[str, Any] = {}
         extra: list[tuple[bytes, bytes]] = [rid_header]
-        experiments = self.holder.experiments  # read once: a reload swaps it between requests
-        plan = experiments.plan(dialect, scope["path"], headers, req) if experiments else None
-        cued = _encode(plan.request) if plan is not None and plan.request is not None else None
-        if plan is not None and plan.request is not None and cued is None:
-            # the cued copy cannot be written: forwarded as sent, outside the experiment
-            log.warning("cue_not_applied", request_id=rid, experiment=plan.experiment.name, reason="nested too deep")
-            plan = None
+        plan, cued = self._plan(dialect, scope["path"], headers, req, rid)
         if plan is not None:
             labels = plan.labels
             extra.extend(plan.debug_headers)
@@ -327,6 +323,29 @@ class ProxyApp:
             tm.overhead_ms / 1000.0,
         )
         self.pipeline.submit(cap)
+
+    def _plan(
+        self, dialect: Dialect, path: str, headers: Headers, req: dict[str, Any], rid: str
+    ) -> tuple[Plan | None, bytes | None]:
+        """The experiment plan and the cued body (None: forward as sent). A request the cue code
+        cannot rewrite is forwarded as sent, outside the experiment, and counted: never a 500."""
+        experiments = self.holder.experiments  # read once: a reload swaps it between requests
+        if not experiments:
+            return None, None
+        try:
+            plan = experiments.plan(dialect, path, headers, req)
+        except Exception as exc:  # a shape the cue code did not foresee
+            self.metrics.cue_not_applied("error")
+            log.exception("cue_not_applied", request_id=rid, reason=f"{type(exc).__name__}: {exc}")
+            return None, None
+        if plan is None or plan.request is None:
+            return plan, None
+        cued = _encode(plan.request)
+        if cued is None:
+            self.metrics.cue_not_applied("too_deep")
+            log.warning("cue_not_applied", request_id=rid, experiment=plan.experiment.name, reason="nested too deep")
+            return None, None
+        return plan, cued
 
     async def _relay(
         self,
@@ -412,7 +431,8 @@ class ProxyApp:
         cap.timings.upstream_ms = _ms(time.perf_counter() - t_sent)
         log.warning("upstream_failed", request_id=cap.id, status=status, error=message)
         overhead = (OVERHEAD_HEADER, f"{_ms(t_sent - t0):.3f}".encode())
-        await send_json(send, status, error_body(dialect, status, message, code), [overhead, rid_header])
+        own = [overhead, rid_header, (ERROR_HEADER, code.encode())]
+        await send_json(send, status, error_body(dialect, status, message, code), own)
 
     async def _reject(
         self,
@@ -432,7 +452,7 @@ class ProxyApp:
             send,
             status,
             error_body(dialect, status, message, code),
-            [(OVERHEAD_HEADER, f"{_ms(overhead_s):.3f}".encode()), rid_header],
+            [(OVERHEAD_HEADER, f"{_ms(overhead_s):.3f}".encode()), rid_header, (ERROR_HEADER, code.encode())],
         )
 
     # ------------------------------------------------------------------ other /v1 paths

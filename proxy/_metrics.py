@@ -47,6 +47,12 @@ class ProxyMetrics:
             buckets=_OVERHEAD_BUCKETS,
             registry=self.registry,
         )
+        self._not_applied = Counter(
+            "cuewatch_cue_not_applied",
+            "Requests an experiment matched but the cue code could not rewrite (forwarded as sent, unassigned).",
+            ["reason"],
+            registry=self.registry,
+        )
         self.registry.register(_PipelineCollector(pipeline, log_stage))
         self.registry.register(_ExperimentCollector(holder, shadow))
         self._upstreams = _UpstreamCollector()
@@ -68,6 +74,9 @@ class ProxyMetrics:
             return "other"
         self._models.add(model)
         return model
+
+    def cue_not_applied(self, reason: str) -> None:
+        self._not_applied.labels(reason).inc()
 
     def observe(self, dialect: str, model: str, status: int, upstream_s: float | None, overhead_s: float) -> None:
         key = (dialect, model, status)

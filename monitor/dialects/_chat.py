@@ -55,7 +55,7 @@ def _openai_messages(req: JSON) -> list[Message]:
     for m in as_list(req.get("messages")):
         if not isinstance(m, dict):
             continue
-        role = m.get("role")
+        role = as_str(m.get("role"))  # a set lookup of a list would raise
         role = "tool" if role == "function" else role
         if role not in _OPENAI_ROLES:
             role = "user"

@@ -43,9 +43,9 @@ def request_messages(req: JSON) -> list[Message]:
     for item in items if isinstance(items, list) else []:
         if not isinstance(item, dict):
             continue
-        kind = item.get("type", "message")
+        kind = as_str(item.get("type", "message"))  # set lookups of a list or dict would raise
         if kind == "message" or (kind is None and "role" in item):
-            role = item.get("role")
+            role = as_str(item.get("role"))
             out.append(Message(role=role if role in _ROLES else "user", text=content_text(item.get("content"))))
         elif kind in _CALLS:
             call = _tool_call(item)
@@ -110,7 +110,7 @@ def parse_response(body: JSON) -> ParsedResponse:
     for item in as_list(body.get("output")):
         if not isinstance(item, dict):
             continue
-        kind = item.get("type")
+        kind = as_str(item.get("type"))
         if kind == "message":
             text.append(content_text(item.get("content")))
         elif kind == "reasoning":
@@ -148,7 +148,7 @@ def parse_stream(events: list[Event]) -> ParsedResponse:
     assembled from the item and delta events (a stream cut short)."""
     for ev in reversed(events[-3:]):  # the terminal event is last (bar a `[DONE]`): no delta parsed
         data = loads(ev.data)
-        whole = data.get("response") if isinstance(data, dict) and data.get("type") in _TERMINAL else None
+        whole = data.get("response") if isinstance(data, dict) and as_str(data.get("type")) in _TERMINAL else None
         if isinstance(whole, dict) and as_list(whole.get("output")):
             return parse_response(whole)
     items: dict[int, JSON] = {}
@@ -159,7 +159,7 @@ def parse_stream(events: list[Event]) -> ParsedResponse:
         data = loads(ev.data)
         if not isinstance(data, dict):
             continue
-        kind = data.get("type") or ev.event
+        kind = as_str(data.get("type")) or ev.event
         index = as_int(data.get("output_index"))
         if kind in _TERMINAL or kind in ("response.created", "response.in_progress"):
             if isinstance(data.get("response"), dict):

@@ -35,7 +35,12 @@ from monitor.sim._shapes import layout, pieces, prefix_tokens, prompt_tokens, to
 from monitor.sim.profiles import Profile
 
 _FAULT = b"x-sim-fault"
-_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {"messages": list, "input": (list, str), "tools": list}
+_FIELD_TYPES: dict[str, type | tuple[type, ...]] = {
+    "messages": list,
+    "input": (list, str),
+    "tools": list,
+    "metadata": dict,  # the Responses API echoes it back: a map of short strings
+}
 
 
 class _Drop(Exception):
@@ -103,6 +108,8 @@ class SimApp:
         entry: dict[str, Any] = {"dialect": dialect, "path": scope["path"], "query": query, "body": _listable(req)}
         self.requests.append(entry)
         wrong = next((k for k, kind in _FIELD_TYPES.items() if k in req and not isinstance(req[k], kind)), None)
+        if wrong is None and isinstance(req.get("metadata"), dict):
+            wrong = "metadata" if not all(isinstance(v, str) for v in req["metadata"].values()) else None
         if wrong is not None:  # as the real APIs answer a field of the wrong type
             await send_json(send, 400, _error(dialect, 400, f"{wrong}: wrong type"))
             return
