@@ -6,9 +6,11 @@ segment (one write, no fsync: the fsync policy of the traffic log is what a powe
 once the capture is written to the traffic log or a spill file it is marked done, and a segment
 whose captures are all done is deleted. On the next start, segments left by a process that is
 gone are read back: the captures whose records already reached the traffic log are skipped,
-the rest go to the spill file and through the pipeline. So a SIGKILL loses nothing that
-`submit` was handed; a record may at most be written twice in Redis mode, where the log that
-would tell is the workers'.
+the rest go to the spill file and through the pipeline. A request is also noted when it is
+forwarded (`begin`), before the client can have its answer: a kill after the answer but before
+`write` yields a record of the request with outcome `interrupted`. So a SIGKILL loses no
+exchange; a record may at most be written twice in Redis mode, where the log that would tell is
+the workers'.
 
 Segments: `journal-<pid>-<unix time>-<seq>.jsonl` in the spill folder, rotated every
 `max_records` captures.
@@ -16,12 +18,14 @@ Segments: `journal-<pid>-<unix time>-<seq>.jsonl` in the spill folder, rotated e
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import os
 import time
 import zlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
+from typing import Any
 
 import orjson
 import structlog
@@ -47,16 +51,40 @@ class Journal:
         self._started = int(time.time())
         self.errors = 0
 
+    def begin(self, cap: Capture) -> int | None:
+        """Note a request about to be forwarded (before the client can have any answer), so a
+        kill between the answer and `write` still leaves a record of the request."""
+        line = orjson.dumps(
+            {
+                "kind": "begin",
+                "id": cap.id,
+                "time": cap.time,
+                "dialect": cap.dialect,
+                "path": cap.path,
+                "labels": cap.labels,
+                "request_body": base64.b64encode(cap.request_body or b"").decode(),
+            },
+            default=str,
+        )
+        return self._append(line)
+
     def write(self, cap: Capture) -> int | None:
-        """Append `cap`; its segment number, or None when the disk refused (then the capture
-        lives in memory only, as it would without a journal)."""
+        """Append the finished `cap`; its segment number, or None when the disk refused (then
+        the capture lives in memory only, as it would without a journal)."""
+        try:
+            line = cap.to_line()
+        except ValueError:
+            return None
+        return self._append(line)
+
+    def _append(self, line: bytes) -> int | None:
         start = 0
         try:
             if self._fh is None or self._written >= self.max_records:
                 self._rotate()
             assert self._fh is not None
             start = self._fh.tell()
-            self._fh.write(cap.to_line() + b"\n")
+            self._fh.write(line + b"\n")
         except (OSError, ValueError) as exc:
             self.errors += 1
             if self.errors == 1 or self.errors % 1000 == 0:
@@ -125,17 +153,41 @@ def orphans(directory: Path) -> list[Path]:
 
 
 def recover(path: Path, logged: set[str]) -> Iterator[Capture]:
-    """The captures of an orphaned segment whose records are not in `logged`."""
+    """The captures of an orphaned segment whose records are not in `logged`: finished ones as
+    they were, and requests whose answer was never recorded as `interrupted`."""
+    finished: dict[str, Capture] = {}
+    begun: dict[str, Capture] = {}
     with open(path, "rb") as fh:
         for line in fh:
-            if not line.strip():
-                continue
             try:
-                cap = Capture.from_line(line)
-            except ValidationError:  # the last line, cut short by the kill
+                if line.startswith(b'{"kind":"begin"'):
+                    cap = _begun(orjson.loads(line))
+                    begun[cap.id] = cap
+                elif line.strip():
+                    cap = Capture.from_line(line)
+                    finished[cap.id] = cap
+            except (ValidationError, ValueError, KeyError, TypeError):  # the last line, cut short by the kill
                 continue
-            if cap.id not in logged:
-                yield cap
+    for cid, cap in {**begun, **finished}.items():
+        if cid not in logged:
+            yield cap
+
+
+def _begun(doc: dict[str, Any]) -> Capture:
+    body = base64.b64decode(doc["request_body"])
+    request = orjson.loads(body) if body else None
+    return Capture(
+        id=doc["id"],
+        time=doc["time"],
+        dialect=doc["dialect"],
+        path=doc["path"],
+        request=request if isinstance(request, dict) else None,
+        request_body=body,
+        labels=doc.get("labels") or {},
+        status=0,
+        outcome="interrupted",
+        error="the proxy was stopped before this exchange was recorded: the request is known, the response is not",
+    )
 
 
 def logged_ids(log_dir: Path, since: float) -> set[str]:

@@ -172,7 +172,7 @@ class Pipeline:
         self.spill = SpillFile(spill_dir)
         self.journal = Journal(spill_dir) if journal else None
         self.log_dir = log_dir
-        self._journaled: dict[str, int | None] = {}  # capture id -> its journal segment
+        self._journaled: dict[str, list[int | None]] = {}  # capture id -> its journal segments
         self.recovered = 0  # captures read back from a killed process's journal or spill
         self._queue: asyncio.Queue[Capture | None] | None = None
         self._task: asyncio.Task[None] | None = None
@@ -189,11 +189,18 @@ class Pipeline:
         """Hand a capture over; never blocks, never drops, never raises."""
         if self._queue is not None and not self._queue.full():
             if self.journal is not None:
-                self._journaled[cap.id] = self.journal.write(cap)
+                self._journaled.setdefault(cap.id, []).append(self.journal.write(cap))
             self._queue.put_nowait(cap)
             return
-        self.spill.append(cap)
+        if self.spill.append(cap):
+            self._done(cap)
         self.spilled += 1
+
+    def begin(self, cap: Capture) -> None:
+        """Journal a request about to be forwarded (a kill before `submit` then still leaves
+        its record, as `interrupted`). Never raises."""
+        if self.journal is not None:
+            self._journaled[cap.id] = [self.journal.begin(cap)]
 
     @property
     def depth(self) -> int:
@@ -363,7 +370,7 @@ class Pipeline:
     def _done(self, cap: Capture) -> None:
         """`cap` is safe on disk (traffic log or spill): its journal entry is no longer needed."""
         if self.journal is not None and cap.id in self._journaled:
-            self.journal.done((self._journaled.pop(cap.id),))
+            self.journal.done(self._journaled.pop(cap.id))
 
     async def _process(self, caps: list[Capture], from_spill: bool = False, from_held: bool = False) -> bool:
         exchanges: list[Exchange] = []

@@ -24,6 +24,7 @@ Outcome = Literal[
     "upstream_disconnect",  # upstream broke off mid-response
     "stream_error",  # a 200 stream carried an error event
     "client_disconnect",  # the client went away before the response completed
+    "interrupted",  # the proxy was killed before recording the response (only the request is known)
 ]
 
 

@@ -291,6 +291,7 @@ class ProxyApp:
 
         cap = Capture.start(rid, started, dialect, scope["path"], req, labels)
         cap.request_body = raw
+        self.pipeline.begin(cap)  # journaled before the client can have an answer
         t_sent = time.perf_counter()
         try:
             async with self._session.post(url, data=body, headers=up_headers) as resp:

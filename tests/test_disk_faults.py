@@ -199,7 +199,8 @@ def test_sigkill_under_load_loses_nothing(tmp_path: Path, sim: ServerProcess) ->
 
 def test_journal_of_killed_process_is_recovered(tmp_path: Path, sim: ServerProcess) -> None:
     """A process killed while its records wait in memory (its log stage stuck): the next
-    proxy writes every one of them, and none that the dead process had logged already."""
+    proxy writes every one of them, and none that the dead process had logged already; requests
+    forwarded but not yet submitted are recorded as `interrupted`."""
     import sys
 
     log_dir = tmp_path / "logs"
@@ -225,7 +226,10 @@ async def main():
     p = Pipeline(stages=[stage], essential=stage, spill_dir=Path({str(tmp_path / "spill")!r}), max_batch=1)
     await p.start()
     for i in range(40):
-        p.submit(cap(i))
+        c = cap(i)
+        p.begin(c)
+        if i < 35:  # the last five are killed between forwarding and submitting
+            p.submit(c)
         await asyncio.sleep(0.005)
     os.kill(os.getpid(), signal.SIGKILL)
 
@@ -244,6 +248,9 @@ asyncio.run(main())
         assert wait_for(lambda: len(_written(log_dir)) >= 40, timeout=20)
         assert sorted(_written(log_dir)) == sorted(f"k-{i}" for i in range(40))
         assert '"records": 30' in proxy.log_path.read_text()  # type: ignore[union-attr]
+        recs = {r.id: r for r in LogReader([log_dir]) if isinstance(r, Exchange)}
+        assert [i for i in range(40) if recs[f"k-{i}"].outcome == "interrupted"] == [35, 36, 37, 38, 39]
+        assert recs["k-39"].messages == [] and "response is not" in (recs["k-39"].error or "")
         assert not list((tmp_path / "spill").glob("journal-*.jsonl"))
     finally:
         _stop_cleanly(proxy)
