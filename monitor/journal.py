@@ -143,11 +143,11 @@ class Journal:
                 path.unlink()
 
 
-def orphans(directory: Path) -> list[Path]:
-    """Journal segments left by processes that are no longer running (call before this
-    process journals anything: its own segments would count too)."""
+def orphans(directory: Path, kind: str = "journal") -> list[Path]:
+    """`kind` files (journal or spill) left by processes that are no longer running (call
+    before this process writes any: its own would count too)."""
     try:
-        return sorted(p for p in Path(directory).glob("journal-*.jsonl") if unowned(p))
+        return sorted(p for p in Path(directory).glob(f"{kind}-*.jsonl") if unowned(p))
     except OSError:
         return []
 

@@ -52,6 +52,7 @@ class SpillFile:
         self._seq = 0
         self.pending = 0  # captures on disk not yet processed (this process's spills)
         self.held: deque[Capture] = deque()  # captures the spill file could not take
+        self.mine: set[Path] = set()  # files this instance wrote
         self.errors = 0  # failed spill writes
         self.last_error: str | None = None
 
@@ -74,7 +75,9 @@ class SpillFile:
         if self._fh is None:
             self.directory.mkdir(parents=True, exist_ok=True)
             self._seq += 1
-            self._fh = AppendFile(self.directory / f"spill-{os.getpid()}-{int(time.time())}-{self._seq}.jsonl")
+            path = self.directory / f"spill-{os.getpid()}-{int(time.time())}-{self._seq}.jsonl"
+            self._fh = AppendFile(path)
+            self.mine.add(path)
         return self._fh
 
     def _failed(self, exc: Exception, start: int) -> None:
@@ -234,9 +237,11 @@ class Pipeline:
             self.spill.pending = max(self.spill.pending, 1)
 
     def _recover(self) -> None:
-        """Move the captures of journals left by killed processes into the spill file, skipping
-        those whose records reached the traffic log before the kill."""
-        for path in journal.orphans(self.spill.directory):
+        """Move the captures of journals and spill files left by earlier processes into this
+        process's spill file, skipping those whose records reached the traffic log (a process
+        killed while draining a spill file had written part of it)."""
+        spilled = [p for p in journal.orphans(self.spill.directory, "spill") if p not in self.spill.mine]
+        for path in journal.orphans(self.spill.directory, "journal") + spilled:
             logged = journal.logged_ids(self.log_dir, journal.started_at(path) - 1) if self.log_dir else set()
             n = 0
             try:
@@ -247,7 +252,7 @@ class Pipeline:
                 log.error("journal_unreadable", file=str(path), error=str(exc))
                 continue
             self.recovered += n
-            log.warning("journal_recovered", file=str(path), records=n, already_logged=len(logged))
+            log.warning(f"{path.name.split('-')[0]}_recovered", file=str(path), records=n, already_logged=len(logged))
             with contextlib.suppress(OSError):
                 path.unlink()
 

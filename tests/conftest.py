@@ -18,10 +18,11 @@ from tests._support import API_KEY, start_proxy
 def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
     tmp = tmp_path_factory.mktemp("sim")
     port = free_port()
-    with ServerProcess(
+    proc = ServerProcess(
         ["sim", "--profile", "alignment-faker", "--port", str(port), "--seed", "7"], port, log=tmp / "sim.log"
-    ) as proc:
-        yield proc
+    ).start()
+    yield proc
+    proc.stop(timeout=3)  # tests leave stalled streams open on purpose: no 30 s graceful wait
 
 
 @pytest.fixture()
