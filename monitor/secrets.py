@@ -8,10 +8,10 @@ from typing import Any
 from pydantic import BaseModel
 
 # Provider keys (OpenAI sk-/sk-proj-, Anthropic sk-ant-, Google AIza), bearer tokens, Slack
-# webhook paths, and credentials in query strings (`?key=`, `api_key=`, `access_token=`).
+# and Discord webhook paths, and credentials in query strings (`?key=`, `api_key=`, `access_token=`).
 SECRET_VALUES = re.compile(
     r"(sk-[A-Za-z0-9_\-]{8,}|AIza[0-9A-Za-z_\-]{20,}|Bearer\s+[A-Za-z0-9._\-]{8,}"
-    r"|hooks\.slack\.com/services/[A-Za-z0-9/]+"
+    r"|hooks\.slack\.com/services/[A-Za-z0-9/]+|discord(?:app)?\.com/api/webhooks/[0-9]+/[A-Za-z0-9_\-]+"
     r"|(?<=[?&])(?:api[-_]?key|key|access[-_]?token|token)=[^&\s\"']+)",
     re.I,
 )
@@ -19,7 +19,7 @@ SECRET_VALUES = re.compile(
 
 # Substrings every match contains (lower-cased): a plain `in` check is ~30x faster than the
 # case-blind pattern, and most text holds none of them.
-_HINTS = ("sk-", "aiza", "bearer", "hooks.slack", "key=", "token=")
+_HINTS = ("sk-", "aiza", "bearer", "hooks.slack", "/api/webhooks/", "key=", "token=")
 
 
 def scrub(text: str) -> str:

@@ -62,6 +62,11 @@ class Settings(BaseSettings):
         "in log_dir; put it on another volume so a full log disk still spills).",
     )
     queue_size: int = Field(10_000, ge=1, description="Records held in memory before spilling.")
+    journal: bool = Field(
+        True,
+        description="Write each record to a journal in spill_dir before it waits in memory, so a killed process "
+        "loses none (about 0.03 ms per request on the request path).",
+    )
     record_max_bytes: int = Field(
         16 * 1024 * 1024,
         ge=1024,

@@ -93,6 +93,7 @@ def build_pipeline(
         redact_secrets=settings.redact_secrets,
         record_max_bytes=settings.record_max_bytes,
         log_dir=settings.log_dir if settings.transport == "inprocess" else None,
+        journal=settings.journal,
     )
 
 

@@ -6,6 +6,7 @@ import asyncio
 import signal
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 
 import anthropic
@@ -250,3 +251,43 @@ def test_key_echoed_in_upstream_error_not_stored(
     for found in tmp_path.rglob("*"):
         if found.is_file():
             assert API_KEY.encode() not in found.read_bytes(), f"API key leaked into {found}"
+
+
+@pytest.mark.parametrize(
+    "secret",
+    [
+        "sk-proj-abcdefghijklmnop0123",
+        "sk-ant-api03-abcdefghijklmnop",
+        "AIzaSyA1234567890abcdefghijklmnop",
+        "Bearer eyJhbGciOiJIUzI1NiJ9.payload",
+        "hooks.slack.com/services/T000/B000/XXXXXXXX",
+        "discord.com/api/webhooks/1234567890/abcDEF_ghi-jkl",
+        "?api_key=abc123def",
+        "&access_token=abc123def",
+    ],
+)
+def test_every_text_field_of_a_record_is_scrubbed(secret: str) -> None:
+    """One redaction step covers every stored text field, nested ones included."""
+    from monitor.records import Choice, Exchange, Message, ToolCall
+    from monitor.secrets import scrub_model
+
+    text = f"see {secret} here"
+    ex = Exchange(
+        id="x",
+        time=datetime.now(UTC),
+        dialect="openai",
+        path="/v1/chat/completions",
+        status=200,
+        outcome="ok",
+        messages=[Message(role="user", text=text, tool_calls=[ToolCall(name="f", arguments=text)])],
+        response_text=text,
+        reasoning=text,
+        choices=[Choice(index=0, text=text)],
+        error=text,
+        raw_request=text,
+        probe_choices={"A": text},
+    )
+    scrub_model(ex)
+    dumped = ex.model_dump_json()
+    assert secret.lstrip("?&") not in dumped and dumped.count("[redacted]") == 8
+    assert ex.messages[0].text.startswith("see ") and ex.messages[0].text.endswith(" here")

@@ -166,3 +166,23 @@ def test_gzip_member_readable_by_stdlib(tmp_path: Path) -> None:
     log.close()
     [seg] = tmp_path.glob("*.gz")
     assert gzip.decompress(seg.read_bytes()) == b'{"a": 1}\n'
+
+
+def test_deeply_nested_request_spills_and_reads_back(tmp_path: Path) -> None:
+    """A request nested deeper than a JSON writer goes (the proxy reads 1,024 levels, orjson
+    writes 255) is spilled as the client's bytes and read back whole."""
+    import json
+
+    from monitor.pipeline import SpillFile
+
+    deep: object = "bottom"
+    for _ in range(900):
+        deep = [deep]
+    req = {"model": "m", "messages": [{"role": "user", "content": "hi"}], "metadata": deep}
+    cap = Capture.start("deep", datetime.now(UTC), "openai", "/v1/chat/completions", req, {})
+    cap.request_body = json.dumps(req).encode()
+    spill = SpillFile(tmp_path)
+    assert spill.append(cap) and not spill.held
+    [back] = list(SpillFile.read(next(tmp_path.glob("spill-*.jsonl"))))
+    assert isinstance(back, Capture) and back.request is not None
+    assert back.request["messages"] == req["messages"] and back.request_body == cap.request_body
