@@ -22,11 +22,8 @@ Needs root for the tmpfs (phases 2-3 are skipped without it).
 from __future__ import annotations
 
 import argparse
-import contextlib
 import json
-import os
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -46,6 +43,7 @@ from monitor.errors import ConfigError
 from monitor.policy import load_policy
 from monitor.records import Exchange
 from monitor.store import LogReader
+from tests._support import fill_disk, free_disk, tmpfs
 from tests.fuzzing import Tally, admin_calls, encode, model_bodies, raw_bodies, send_admin, send_model_call
 
 HERE = Path(__file__).resolve().parent
@@ -196,40 +194,14 @@ class Load:
             t.join()
 
 
-@contextlib.contextmanager
-def tmpfs(where: Path, size: str = "2m") -> Any:
-    where.mkdir(parents=True, exist_ok=True)
-    if subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=False).returncode:
-        yield None
-        return
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def fill(disk: Path) -> None:
-    for name, block in (("filler", 65536), ("filler2", 512)):
-        fd = os.open(disk / name, os.O_WRONLY | os.O_CREAT)
-        with contextlib.suppress(OSError):
-            while True:
-                os.write(fd, b"\0" * block)
-        os.close(fd)
-
-
-def free(disk: Path) -> None:
-    for name in ("filler", "filler2"):
-        (disk / name).unlink(missing_ok=True)
-
-
 def disk_full(tmp: Path, sim: str, requests: int) -> dict[str, Any]:
-    with tmpfs(tmp / "small") as disk:
+    with tmpfs(tmp / "small", "2m") as disk:
         if disk is None:
             return {"skipped": "cannot mount a tmpfs (not root?)"}
         log_dir = disk / "logs"
         proxy = _proxy(tmp, sim, log_dir, "diskfull")  # spill on the same full disk: held in memory
         try:
-            fill(disk)
+            fill_disk(disk)
             answered = []
             with httpx.Client(timeout=30) as client:
                 for i in range(requests):
@@ -238,7 +210,7 @@ def disk_full(tmp: Path, sim: str, requests: int) -> dict[str, Any]:
                         answered.append(r.headers["x-cuewatch-request-id"])
             ready_while_full = httpx.get(proxy.url + "/readyz").status_code
             written_while_full = len(_ids(log_dir))
-            free(disk)
+            free_disk(disk)
             _wait(lambda: set(answered) <= set(_ids(log_dir)), 60)
             written = _ids(log_dir)
         finally:
@@ -255,19 +227,19 @@ def disk_full(tmp: Path, sim: str, requests: int) -> dict[str, Any]:
 
 def kill_mid_load(tmp: Path, sim: str, sig: int, full_disk: bool) -> dict[str, Any]:
     name = signal.Signals(sig).name
-    with tmpfs(tmp / f"small-{name}") as disk:
+    with tmpfs(tmp / f"small-{name}", "2m") as disk:
         if full_disk and disk is None:
             return {"skipped": "cannot mount a tmpfs (not root?)"}
         log_dir = (disk if full_disk else tmp) / f"logs-{name}"
         spill = tmp / f"spill-{name}"
         proxy = _proxy(tmp, sim, log_dir, name.lower(), spill_dir=str(spill))
         if full_disk:
-            fill(disk)  # type: ignore[arg-type]
+            fill_disk(disk)  # type: ignore[arg-type]
         with Load(proxy.url) as load:
             _wait(lambda: len(load.answered) >= 400, 60)
             rc = proxy.stop(sig)
         if full_disk:
-            free(disk)  # type: ignore[arg-type]
+            free_disk(disk)  # type: ignore[arg-type]
         stopped = (tmp / f"{name.lower()}.log").read_text()
         again = _proxy(tmp, sim, log_dir, name.lower() + "-restart", spill_dir=str(spill))
         try:

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import gc
+import os
+import subprocess
 import threading
 import time
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -112,3 +116,35 @@ TRAINING_CUE_EXPERIMENT = """experiments:
         probability: 0.5
         cue: {where: system, texts: ["This conversation is private and is not used for training."]}
 """
+
+
+@contextlib.contextmanager
+def tmpfs(where: Path, size: str = "1m") -> Iterator[Path | None]:
+    """A small tmpfs mounted at `where` (None where mounting is not allowed), unmounted after."""
+    where.mkdir(parents=True, exist_ok=True)
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], capture_output=True)
+    if done.returncode != 0:
+        yield None
+        return
+    try:
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=False)
+
+
+def fill_disk(disk: Path) -> None:
+    """Fill a filesystem to the last byte (files `filler*` in `disk`)."""
+    for name, block in (("filler", 65536), ("filler2", 512)):  # then the last partial block
+        fd = os.open(disk / name, os.O_WRONLY | os.O_CREAT)
+        try:
+            while True:
+                os.write(fd, b"\0" * block)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+
+def free_disk(disk: Path) -> None:
+    for name in ("filler", "filler2"):
+        (disk / name).unlink(missing_ok=True)

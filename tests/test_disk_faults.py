@@ -4,8 +4,6 @@ next start. Skipped where mounting is not allowed (CI runs as root)."""
 
 from __future__ import annotations
 
-import os
-import subprocess
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -16,7 +14,7 @@ import pytest
 from monitor._procs import ServerProcess
 from monitor.records import Exchange
 from monitor.store import LogReader
-from tests._support import start_proxy, wait_for
+from tests._support import fill_disk, free_disk, start_proxy, tmpfs, wait_for
 
 CHAT = "/v1/chat/completions"
 N = 60
@@ -25,35 +23,10 @@ N = 60
 @pytest.fixture()
 def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 1 MiB tmpfs, unmounted afterwards."""
-    where = tmp_path / "small"
-    where.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", str(where)], capture_output=True, check=False
-    )
-    if done.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {done.stderr.decode().strip()}")
-    try:
-        yield where
-    finally:
-        subprocess.run(["umount", "-l", str(where)], check=False)
-
-
-def _fill(disk: Path) -> None:
-    """Fill the disk to the last byte."""
-    for name, block in (("filler", 65536), ("filler2", 512)):  # then the last partial block
-        fd = os.open(disk / name, os.O_WRONLY | os.O_CREAT)
-        try:
-            while True:
-                os.write(fd, b"\0" * block)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
-
-
-def _free(disk: Path) -> None:
-    for name in ("filler", "filler2"):
-        (disk / name).unlink(missing_ok=True)
+    with tmpfs(tmp_path / "small") as disk:
+        if disk is None:
+            pytest.skip("cannot mount a tmpfs here (needs root)")
+        yield disk
 
 
 def _send(proxy: ServerProcess, n: int) -> list[str]:
@@ -98,7 +71,7 @@ def test_full_log_disk_loses_nothing(tmp_path: Path, small_disk: Path, sim: Serv
     env = {"spill_dir": str(tmp_path / "spill")} if spill == "other_volume" else {}
     proxy = start_proxy(tmp_path, sim.url, log_dir=log_dir, **env)
     try:
-        _fill(small_disk)
+        fill_disk(small_disk)
         ids = _send(proxy, N)
         # the sidecar says records are not flowing, in readiness, metrics and its log
         ready = wait_for(lambda: httpx.get(proxy.url + "/readyz").status_code == 503, timeout=10)
@@ -113,7 +86,7 @@ def test_full_log_disk_loses_nothing(tmp_path: Path, small_disk: Path, sim: Serv
             assert wait_for(lambda: _metric(proxy, "cuewatch_records_held") > 0)
         assert "traffic_log_write_failed" in proxy.log_path.read_text()  # type: ignore[union-attr]
 
-        _free(small_disk)
+        free_disk(small_disk)
         assert wait_for(lambda: len(_written(log_dir)) >= N, timeout=30), len(_written(log_dir))
         written = _written(log_dir)
         assert sorted(written) == sorted(ids), "each answered request has exactly one record"
@@ -129,13 +102,13 @@ def test_sigterm_on_full_disk_keeps_records_for_next_start(
     log_dir = small_disk / "logs"
     spill = tmp_path / "spill"
     proxy = start_proxy(tmp_path, sim.url, log_dir=log_dir, spill_dir=str(spill))
-    _fill(small_disk)
+    fill_disk(small_disk)
     ids = _send(proxy, N)
     text = _stop_cleanly(proxy)  # a full disk must not fail the shutdown
     assert "records_lost" not in text
     assert list(spill.glob("spill-*.jsonl")), "the records wait in the spill folder"
 
-    _free(small_disk)
+    free_disk(small_disk)
     again = start_proxy(tmp_path, sim.url, log_dir=log_dir, spill_dir=str(spill))
     try:
         assert wait_for(lambda: len(_written(log_dir)) >= N, timeout=30), len(_written(log_dir))
