@@ -75,7 +75,8 @@ def soak(tmp: Path, seconds: float, concurrency: int = 8, sample_s: float = 5.0)
         env={"CUEWATCH_ACCESS_LOG": "false", "CUEWATCH_FSYNC": "interval"},
         log=tmp / "proxy.log",
     ).start()
-    answered: list[str] = []
+    answered: list[str] = []  # request ids of 200 answers
+    responded: list[str] = []  # of every answer (an upstream error is recorded too)
     errors: dict[str, int] = {}
     stop = threading.Event()
 
@@ -89,6 +90,7 @@ def soak(tmp: Path, seconds: float, concurrency: int = 8, sample_s: float = 5.0)
                 try:
                     with c.stream("POST", proxy.url + path, json=doc) as r:
                         r.read()
+                    responded.append(r.headers["x-cuewatch-request-id"])
                     if r.status_code == 200:
                         answered.append(r.headers["x-cuewatch-request-id"])
                     else:
@@ -125,6 +127,8 @@ def soak(tmp: Path, seconds: float, concurrency: int = 8, sample_s: float = 5.0)
         "request_errors": errors,
         "client_records": len(client_ids),
         "answered_without_record": len(set(answered) - client_ids),
+        "responses": len(responded),
+        "responses_without_record": len(set(responded) - client_ids),
         "shadow_records": shadow,
         "requests_per_s": round(len(answered) / max(end[0], 1e-9), 1),
         "rss_mb_after_warmup": warm[1],
