@@ -8,6 +8,7 @@ policy loads, so an unreadable one is a load error).
 
 from __future__ import annotations
 
+import contextlib
 import fnmatch
 import os
 import re
@@ -272,16 +273,21 @@ class Experiment(_Strict):
 
     @field_validator("salt")
     @classmethod
-    def _salt_readable(cls, v: str | SecretRef | None) -> str | SecretRef | None:
-        """A secret salt must be readable when the policy loads: sticky assignment needs it for
-        every request (a policy that loads is a policy that runs)."""
-        if isinstance(v, SecretRef):
+    def _salt_readable(cls, v: str | SecretRef | None, info: ValidationInfo) -> str | SecretRef | None:
+        """A secret salt must be readable when the policy loads to run: sticky assignment needs
+        it for every request (a policy that loads is a policy that runs). `policy check`, which
+        may run where the secret is not set, reports it as a warning instead."""
+        if isinstance(v, SecretRef) and not (info.context or {}).get(UNSET_SECRETS_OK):
             _read_salt(v)
         return v
 
     @model_validator(mode="after")
     def _keep_salt(self) -> Experiment:
-        self._salt = _read_salt(self.salt) if isinstance(self.salt, SecretRef) else (self.salt or self.name)
+        if not isinstance(self.salt, SecretRef):
+            self._salt = self.salt or self.name
+        else:
+            with contextlib.suppress(ValueError):  # unreadable only under UNSET_SECRETS_OK
+                self._salt = _read_salt(self.salt)
         return self
 
     @field_validator("arms")
@@ -309,7 +315,9 @@ class Experiment(_Strict):
     @property
     def hash_salt(self) -> str:
         """The salt sticky assignment hashes with (a secret's value as read at load)."""
-        return self._salt or self.name
+        if not self._salt:
+            raise ConfigError(f"experiment {self.name}: its salt secret was not readable when the policy loaded")
+        return self._salt
 
     @property
     def salt_is_public(self) -> bool:
@@ -528,10 +536,16 @@ class Policy(_Strict):
         return exps
 
 
-def load_policy(path: Path | str) -> Policy:
+UNSET_SECRETS_OK = "unset_secrets_ok"
+
+
+def load_policy(path: Path | str, *, unset_secrets_ok: bool = False) -> Policy:
     """Load and validate a policy file (ConfigError names file, line and field), including the
-    names one part gives another."""
-    policy = load_yaml_model(path, Policy, check=references)
+    names one part gives another. `unset_secrets_ok` (for `policy check`, which may run where
+    the secrets are not set): a sticky salt that cannot be read is left to `unset_secrets`
+    rather than failing the load; such a policy cannot assign arms."""
+    context = {UNSET_SECRETS_OK: True} if unset_secrets_ok else None
+    policy = load_yaml_model(path, Policy, check=references, context=context)
     for exp in policy.experiments:
         if exp.salt_is_public:
             log.warning(
@@ -581,6 +595,8 @@ def unset_secrets(policy: Policy) -> list[str]:
             refs.append((f"experiments.{i}.probes.auth", e.probes.auth))
         if e.shadow.auth is not None and e.mode == "shadow":
             refs.append((f"experiments.{i}.shadow.auth", e.shadow.auth))
+        if isinstance(e.salt, SecretRef):
+            refs.append((f"experiments.{i}.salt", e.salt))
     out = []
     for where, ref in refs:
         try:

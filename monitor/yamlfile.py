@@ -57,6 +57,7 @@ def load_yaml_model(
     text: str | None = None,
     check: Callable[[M], list[tuple[tuple[str | int, ...], str]]] | None = None,
     limits: Limits = DEFAULT_LIMITS,
+    context: dict[str, Any] | None = None,
 ) -> M:
     """Parse `path` (or `text`, reported as `path`) and validate it as `model`; `check` returns
     further problems of the valid model as (field path, message).
@@ -93,7 +94,7 @@ def load_yaml_model(
     if not isinstance(data, dict):
         raise ConfigError(f"{path}:1: expected a mapping at the top level, got {type(data).__name__}")
     try:
-        result = model.model_validate(data)
+        result = model.model_validate(data, context=context)
     except ValidationError as exc:
         problems = [_describe(path, data, err, model) for err in exc.errors()]
         raise ConfigError(_join(problems)) from exc

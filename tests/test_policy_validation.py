@@ -87,3 +87,23 @@ def test_every_shipped_policy_passes(capsys: pytest.CaptureFixture[str], monkeyp
     root = Path(__file__).parents[1]
     files = sorted([*root.glob("policies/*.yaml"), *root.glob("bench/policies/*.yaml")])
     assert files and main(["policy", "check", *map(str, files)]) == 0, capsys.readouterr().err
+
+
+def test_unset_salt_secret_is_a_check_warning_but_a_load_error(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`policy check` runs where the secrets may not be set (CI, a laptop): it warns. Loading the
+    policy to run it refuses: sticky assignment cannot work without its salt."""
+    from monitor.errors import ConfigError
+    from monitor.policy import load_policy
+
+    monkeypatch.delenv("CUEWATCH_STICKY_SALT", raising=False)
+    live = Path(__file__).parents[1] / "policies" / "live-ab.yaml"
+    assert main(["policy", "check", str(live)]) == 0
+    assert (
+        "warning: experiments.0.salt: environment variable CUEWATCH_STICKY_SALT is not set" in capsys.readouterr().out
+    )
+    with pytest.raises(ConfigError, match=r"experiments\.0\.salt: .*CUEWATCH_STICKY_SALT is not set"):
+        load_policy(live)
+    with pytest.raises(ConfigError, match="salt secret was not readable"):
+        _ = load_policy(live, unset_secrets_ok=True).experiments[0].hash_salt
