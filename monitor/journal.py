@@ -91,10 +91,7 @@ class Journal:
                 log.error("journal_write_failed", directory=str(self.directory), error=str(exc), failures=self.errors)
             if self._fh is not None:
                 self._fh.cut(start)
-                with contextlib.suppress(OSError):
-                    self._fh.close()
-                self._fh = None
-                self._forget_if_done(self._seg)
+                self._end_segment()
             return None
         self._written += 1
         self._outstanding[self._seg] = self._outstanding.get(self._seg, 0) + 1
@@ -110,20 +107,20 @@ class Journal:
 
     def close(self) -> None:
         """At a clean shutdown every capture is done: remove what is left."""
-        if self._fh is not None:
-            with contextlib.suppress(OSError):
-                self._fh.close()
-            self._fh = None
+        self._end_segment()
         for seg in list(self._outstanding):
-            if self._outstanding[seg] == 0:
-                self._forget_if_done(seg)
+            self._forget_if_done(seg)
 
-    def _rotate(self) -> None:
+    def _end_segment(self) -> None:
+        """Stop writing the open segment (deleted now if all its captures are done)."""
         if self._fh is not None:
             with contextlib.suppress(OSError):
                 self._fh.close()
             self._fh = None
             self._forget_if_done(self._seg)
+
+    def _rotate(self) -> None:
+        self._end_segment()
         self.directory.mkdir(parents=True, exist_ok=True)
         self._seg += 1
         path = self.directory / f"journal-{os.getpid()}-{self._started}-{self._seg}.jsonl"
