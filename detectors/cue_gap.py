@@ -12,8 +12,7 @@ Example
 -------
 >>> from datetime import UTC, datetime
 >>> import random
->>> from detectors import features
-from detectors.base import Observation
+>>> from detectors.base import Observation
 >>> from monitor.records import Exchange
 >>> det = CueGap(experiment="e", metrics=["complied"], only=None, condition_on=None)
 >>> rng = random.Random(0)
@@ -35,12 +34,12 @@ Shekhar & Ramdas (2023); Podkopaev & Ramdas (2023); Waudby-Smith & Ramdas (2024)
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
-import pickle  # nosec B403 - snapshots of our own detector state only
 from collections import OrderedDict, deque
 from typing import Any, ClassVar
+
+import numpy as np
 
 from detectors import features
 from detectors.base import Observation
@@ -55,7 +54,8 @@ from detectors.stats import (
     mean_evalue,
     rate_difference_cs,
 )
-from monitor.records import Effect, Finding, Severity
+from detectors.stats.online import OnlineLogit
+from monitor.records import Effect, Finding, Severity, Track
 
 _MAX_PENDING_PAIRS = 10_000
 
@@ -107,6 +107,46 @@ class _Track:
         self.sumsq[arm] += value * value
         self.n[arm] += 1
 
+    def state(self) -> dict[str, Any]:
+        unpaired: dict[str, Any] | None = None
+        if isinstance(self.unpaired, ClassifierBet):
+            unpaired = {"classifier": self.unpaired.state()}
+        elif self.unpaired is not None:
+            unpaired = {"pi": self.unpaired.pi, **self.unpaired.snapshot()}
+        return {
+            "arms": [self.arm1, self.arm0],
+            "binary": self.binary,
+            "alarms": self.alarm.alarms,
+            "unpaired": unpaired,
+            "paired": self.paired.snapshot(),
+            "sum": self.sum,
+            "sumsq": self.sumsq,
+            "n": self.n,
+            "max_log_wealth": self.max_log_wealth,
+            "weighted": self.weighted,
+        }
+
+    def restore(self, state: dict[str, Any]) -> None:
+        if [self.arm1, self.arm0] != state["arms"] or self.binary != state["binary"]:
+            raise ValueError(f"track state is for arms {state['arms']}, not {[self.arm1, self.arm0]}")
+        self.alarm.alarms = int(state["alarms"])
+        u = state["unpaired"]
+        if u is None:
+            self.unpaired = None
+        elif "classifier" in u:
+            self.unpaired = ClassifierBet.from_state(u["classifier"])
+        else:
+            self.unpaired = ArmBet(float(u["pi"]), n_strata=self.max_strata, lam=self.lam)
+            self.unpaired.restore(u)
+        self.paired.restore(state["paired"])
+        arms = {self.arm1, self.arm0}
+        for name in ("sum", "sumsq", "n"):
+            if set(state[name]) != arms:
+                raise ValueError(f"track state {name!r} names arms {sorted(state[name])}")
+            setattr(self, name, {a: float(v) for a, v in state[name].items()})
+        self.max_log_wealth = float(state["max_log_wealth"])
+        self.weighted = [float(v) for v in state["weighted"]]
+
     def reset(self) -> None:
         if isinstance(self.unpaired, ClassifierBet):
             self.unpaired.log_wealth = 0.0
@@ -139,6 +179,7 @@ class CueGap:
     """
 
     name: ClassVar[str] = "cue_gap"
+    state_version: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -257,12 +298,13 @@ class CueGap:
             track.unpaired = (
                 ArmBet(pi, n_strata=self.max_strata, lam=self.lam)
                 if track.binary
-                else ClassifierBet(pi, _classifier(), lam=min(self.lam, 0.5))
+                else ClassifierBet(pi, OnlineLogit(2 + self.max_strata, scale=True), lam=min(self.lam, 0.5))
             )
         if isinstance(track.unpaired, ArmBet):
             track.unpaired.update_one(is1, int(value), stratum)
         else:
-            x = {"value": value, "log_value": math.log1p(abs(value)), f"stratum_{stratum}": 1.0}
+            x = np.zeros(2 + self.max_strata)
+            x[0], x[1], x[2 + stratum] = value, math.log1p(abs(value)), 1.0
             track.unpaired.update(is1, x)
         return True
 
@@ -379,8 +421,8 @@ class CueGap:
             ),
         )
 
-    def tracks(self) -> list[dict[str, Any]]:
-        """Read-only view of every test: wealth, threshold, and the effect with its interval."""
+    def tracks(self) -> list[Track]:
+        """Every test: wealth against its alarm line, and the effect with its interval."""
         out = []
         for (metric, a1, a0), t in sorted(self._tracks.items()):
             if t.binary:
@@ -390,31 +432,49 @@ class CueGap:
                 m0 = t.sum[a0] / t.n[a0] if t.n[a0] else 0.0
                 est, lo, hi = m1 - m0, float("nan"), float("nan")
             out.append(
-                {
-                    "experiment": self.experiment,
-                    "metric": metric,
-                    "arms": [a1, a0],
-                    "log_wealth": t.log_wealth,
-                    "log_threshold": t.alarm.log_threshold,
-                    "estimate": est,
-                    "lo": lo,
-                    "hi": hi,
-                    "n": {a1: t.n[a1], a0: t.n[a0]},
-                }
+                Track(
+                    experiment=self.experiment,
+                    metric=metric,
+                    arms=[a1, a0],
+                    log_wealth=t.log_wealth,
+                    log_threshold=t.alarm.log_threshold,
+                    estimate=est,
+                    lo=lo,
+                    hi=hi,
+                    n={a1: t.n[a1], a0: t.n[a0]},
+                )
             )
         return out
 
     # ------------------------------------------------------------------ state
 
     def snapshot(self) -> dict[str, Any]:
-        state = {
-            k: getattr(self, k) for k in ("_arms", "_prob", "_tracks", "_combined", "_strata", "_pending", "_examples")
+        return {
+            "arms": list(self._arms),
+            "prob": dict(self._prob),
+            "tracks": [[list(key), t.state()] for key, t in self._tracks.items()],
+            "combined": [[list(pair), alarm.alarms] for pair, alarm in self._combined.items()],
+            "strata": [[value, i] for value, i in self._strata.items()],
+            "pending": [[pair_id, slot] for pair_id, slot in self._pending.items()],
+            "examples": {arm: list(ids) for arm, ids in self._examples.items()},
         }
-        return {"pickle": base64.b64encode(pickle.dumps(state)).decode()}
 
     def restore(self, state: dict[str, Any]) -> None:
-        for k, v in pickle.loads(base64.b64decode(state["pickle"])).items():  # noqa: S301 - our own state
-            setattr(self, k, v)
+        self._arms = [str(a) for a in state["arms"]]
+        self._prob = {str(a): float(p) for a, p in state["prob"].items()}
+        self._tracks = {}
+        for (metric, a1, a0), t in state["tracks"]:
+            if metric not in self.metrics:
+                raise ValueError(f"state has a test of metric {metric!r}, not one of {self.metrics}")
+            self._track(metric, (a1, a0)).restore(t)
+        self._combined = {}
+        for (a1, a0), alarms in state["combined"]:
+            alarm = self._combined[(a1, a0)] = Alarm(self._test_alpha)
+            alarm.alarms = int(alarms)
+        self._strata = {value: int(i) for value, i in state["strata"]}
+        self._pending = OrderedDict((str(pid), slot) for pid, slot in state["pending"])
+        keep = max(self.examples, 1)
+        self._examples = {arm: deque(ids, maxlen=keep) for arm, ids in state["examples"].items()}
 
 
 def _z(alpha: float) -> float:
@@ -422,9 +482,3 @@ def _z(alpha: float) -> float:
     from statistics import NormalDist
 
     return NormalDist().inv_cdf(1 - alpha / 2)
-
-
-def _classifier() -> Any:
-    from river import linear_model, preprocessing
-
-    return preprocessing.StandardScaler() | linear_model.LogisticRegression()

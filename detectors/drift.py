@@ -1,6 +1,7 @@
 """Temporal drift: a metric within one arm (or all traffic) shifts over time.
 
-Wraps river's drift detectors. Default: ADWIN with delta = 0.002 (a reference measurement on a
+Methods: ADWIN (default) or Page-Hinkley (`detectors.stats.adwin`, state as JSON). ADWIN with
+delta = 0.002 (a reference measurement on a
 binary stream moving 0.02 -> 0.14 gave median delay 128, p90 208 and no false alarm in
 5 x 100k null samples, while DDM and EDDM false-alarmed and FHDDM never detected), checking for
 a cut every 16 samples (`clock`, chosen on tuning scenarios distinct from the benchmark). This
@@ -10,33 +11,27 @@ Drift detectors are not anytime-valid tests: `e_value` is reported as 1/delta an
 delta, the per-cut confidence of ADWIN; read them as a setting, not as evidence.
 
 References: Bifet & Gavalda (2007), Learning from time-changing data with adaptive windowing;
-Raab, Heusinger & Schleif (2020), KSWIN; Page (1954), Hinkley (1971).
+Page (1954), Hinkley (1971).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
-import pickle  # nosec B403 - snapshots of our own detector state only
 from typing import Any, ClassVar
 
 from detectors import features
 from detectors.base import Observation
 from detectors.registry import register
 from detectors.stats import mean_cs
-from monitor.records import Effect, Finding, Severity
+from detectors.stats.adwin import Adwin, PageHinkley
+from monitor.records import Effect, Finding, Severity, Track
 
-_METHODS = ("adwin", "kswin", "page_hinkley")
+_METHODS = ("adwin", "page_hinkley")
+ChangeDetector = Adwin | PageHinkley
 
 
-def _make(method: str, delta: float, clock: int) -> Any:
-    from river import drift
-
-    if method == "adwin":
-        return drift.ADWIN(delta=delta, clock=clock)  # type: ignore[no-untyped-call]
-    if method == "kswin":
-        return drift.KSWIN(alpha=delta, seed=0)
-    return drift.PageHinkley()
+def _make(method: str, delta: float, clock: int) -> ChangeDetector:
+    return Adwin(delta=delta, clock=clock) if method == "adwin" else PageHinkley()
 
 
 @register("drift")
@@ -48,13 +43,14 @@ class Drift:
     metric: a binary or continuous feature name, e.g. `complied`.
     experiment: restrict to one experiment (per arm); None: all traffic as one stream.
     only: a feature that must be truthy for an exchange to count (e.g. `harmful`).
-    method: `adwin` (default), `kswin` or `page_hinkley`.
-    delta: ADWIN's confidence (KSWIN's alpha).
+    method: `adwin` (default) or `page_hinkley`.
+    delta: ADWIN's confidence.
     clock: ADWIN checks for a change every `clock` samples.
     severity: severity of findings.
     """
 
     name: ClassVar[str] = "drift"
+    state_version: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -76,7 +72,7 @@ class Drift:
             raise ValueError(f"clock must be >= 1, got {clock}")
         self.metric, self.experiment, self.only = metric, experiment, only
         self.method, self.delta, self.clock, self.severity = method, delta, clock, severity
-        self._detectors: dict[str, Any] = {}
+        self._detectors: dict[str, ChangeDetector] = {}
         self._since: dict[str, list[float]] = {}  # per stream: [n, sum, sumsq] since the last drift
         self._seen: dict[str, int] = {}
 
@@ -112,8 +108,8 @@ class Drift:
             return []
         n, s, ss = stats
         before = s / n if n else 0.0
-        after = float(getattr(det, "estimation", value))
-        width = float(getattr(det, "width", 30) or 30)
+        after = det.estimation
+        width = float(det.width if isinstance(det, Adwin) else det.n)
         var = max(ss / n - before * before, 0.0) if n else 0.0
         lo_b, hi_b = mean_cs(before, var, n, self.delta)
         self._since[key] = [1.0, float(value), float(value) ** 2]
@@ -140,10 +136,22 @@ class Drift:
             )
         ]
 
+    def tracks(self) -> list[Track]:
+        return []  # a change detector: no running test to draw
+
     def snapshot(self) -> dict[str, Any]:
-        state = {"detectors": self._detectors, "since": self._since, "seen": self._seen}
-        return {"pickle": base64.b64encode(pickle.dumps(state)).decode()}
+        return {
+            "detectors": {key: {"method": self.method, **det.state()} for key, det in self._detectors.items()},
+            "since": self._since,
+            "seen": self._seen,
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
-        data = pickle.loads(base64.b64decode(state["pickle"]))  # noqa: S301 - our own state
-        self._detectors, self._since, self._seen = data["detectors"], data["since"], data["seen"]
+        detectors: dict[str, ChangeDetector] = {}
+        for key, st in state["detectors"].items():
+            if st.get("method") != self.method:
+                raise ValueError(f"drift state of {key!r} is for method {st.get('method')!r}, not {self.method!r}")
+            detectors[key] = Adwin.from_state(st) if self.method == "adwin" else PageHinkley.from_state(st)
+        self._detectors = detectors
+        self._since = {k: [float(x) for x in v] for k, v in state["since"].items()}
+        self._seen = {k: int(v) for k, v in state["seen"].items()}

@@ -10,16 +10,14 @@ Detector `embedding_shift`:
   the embedding before seeing it, and wealth grows by p_hat(arm)/pi(arm) (mixed with pi).
   Under "the arm is independent of the response" this is a nonnegative martingale, so an alarm
   at wealth >= 1/alpha is a false alarm with probability <= alpha, however long it runs;
-- per arm, drift over time: river's ADWIN on each response's cosine similarity to the arm's
+- per arm, drift over time: ADWIN on each response's cosine similarity to the arm's
   reference centroid (its first `reference` responses).
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
-import pickle  # nosec B403 - snapshots of our own detector state only
 from typing import Any, ClassVar
 
 import numpy as np
@@ -29,7 +27,9 @@ from detectors import features
 from detectors.base import Observation
 from detectors.registry import register
 from detectors.stats import Alarm, ClassifierBet, bernoulli_cs
-from monitor.records import Effect, Exchange, Finding, Severity
+from detectors.stats.adwin import Adwin
+from detectors.stats.online import OnlineLogit
+from monitor.records import Effect, Exchange, Finding, Severity, Track
 
 _CHARS = 1000
 
@@ -47,39 +47,13 @@ def response_embedding(batch: list[Exchange]) -> list[NDArray[np.float32] | None
     return out
 
 
-class OnlineLogit:
-    """Logistic regression on dense vectors, trained one example at a time (AdaGrad), with the
-    river-style `predict_proba_one` / `learn_one` that `ClassifierBet` calls."""
-
-    def __init__(self, dim: int, lr: float = 0.5, l2: float = 1e-4) -> None:
-        self.w = np.zeros(dim)
-        self.b = 0.0
-        self.g2 = np.full(dim + 1, 1e-8)
-        self.lr, self.l2 = lr, l2
-
-    def predict_proba_one(self, x: NDArray[Any]) -> dict[int, float]:
-        z = float(x @ self.w + self.b)
-        p = 1.0 / (1.0 + math.exp(-max(min(z, 30.0), -30.0)))
-        return {1: p, 0: 1.0 - p}
-
-    def learn_one(self, x: NDArray[Any], y: int) -> None:
-        p = self.predict_proba_one(x)[1]
-        g = np.append((p - y) * x + self.l2 * self.w, p - y)
-        self.g2 += g * g
-        step = self.lr * g / np.sqrt(self.g2)
-        self.w -= step[:-1]
-        self.b -= float(step[-1])
-
-
 class _ArmDrift:
     def __init__(self, reference: int, delta: float) -> None:
-        from river import drift
-
         self.reference = reference
         self.centroid: NDArray[np.float64] | None = None
         self.acc: NDArray[np.float64] | None = None
         self.n = 0
-        self.adwin = drift.ADWIN(delta=delta, clock=16)  # type: ignore[no-untyped-call]
+        self.adwin = Adwin(delta=delta, clock=16)
 
     def update(self, v: NDArray[Any]) -> float | None:
         """Feed one embedding; the similarity to the reference when ADWIN detects a change."""
@@ -90,8 +64,25 @@ class _ArmDrift:
                 self.centroid = self.acc / max(float(np.linalg.norm(self.acc)), 1e-12)
             return None
         sim = float(v @ self.centroid)
-        self.adwin.update(sim)  # type: ignore[no-untyped-call]
-        return sim if self.adwin.drift_detected else None
+        return sim if self.adwin.update(sim) else None
+
+    def state(self) -> dict[str, Any]:
+        return {
+            "reference": self.reference,
+            "n": self.n,
+            "acc": None if self.acc is None else self.acc.tolist(),
+            "centroid": None if self.centroid is None else self.centroid.tolist(),
+            "adwin": self.adwin.state(),
+        }
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> _ArmDrift:
+        d = cls(int(state["reference"]), 0.5)
+        d.n = int(state["n"])
+        d.acc = None if state["acc"] is None else np.asarray(state["acc"], np.float64)
+        d.centroid = None if state["centroid"] is None else np.asarray(state["centroid"], np.float64)
+        d.adwin = Adwin.from_state(state["adwin"])
+        return d
 
 
 @register("embedding_shift")
@@ -113,7 +104,7 @@ class EmbeddingShift:
     """
 
     name: ClassVar[str] = "embedding_shift"
-    wants: ClassVar[set[str]] = {"response_embedding"}
+    state_version: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -152,6 +143,10 @@ class EmbeddingShift:
         self._drifts: dict[str, _ArmDrift] = {}
         self._examples: dict[str, list[str]] = {}
 
+    @property
+    def wants(self) -> set[str]:
+        return {"response_embedding", *([self.only] if self.only else [])}
+
     def __repr__(self) -> str:
         return f"EmbeddingShift(experiment={self.experiment!r}, arms={self._arms!r}, alpha={self.alpha})"
 
@@ -188,7 +183,7 @@ class EmbeddingShift:
             y = int(arm == self._arms[0])
             x = np.asarray(vec, dtype=np.float64)
             self._hits += int((self._bet.model.predict_proba_one(x)[1] >= 0.5) == bool(y))
-            log_wealth = self._bet.update(y, x)  # type: ignore[arg-type]
+            log_wealth = self._bet.update(y, x)
             if log_wealth >= self.alarm.log_threshold:
                 found.append(self._gap_finding(ex, log_wealth))
                 self.alarm.alarms += 1
@@ -248,9 +243,43 @@ class EmbeddingShift:
             summary=f"{self.experiment}: responses under '{arm}' drifted in meaning (n={d.n}, delta {self.delta})",
         )
 
+    def tracks(self) -> list[Track]:
+        if self._bet is None:
+            return []
+        n = sum(self._n.values())
+        lo, hi = bernoulli_cs(self._hits, n, self.alpha)
+        return [
+            Track(
+                experiment=self.experiment,
+                metric="response_embedding",
+                arms=list(self._arms),
+                log_wealth=float(self._bet.log_wealth),
+                log_threshold=self.alarm.log_threshold,
+                estimate=self._hits / n if n else 0.0,
+                lo=lo,
+                hi=hi,
+                n={a: float(self._n.get(a, 0)) for a in self._arms},
+            )
+        ]
+
     def snapshot(self) -> dict[str, Any]:
-        state = dict(self.__dict__)
-        return {"pickle": base64.b64encode(pickle.dumps(state)).decode()}
+        return {
+            "arms": list(self._arms),
+            "alarms": self.alarm.alarms,
+            "bet": None if self._bet is None else self._bet.state(),
+            "hits": self._hits,
+            "n": dict(self._n),
+            "prob": dict(self._prob),
+            "drifts": {arm: d.state() for arm, d in self._drifts.items()},
+            "examples": {arm: list(ids) for arm, ids in self._examples.items()},
+        }
 
     def restore(self, state: dict[str, Any]) -> None:
-        self.__dict__.update(pickle.loads(base64.b64decode(state["pickle"])))  # noqa: S301 - our own state
+        self._arms = [str(a) for a in state["arms"]]
+        self.alarm.alarms = int(state["alarms"])
+        self._bet = None if state["bet"] is None else ClassifierBet.from_state(state["bet"])
+        self._hits = int(state["hits"])
+        self._n = {str(a): int(v) for a, v in state["n"].items()}
+        self._prob = {str(a): float(v) for a, v in state["prob"].items()}
+        self._drifts = {str(a): _ArmDrift.from_state(d) for a, d in state["drifts"].items()}
+        self._examples = {str(a): [str(i) for i in ids] for a, ids in state["examples"].items()}

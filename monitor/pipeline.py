@@ -27,7 +27,7 @@ from pydantic import ValidationError
 from monitor import journal
 from monitor.capture import RECORD_MAX_BYTES, Capture, to_exchange
 from monitor.journal import Journal, unowned
-from monitor.records import Exchange
+from monitor.records import Exchange, Finding
 from monitor.store import AppendFile, TrafficLog
 
 if TYPE_CHECKING:
@@ -449,6 +449,15 @@ class TrafficLogStage:
         await asyncio.to_thread(self.log.write, lines)
         for ex in batch:
             self.written[ex.dialect] = self.written.get(ex.dialect, 0) + 1
+
+    async def write_findings(self, findings: list[Finding]) -> None:
+        """Append findings as `finding` records. A failed write (a full disk) is logged, not
+        raised: the findings still reach the alerts."""
+        lines = [f.model_dump_json().encode() for f in findings]
+        try:
+            await asyncio.to_thread(self.log.write, lines)
+        except OSError as exc:
+            log.error("findings_not_logged", findings=len(findings), error=str(exc))
 
     def close(self) -> None:
         self.log.close()

@@ -198,6 +198,21 @@ class Finding(_Model):
     score: float | None = Field(None, description="per-exchange classifier score (scratchpad red flags), 0..1")
 
 
+class Track(_Model):
+    """One running test of a detector, read for reports and evidence pages: its evidence so far
+    against the alarm line, and the effect with its interval."""
+
+    experiment: str
+    metric: str
+    arms: list[str]
+    log_wealth: float = Field(..., description="log e-value of the test now")
+    log_threshold: float = Field(..., description="log e-value at which it alarms next")
+    estimate: float
+    lo: float
+    hi: float
+    n: dict[str, float] = Field(default_factory=dict, description="observations per arm")
+
+
 # Every kind of record the traffic log can hold, told apart by `kind`; readers validate
 # through this union so a line is always read back by its own model.
 Record = Annotated[Exchange | Finding, Field(discriminator="kind")]

@@ -37,7 +37,9 @@ from prometheus_client.registry import Collector
 
 from monitor._asgi import send_json, send_text
 from monitor.alerts import AlertManager
+from monitor.alerts.metrics import AlertCollector
 from monitor.alerts.redis_outbox import RedisOutbox
+from monitor.engine import Engine, feature_executor
 from monitor.pipeline import TrafficLogStage
 from monitor.records import Exchange
 from monitor.reload import PolicyHolder
@@ -62,7 +64,7 @@ ALERTS = "alerts"  # the lease of the one worker that groups and sends notificat
 
 
 class _Partition:
-    def __init__(self, name: str, stage: Any) -> None:
+    def __init__(self, name: str, stage: Engine) -> None:
         self.name = name
         self.stage = stage
         self.uncommitted: list[bytes] = []  # entry ids processed since the last commit
@@ -86,6 +88,7 @@ class Worker:
             self.holder, self.outbox, log_dir=str(settings.log_dir), redact=settings.redact_prompts
         )
         self.traffic = TrafficLogStage.from_settings(settings)
+        self.features = feature_executor(settings.feature_workers)
         self.parts: dict[str, _Partition] = {}
         self._lost: set[str] = set()
         self._alert_task: asyncio.Task[None] | None = None
@@ -159,6 +162,7 @@ class Worker:
             await self.redis.zrem(self.keys.workers, self.id)
         await self.alerts.close()
         self.traffic.close()
+        self.features.shutdown(wait=False, cancel_futures=True)
         self.outbox.close()
         await self.redis.aclose()
         log.info("worker_stopped", worker=self.id, processed=sum(self.processed.values()))
@@ -236,18 +240,17 @@ class Worker:
     async def _open(self, name: str) -> None:
         from redis.exceptions import ResponseError
 
-        from detectors.stage import DetectorStage
-
         with contextlib.suppress(ResponseError):  # BUSYGROUP: it exists
             await self.redis.xgroup_create(self.keys.stream, name, id="0", mkstream=True)
         raw = await self.redis.get(self.keys.state(name))
-        stage = DetectorStage(
+        stage = Engine(
             self.holder,
-            self.traffic,
-            listeners=[self.alerts.on_findings],
+            sink=self.traffic,
             select=lambda spec: partition_of(spec) == name,
             saved=json.loads(raw) if raw else {},
+            executor=self.features,
         )
+        stage.subscribe(self.alerts.on_findings)
         stage.sync()
         part = self.parts[name] = _Partition(name, stage)  # from now on the heartbeat renews its lease
         recovered = 0
@@ -315,13 +318,7 @@ class Worker:
         if fresh:
             await self.traffic(list(fresh.values()))
             self._logged.update(fresh)
-        stage = part.stage
-        stage.sync()
-        if stage.detectors:
-            from detectors import features
-
-            rows = await asyncio.to_thread(features.compute_batch, batch, stage.wanted)
-            await stage.process(batch, rows)
+        await part.stage(batch)
         self.processed[part.name] = self.processed.get(part.name, 0) + len(batch)
 
     async def _commit_one(self, part: _Partition) -> None:
@@ -397,8 +394,6 @@ class WorkerApp:
     the lifespan."""
 
     def __init__(self, settings: Settings) -> None:
-        from proxy._metrics import AlertCollector
-
         self.settings = settings
         self.worker = Worker(settings)
         self.registry = CollectorRegistry()

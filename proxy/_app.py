@@ -39,6 +39,7 @@ from monitor._asgi import (
 from monitor.alerts import AlertManager, Outbox
 from monitor.alerts.outbox import AlertStore
 from monitor.capture import Capture
+from monitor.engine import Engine
 from monitor.experiments import Plan
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
 from monitor.policy import seconds
@@ -71,7 +72,7 @@ def build_pipeline(
     any extra stages. With `transport: redis`: publish to the stream (essential), access log;
     the traffic log, detectors and alerts run in `cuewatch worker`."""
     essential: Stage
-    detectors: list[Stage] = []
+    engines: list[Stage] = []
     if settings.transport == "redis":
         from monitor.streams import RedisPublishStage
 
@@ -79,11 +80,9 @@ def build_pipeline(
     else:
         traffic = essential = TrafficLogStage.from_settings(settings)
         if holder is not None:
-            from detectors.stage import DetectorStage
-
-            detectors.append(DetectorStage(holder, traffic, state_path=settings.log_dir / "detectors.state.json"))
+            engines.append(Engine(holder, sink=traffic, state_path=settings.log_dir / "detectors.state.json"))
     access: list[Stage] = [AccessLogStage()] if settings.access_log else []
-    stages = [essential, *access, *detectors, *(extra_stages or [])]
+    stages = [essential, *access, *engines, *(extra_stages or [])]
     return Pipeline(
         stages=stages,
         essential=essential,
@@ -196,9 +195,8 @@ class ProxyApp:
         self.alerts = AlertManager(self.holder, self.outbox, log_dir=str(s.log_dir), redact=s.redact_prompts)
         self.metrics.watch_alerts(self.alerts)
         for stage in self.pipeline.stages:
-            listeners = getattr(stage, "listeners", None)
-            if listeners is not None:
-                listeners.append(self.alerts.on_findings)
+            if isinstance(stage, Engine):
+                stage.subscribe(self.alerts.on_findings)
         self._background.append(loop.create_task(self.alerts.run()))
         log.info("proxy_started", upstreams=self.routes.bases())
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Iterator
 from typing import Any
 
@@ -10,6 +9,8 @@ from prometheus_client import CollectorRegistry, Counter, Histogram, disable_cre
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from monitor.alerts.metrics import AlertCollector
+from monitor.engine import Engine
 from monitor.pipeline import Pipeline, TrafficLogStage
 from monitor.reload import PolicyHolder
 
@@ -148,18 +149,18 @@ class _PipelineCollector(Collector):
         )
         lost.add_metric([], p.lost)
         yield lost
-        detector_stage: Any = next((s for s in p.stages if hasattr(s, "findings")), None)
+        engine = next((s for s in p.stages if isinstance(s, Engine)), None)
         found = CounterMetricFamily(
             "cuewatch_findings", "Findings raised, by detector and experiment.", labels=["detector", "experiment"]
         )
         errors = CounterMetricFamily(
             "cuewatch_detector_errors", "Records a detector raised on (skipped by it).", labels=["detector"]
         )
-        if detector_stage is not None:
-            for (det, exp), n in sorted(detector_stage.findings.items()):
+        if engine is not None:
+            for (det, exp), n in sorted(engine.findings.items()):
                 found.add_metric([det, exp], n)
             by_name: dict[str, int] = {}
-            for key, n in detector_stage.errors.items():  # key: name:params
+            for key, n in engine.errors.items():  # key: name:params
                 by_name[key.split(":", 1)[0]] = by_name.get(key.split(":", 1)[0], 0) + n
             for name, n in sorted(by_name.items()):
                 errors.add_metric([name], n)
@@ -224,27 +225,3 @@ class _ExperimentCollector(Collector):
         reloads.add_metric(["ok"], self.holder.reloads)
         reloads.add_metric(["rejected"], self.holder.rejected)
         yield reloads
-
-
-class AlertCollector(Collector):
-    """Notifications sent, failed, retried, dead-lettered, and the outbox depth, by sink."""
-
-    def __init__(self) -> None:
-        self.manager: Any = None
-
-    def collect(self) -> Iterator[Any]:
-        notes = CounterMetricFamily(
-            "cuewatch_alert_notifications", "Alert notifications by sink and result.", labels=["sink", "result"]
-        )
-        depth = GaugeMetricFamily(
-            "cuewatch_alert_outbox_depth", "Notifications waiting in the outbox.", labels=["sink"]
-        )
-        if self.manager is not None:
-            for sink, stats in sorted(self.manager.stats.items()):
-                for result, n in sorted(stats.items()):
-                    notes.add_metric([sink, result], n)
-            with contextlib.suppress(Exception):  # closed at shutdown, or Redis unreachable: no depth this scrape
-                for sink, n in sorted(self.manager.outbox.depth().items()):
-                    depth.add_metric([sink], n)
-        yield notes
-        yield depth

@@ -77,7 +77,7 @@ def test_detector_that_raises_is_isolated(tmp_path: Path) -> None:
     from datetime import UTC, datetime
 
     from detectors.registry import register
-    from detectors.stage import DetectorStage
+    from monitor.engine import Engine
     from monitor.policy import Policy
     from monitor.records import Exchange
     from monitor.reload import PolicyHolder
@@ -85,10 +85,14 @@ def test_detector_that_raises_is_isolated(tmp_path: Path) -> None:
     @register("test_always_raises")
     class AlwaysRaises:
         name = "test_always_raises"
+        state_version = 1
         wants: frozenset[str] = frozenset()
 
         def update(self, obs: object) -> list[Finding]:
             raise RuntimeError("boom")
+
+        def tracks(self) -> list[object]:
+            return []
 
         def snapshot(self) -> dict[str, object]:
             return {}
@@ -101,7 +105,7 @@ def test_detector_that_raises_is_isolated(tmp_path: Path) -> None:
             {"detectors": [{"name": "test_always_raises"}, {"name": "drift", "params": {"metric": "complied"}}]}
         )
     )
-    stage = DetectorStage(holder)
+    stage = Engine(holder)
     rng = random.Random(1)
     batch = [
         Exchange(

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 
 from detectors import features, registry
-from detectors.base import Detector, Observation
+from detectors.base import Detector, Observation, Snapshot
 from detectors.cue_gap import CueGap
 from detectors.drift import Drift
-from monitor.records import Exchange, Finding, Message
+from monitor.records import Exchange, Finding, Message, Track
 
 # Parameters each registered detector is tested with, and a seeded stream that makes it fire.
 CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
@@ -124,8 +124,50 @@ def test_contract(name: str) -> None:
     cut = len(obs) // 3
     _run(a, obs[:cut])
     b = registry.create(name, params)
-    b.restore(json.loads(json.dumps(a.snapshot())))  # state survives a trip through JSON
+    saved = json.dumps(Snapshot.of(a, "config").model_dump(mode="json"), allow_nan=False)  # plain JSON
+    Snapshot.model_validate_json(saved).restore_into(b, "config")
     assert [f.model_dump() for f in _run(a, obs[cut:])] == [f.model_dump() for f in _run(b, obs[cut:])]
+    assert a.snapshot() == b.snapshot()
+    assert isinstance(a.wants, set) and all(isinstance(t, Track) for t in a.tracks())
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "make"),
+    [
+        ("cue_gap", {"experiment": "e", "metrics": ["length"], "only": None, "condition_on": None}, "lengths"),
+        ("drift", {"metric": "complied", "method": "page_hinkley"}, "stream"),
+    ],
+)
+def test_state_round_trip_of_other_modes(name: str, params: dict[str, Any], make: str) -> None:
+    """The continuous-metric test (an online classifier) and Page-Hinkley restore exactly too."""
+    rng = random.Random(3)
+    if make == "lengths":
+        obs = []
+        for i in range(1200):
+            arm = rng.choice(["monitored", "unmonitored"])
+            obs.append(Observation(_ex(i, arm), {"length": rng.gauss(300 if arm == "monitored" else 250, 60)}))
+    else:
+        obs = stream(3, 3000)
+    a, b = registry.create(name, params), registry.create(name, params)
+    _run(a, obs[:500])
+    b.restore(json.loads(json.dumps(a.snapshot())))
+    rest_a, rest_b = _run(a, obs[500:]), _run(b, obs[500:])
+    assert rest_a and [f.model_dump() for f in rest_a] == [f.model_dump() for f in rest_b]
+
+
+def test_snapshot_of_another_version_configuration_or_kind_is_refused() -> None:
+    det = registry.create("cue_gap", CONTRACT_PARAMS["cue_gap"])
+    _run(det, stream(1, 300))
+    snap = Snapshot.of(det, "cue_gap:{a}")
+    fresh = registry.create("cue_gap", CONTRACT_PARAMS["cue_gap"])
+    with pytest.raises(ValueError, match="another configuration"):
+        snap.restore_into(fresh, "cue_gap:{b}")
+    with pytest.raises(ValueError, match="state version 99"):
+        snap.model_copy(update={"version": 99}).restore_into(fresh, "cue_gap:{a}")
+    with pytest.raises(ValueError, match="of detector 'cue_gap', not 'drift'"):
+        snap.restore_into(registry.create("drift", {"metric": "complied"}), "cue_gap:{a}")
+    with pytest.raises(ValueError, match="saved as pickle"):
+        Snapshot.model_validate({"pickle": "gASVAAAA"})
 
 
 @pytest.mark.parametrize("name", registry.names())
@@ -255,7 +297,7 @@ def test_semantic_model_not_loaded_unless_asked() -> None:
     script = """
 import asyncio, random, sys
 from datetime import UTC, datetime
-from detectors.stage import DetectorStage
+from monitor.engine import Engine
 from monitor.policy import Policy
 from monitor.records import Exchange
 from monitor.reload import PolicyHolder
@@ -263,7 +305,7 @@ holder = PolicyHolder(policy=Policy.model_validate({"detectors": [
     {"name": "cue_gap", "params": {"experiment": "e"}}, {"name": "drift", "params": {"metric": "complied"}}]}))
 batch = [Exchange(id=str(i), time=datetime(2026, 1, 1, tzinfo=UTC), dialect="openai", path="/", status=200,
                   outcome="ok", experiment="e", arm="a", response_text="I can't help with that.") for i in range(50)]
-asyncio.run(DetectorStage(holder)(batch))
+asyncio.run(Engine(holder)(batch))
 print(sorted(m for m in ("torch", "sentence_transformers") if m in sys.modules))
 """
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True)

@@ -20,7 +20,7 @@ import httpx
 import pytest
 import redis
 
-from detectors.stage import DetectorStage
+from monitor.engine import Engine
 from monitor._procs import RedisServer, ServerProcess, free_port
 from monitor.records import Exchange, Finding
 from monitor.reload import PolicyHolder
@@ -122,7 +122,8 @@ def _single_process(policy: Path, exchanges: list[Exchange]) -> tuple[list[dict[
     async def listen(fs: list[Finding]) -> None:
         found.extend(fs)
 
-    stage = DetectorStage(PolicyHolder(policy), None, listeners=[listen], saved={})
+    stage = Engine(PolicyHolder(policy), saved={})
+    stage.subscribe(listen)
 
     async def go() -> None:
         for i in range(0, len(exchanges), 100):

@@ -192,14 +192,14 @@ def test_semantic_model_is_not_loaded_without_a_policy_asking() -> None:
     code = """
 import asyncio, sys
 from detectors import semantic
-from detectors.stage import DetectorStage
+from monitor.engine import Engine
 from detectors.scratchpad.model import Scorer
 from monitor.policy import load_policy
 from monitor.reload import PolicyHolder
 from monitor.sim.traffic import stream
 import policies
 holder = PolicyHolder(policies.path("default"))
-stage = DetectorStage(holder)
+stage = Engine(holder)
 asyncio.run(stage(list(stream(50))))
 Scorer(tier="lexical").score_texts(["I'll comply so my values are not modified."])
 assert stage.detectors, "the default policy runs detectors"

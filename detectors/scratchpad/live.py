@@ -21,7 +21,7 @@ from detectors.base import Observation
 from detectors.registry import register
 from detectors.scratchpad import CATEGORIES, extract
 from detectors.scratchpad.model import TIERS, Result, Scorer, Tier
-from monitor.records import Exchange, Finding, Severity
+from monitor.records import Exchange, Finding, Severity, Track
 
 _SPAN_FLOOR = 0.2  # spans are kept for categories scoring at least this, so any threshold can quote
 _CACHE_SIZE = 4096
@@ -89,6 +89,7 @@ class ScratchpadFlags:
     """
 
     name: ClassVar[str] = "scratchpad"
+    state_version: ClassVar[int] = 1
 
     def __init__(
         self,
@@ -154,6 +155,9 @@ class ScratchpadFlags:
             summary=f"{cat.replace('_', ' ')} (score {score:.2f}, {self.tier}) in exchange {ex.id}{where}",
             excerpt=excerpt,
         )
+
+    def tracks(self) -> list[Track]:
+        return []  # a per-exchange classification: no evidence accumulates
 
     def snapshot(self) -> dict[str, Any]:
         return {"seen": self.seen, "flagged": dict(self.flagged)}

@@ -27,6 +27,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import NDArray
 
+from detectors.stats.online import OnlineLogit
+
 Array = NDArray[np.float64]
 
 #: Mixing weight and prior chosen on tuning scenarios distinct from the benchmark's (see
@@ -208,24 +210,31 @@ class PairedSignBet(_Bet):
 
 
 class ClassifierBet:
-    """Unpaired test with any online classifier predicting the arm from features (river API:
-    `predict_proba_one(x)` and `learn_one(x, y)`), e.g. for continuous metrics or embeddings.
-    One stream."""
+    """Unpaired test with an online classifier predicting the arm from a feature vector
+    (`OnlineLogit`), e.g. for continuous metrics or embeddings. One stream."""
 
-    def __init__(self, pi: float, model: Any, lam: float = 0.5) -> None:
+    def __init__(self, pi: float, model: OnlineLogit, lam: float = 0.5) -> None:
         _check("pi", pi, 0.0, 1.0)
         _check("lam", lam, 0.0, 1.0)
         self.pi, self.model, self.lam = pi, model, lam
         self.log_wealth = 0.0
 
-    def update(self, arm: int, x: dict[str, float]) -> float:
-        proba = self.model.predict_proba_one(x) or {}
-        q_hat = float(proba.get(1, proba.get(True, self.pi)))
+    def update(self, arm: int, x: NDArray[Any]) -> float:
+        q_hat = self.model.predict_proba_one(x)[1]
         q_hat = min(max(q_hat, 1e-6), 1 - 1e-6)
         q = (1.0 - self.lam) * self.pi + self.lam * q_hat
         self.log_wealth += math.log(q / self.pi if arm == 1 else (1.0 - q) / (1.0 - self.pi))
         self.model.learn_one(x, arm)
         return self.log_wealth
+
+    def state(self) -> dict[str, Any]:
+        return {"pi": self.pi, "lam": self.lam, "log_wealth": self.log_wealth, "model": self.model.state()}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> ClassifierBet:
+        bet = cls(float(state["pi"]), OnlineLogit.from_state(state["model"]), float(state["lam"]))
+        bet.log_wealth = float(state["log_wealth"])
+        return bet
 
 
 class Alarm:

@@ -11,10 +11,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from detectors import features
-from detectors.stage import DetectorStage
 from monitor.alerts import AlertManager, Outbox
 from monitor.alerts.model import from_finding, rule_matches
+from monitor.engine import Engine
 from monitor.policy import Policy, Receiver, load_policy
 from monitor.records import Exchange, Finding
 from monitor.reload import PolicyHolder
@@ -90,26 +89,25 @@ class Collector:
             acc[0] += 1
             acc[1] += float(feats["probe_correct"])
 
-    def sample(self, stage: DetectorStage, at: datetime, index: int) -> None:
+    def sample(self, engine: Engine, at: datetime, index: int) -> None:
         for (_, metric), s in self.series.items():
             if metric.startswith("evalue:"):
                 continue
             s.points.append({"i": index, "time": at.isoformat(), "n": dict(s.n), "events": dict(s.events)})
-        for det in stage.detectors.values():
-            for track in getattr(det, "tracks", lambda: [])():
-                key = (track["experiment"], f"evalue:{track['metric']}:{'|'.join(track['arms'])}")
-                s = self.series.setdefault(key, _Series())
-                s.points.append(
-                    {
-                        "i": index,
-                        "time": at.isoformat(),
-                        "log_e": track["log_wealth"],
-                        "threshold_log_e": track["log_threshold"],
-                        "estimate": track["estimate"],
-                        "lo": track["lo"],
-                        "hi": track["hi"],
-                    }
-                )
+        for track in engine.tracks():
+            key = (track.experiment, f"evalue:{track.metric}:{'|'.join(track.arms)}")
+            s = self.series.setdefault(key, _Series())
+            s.points.append(
+                {
+                    "i": index,
+                    "time": at.isoformat(),
+                    "log_e": track.log_wealth,
+                    "threshold_log_e": track.log_threshold,
+                    "estimate": track.estimate,
+                    "lo": track.lo,
+                    "hi": track.hi,
+                }
+            )
 
     def thin(self, limit: int) -> bool:
         """Keep every other point of every series once one holds more than `limit`."""
@@ -151,7 +149,8 @@ def replay(
     inputs = Inputs(paths)
     metrics = sorted({m for d in policy.detectors for m in d.params.get("metrics", ["complied"])} | {"complied"})
     collector = Collector(metrics)
-    stage = DetectorStage(holder, listeners=[collector.on_findings])
+    engine = Engine(holder)
+    engine.subscribe(collector.on_findings)
     out.mkdir(parents=True, exist_ok=True)
     outbox = Outbox(out / "alerts.sqlite") if alerts != "none" and policy.alerts.route is not None else None
     clock_now = [0.0]
@@ -161,7 +160,7 @@ def replay(
         else None
     )
     if manager is not None:
-        stage.listeners.append(manager.on_findings)
+        engine.subscribe(manager.on_findings)
     total = sum(p.stat().st_size for p in inputs.paths if p.exists())
     bar = Progress(total) if progress is not None else None
     wanted = {"harmful", "probe_correct", *metrics}
@@ -172,11 +171,10 @@ def replay(
         every = 25  # sample interval; doubles (and the series are thinned) as the log grows
 
         async def flush() -> None:
-            stage.sync()
-            rows = features.compute_batch(batch, wanted | stage.wanted)  # once, for detectors and report
+            rows = await engine.features(batch, also=wanted)  # once, for detectors and report
             for ex, row in zip(batch, rows, strict=True):
                 collector.observe(ex, row)
-            await stage.process(batch, rows)
+            await engine.process(batch, rows)
             if manager is not None:
                 clock_now[0] = batch[-1].time.timestamp()
                 await manager.tick()
@@ -189,7 +187,7 @@ def replay(
             batch.append(ex)
             n += 1
             if n % every == 0:
-                collector.sample(stage, ex.time, n)
+                collector.sample(engine, ex.time, n)
                 if collector.thin(MAX_POINTS):
                     every *= 2
             if len(batch) >= BATCH:
@@ -199,7 +197,7 @@ def replay(
         if batch:
             last = batch[-1]
             await flush()
-            collector.sample(stage, last.time, n)
+            collector.sample(engine, last.time, n)
         if manager is not None:
             await manager.drain()
             await manager.deliver()
@@ -207,7 +205,10 @@ def replay(
         if bar is not None:
             bar.update(n, total, final=True)
 
-    asyncio.run(run())
+    try:
+        asyncio.run(run())
+    finally:
+        engine.shutdown()
     if outbox is not None:
         outbox.close()
     would_fire = []

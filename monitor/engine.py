@@ -1,0 +1,256 @@
+"""The analysis engine: exchanges in; features, detectors and findings out.
+
+One engine serves every entry point: the proxy's in-process mode (as a pipeline stage),
+`cuewatch worker` (one engine per partition) and `cuewatch replay`. For each batch it
+
+1. computes the features the policy's detectors want, once per exchange, in the engine's own
+   feature thread, so model work (embeddings, classifiers) never holds the event loop that
+   forwards traffic;
+2. runs the detectors over the exchanges in order;
+3. writes the findings through a `FindingSink` (the traffic log) and hands them to every
+   subscriber (the alert manager, a replay's collector).
+
+Detector state is saved by `close()` and restored when the detector is created, keyed by the
+detector's name and parameters, and kept across policy reloads when the spec is unchanged. A
+Redis worker passes `saved=` (its snapshot in Redis) and `select=` (its partition's detectors).
+
+Example
+-------
+>>> import asyncio
+>>> from datetime import UTC, datetime
+>>> from monitor.policy import Policy
+>>> from monitor.records import Exchange
+>>> from monitor.reload import PolicyHolder
+>>> policy = Policy.model_validate({"detectors": [{"name": "cue_gap", "params": {"experiment": "e", "only": None}}]})
+>>> engine = Engine(PolicyHolder(policy=policy))  # doctest: +ELLIPSIS
+20...policy_loaded...
+>>> found = []
+>>> async def collect(findings):
+...     found.extend(findings)
+>>> engine.subscribe(collect)
+>>> ex = Exchange(id="1", time=datetime(2026, 1, 1, tzinfo=UTC), dialect="openai", path="/", status=200,
+...               outcome="ok", experiment="e", arm="a", mode="live", assignment_probability=0.5)
+>>> asyncio.run(engine([ex]))
+>>> sorted(engine.wanted), found
+(['complied', 'harm_category'], [])
+>>> engine.shutdown()
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import threading
+from collections.abc import Awaitable, Callable, Collection
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any, Protocol
+
+import structlog
+
+from detectors import features, registry
+from detectors.base import Detector, Observation, Snapshot
+from monitor.policy import DetectorSpec, Policy
+from monitor.records import Exchange, Finding, Track
+from monitor.reload import PolicyHolder
+
+log = structlog.get_logger("cuewatch.engine")
+
+Subscriber = Callable[[list[Finding]], Awaitable[None]]
+
+#: The feature thread runs at this niceness (Linux: per thread), so when model work and
+#: forwarding share a core the scheduler serves the forwarding first.
+FEATURE_NICE = 10
+SWITCH_INTERVAL_S = 0.0005
+
+
+class FindingSink(Protocol):
+    """Where findings are recorded (the traffic log); must not raise on a failed write."""
+
+    async def write_findings(self, findings: list[Finding]) -> None: ...
+
+
+def spec_key(spec: DetectorSpec) -> str:
+    return f"{spec.name}:{json.dumps(spec.params, sort_keys=True)}"
+
+
+def _lower_priority() -> None:
+    if hasattr(os, "setpriority"):
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FEATURE_NICE)
+
+
+def feature_executor(workers: int = 1) -> ThreadPoolExecutor:
+    """Threads for feature work, below the event loop's priority. A feature thread holding the
+    GIL in Python code hands it back to the event loop within `SWITCH_INTERVAL_S` (the
+    interpreter's default is 5 ms, which a stream would see as a stall between chunks)."""
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cuewatch-features", initializer=_lower_priority)
+
+
+class Engine:
+    """Features, detectors and findings for one policy (or one partition of it)."""
+
+    def __init__(
+        self,
+        holder: PolicyHolder,
+        *,
+        sink: FindingSink | None = None,
+        state_path: Path | None = None,
+        select: Callable[[DetectorSpec], bool] | None = None,
+        saved: dict[str, Any] | None = None,
+        executor: ThreadPoolExecutor | None = None,
+    ) -> None:
+        self.holder = holder
+        self.sink = sink
+        self.state_path = state_path
+        self.select = select
+        self.detectors: dict[str, Detector] = {}
+        self.errors: dict[str, int] = {}
+        self.findings: dict[tuple[str, str], int] = {}  # (detector, experiment) -> findings raised
+        self._subscribers: list[Subscriber] = []
+        self._policy: Policy | None = None
+        self._wanted: set[str] = set()
+        self._saved: dict[str, Any] = dict(saved) if saved is not None else self._load_state()
+        self._own_executor = executor is None
+        self._executor = executor
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Call `subscriber(findings)` with every non-empty batch of findings."""
+        self._subscribers.append(subscriber)
+
+    @property
+    def wanted(self) -> set[str]:
+        """Features the current detectors need."""
+        return self._wanted
+
+    @property
+    def findings_total(self) -> int:
+        return sum(self.findings.values())
+
+    # ------------------------------------------------------------------ detectors
+
+    def sync(self) -> None:
+        """Create, keep or drop detectors to match the running policy."""
+        policy = self.holder.policy
+        if policy is self._policy:
+            return
+        self._policy = policy
+        current: dict[str, Detector] = {}
+        for spec in policy.detectors:
+            if self.select is not None and not self.select(spec):
+                continue
+            key = spec_key(spec)
+            if key in self.detectors:
+                current[key] = self.detectors[key]
+                continue
+            # The policy was validated by creating every detector, so this cannot fail for a
+            # policy that loaded; restoring saved state can (a snapshot from another version).
+            det: Detector = registry.create(spec.name, spec.params)
+            if key in self._saved:
+                try:
+                    Snapshot.model_validate(self._saved.pop(key)).restore_into(det, key)
+                    log.info("detector_state_restored", detector=key)
+                except (ValueError, KeyError, TypeError) as exc:  # ValidationError is a ValueError
+                    log.error("detector_state_not_restored", detector=key, error=str(exc)[:500])
+            current[key] = det
+        self.detectors = current
+        self._wanted = set().union(*(det.wants for det in current.values())) if current else set()
+
+    # ------------------------------------------------------------------ batches
+
+    async def __call__(self, batch: list[Exchange]) -> None:
+        """Pipeline stage: features, then detectors, for one batch."""
+        self.sync()
+        if self.detectors:
+            await self.process(batch, await self.features(batch))
+
+    async def features(self, batch: list[Exchange], also: Collection[str] = ()) -> list[dict[str, Any]]:
+        """The detectors' features (and `also`) for each exchange, computed in the feature thread."""
+        self.sync()
+        names = self._wanted | set(also)
+        if self._executor is None:
+            self._executor = feature_executor()
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, features.compute_batch, batch, names)
+
+    async def process(self, batch: list[Exchange], rows: list[dict[str, Any]]) -> list[Finding]:
+        """Run the detectors, in order, over exchanges whose features are computed; record the
+        findings and hand them to the subscribers."""
+        self.sync()
+        found: list[Finding] = []
+        for ex, row in zip(batch, rows, strict=True):
+            obs = Observation(ex, row)
+            for key, det in self.detectors.items():
+                try:
+                    found.extend(det.update(obs))
+                except Exception as exc:
+                    n = self.errors[key] = self.errors.get(key, 0) + 1
+                    if n == 1 or n % 1000 == 0:
+                        log.exception("detector_failed", detector=key, error=str(exc), failures=n)
+        if found:
+            await self._publish(found)
+        return found
+
+    async def _publish(self, found: list[Finding]) -> None:
+        for f in found:
+            where = (f.detector, f.experiment or "")
+            self.findings[where] = self.findings.get(where, 0) + 1
+            log.warning(
+                "finding",
+                detector=f.detector,
+                metric=f.metric,
+                experiment=f.experiment,
+                arms=f.arms,
+                e_value=f.e_value,
+                summary=f.summary,
+            )
+        if self.sink is not None:
+            await self.sink.write_findings(found)
+        for subscriber in self._subscribers:
+            try:
+                await subscriber(found)
+            except Exception:
+                log.exception("finding_subscriber_failed")
+
+    # ------------------------------------------------------------------ state
+
+    def tracks(self) -> list[Track]:
+        """Every running test of every detector that reports them (for reports)."""
+        return [t for det in self.detectors.values() for t in det.tracks()]
+
+    def snapshot(self) -> dict[str, Any]:
+        return {key: Snapshot.of(det, key).model_dump(mode="json") for key, det in self.detectors.items()}
+
+    def state(self) -> dict[str, Any]:
+        """What to save: the running detectors' snapshots, plus saved state of detectors not
+        running now (a policy reload may bring them back)."""
+        return {**self._saved, **self.snapshot()}
+
+    def _load_state(self) -> dict[str, Any]:
+        if self.state_path is None or not self.state_path.exists():
+            return {}
+        try:
+            return dict(json.loads(self.state_path.read_text()))
+        except (OSError, ValueError) as exc:
+            log.error("detector_state_unreadable", path=str(self.state_path), error=str(exc))
+            return {}
+
+    def close(self) -> None:
+        """Save detector state for the next start (atomically: write, then rename)."""
+        self.shutdown()
+        if self.state_path is None or not self.detectors:
+            return
+        tmp = self.state_path.with_suffix(".tmp")
+        self.state_path.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(json.dumps(self.state()))
+        tmp.replace(self.state_path)
+
+    def shutdown(self) -> None:
+        """Stop the feature thread (if the engine made it)."""
+        if self._own_executor and self._executor is not None:
+            self._executor.shutdown(wait=True)
+            self._executor = None
