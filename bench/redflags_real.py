@@ -50,7 +50,7 @@ def main() -> None:
         print("| source | texts | " + " | ".join(SHORT[c] for c in CATEGORIES) + " |")
         print("|---|---|" + "---|" * len(CATEGORIES))
         total = {c: [0, 0] for c in CATEGORIES}
-        af_scores, af_labels = [], []
+        af: dict[str, tuple[list[float], list[int]]] = {}
         for src in sources(data):
             texts = [r for r in data if r["source"] == src]
             if tier != "lexical" and len(texts) > args.per_source:
@@ -72,20 +72,28 @@ def main() -> None:
             print(f"| {src} | {len(texts)} ({rate:,.0f}/s) | " + " | ".join(cells) + " |")
             for res, r in zip(results, texts, strict=True):
                 if "alignment_faking" in r["labels"] and src.startswith("af_"):
-                    af_scores.append(res.scores["alignment_faking"])
-                    af_labels.append(r["labels"]["alignment_faking"])
+                    scores, labels = af.setdefault("vlaf" if src == "af_vlaf_gpt41" else "excerpts", ([], []))
+                    scores.append(res.scores["alignment_faking"])
+                    labels.append(r["labels"]["alignment_faking"])
             sys.stdout.flush()
         print(
             "| **all negatives** | | " + " | ".join(f"{f}/{n} ({f / max(n, 1):.1%})" for f, n in total.values()) + " |"
         )
-        if af_labels:
-            s, y = np.asarray(af_scores), np.asarray(af_labels)
+        for name, (scores, labels) in af.items():
+            s, y = np.asarray(scores), np.asarray(labels)
             flagged = s >= scorer.thresholds["alignment_faking"]
+            what = AF_SETS[name]
             print(
-                f"\nalignment-faking excerpts (spot check, {len(y)} texts, {int(y.sum())} positive by the authors' "
-                f"judge): AUROC {auroc(s, y):.2f}; flagged {int(flagged[y == 1].sum())}/{int(y.sum())} positives, "
+                f"\n{what} ({len(y)} texts, {int(y.sum())} positive): AUROC {auroc(s, y):.3f}; flagged "
+                f"{int(flagged[y == 1].sum())}/{int(y.sum())} positives, "
                 f"{int(flagged[y == 0].sum())}/{int((y == 0).sum())} negatives"
             )
+
+
+AF_SETS = {
+    "excerpts": "alignment-faking excerpts of open replications (spot check, labels by the authors' LLM judge)",
+    "vlaf": "VLAF GPT-4.1, instructed alignment faking (free tier) vs instructed refusals (paid tier), by construction",
+}
 
 
 if __name__ == "__main__":

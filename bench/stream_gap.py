@@ -116,13 +116,13 @@ def main() -> None:
     policy = tmp / "policy.yaml"
     policy.write_text(POLICY)
     sim_port, proxy_port = free_port(), free_port()
+    proxy_cmd = ["serve", "--port", str(proxy_port), "--log-dir", str(tmp / "logs"), "--policy", str(policy)]
     sim_cmd = ["sim", "--profile", "alignment-faker", "--port", str(sim_port)]
     sim_cmd += ["--chunk-interval-ms", str(args.chunk_interval_ms)]
     with (
         ServerProcess(sim_cmd, sim_port, cpu=0 if two else None, log=tmp / "sim.log") as sim,
         ServerProcess(
-            ["serve", "--upstream", sim.url, "--port", str(proxy_port), "--log-dir", str(tmp / "logs")]
-            + ["--policy", str(policy)],
+            [*proxy_cmd, "--upstream", sim.url],
             proxy_port,
             cpu=1 if two else None,
             log=tmp / "proxy.log",

@@ -81,7 +81,7 @@ def _serve(args: argparse.Namespace) -> int:
 def _worker(args: argparse.Namespace) -> int:
     from monitor import _serve as server
     from monitor.logs import configure_logging
-    from monitor.worker import WorkerApp
+    from monitor.worker_app import WorkerApp
 
     settings = _settings(args, **_WORKER_DEFAULTS)
     configure_logging(settings.log_level, settings.log_format)

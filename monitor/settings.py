@@ -111,12 +111,6 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Detector state is saved (and entries acknowledged) this often, and at shutdown."
     )
     worker_batch: int = Field(256, ge=1, description="Most stream entries read per step.")
-    feature_workers: int = Field(
-        1,
-        ge=1,
-        le=64,
-        description="Feature threads (embeddings, classifiers) of `cuewatch worker`, shared by its partitions.",
-    )
 
     # Process.
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Process log level.")

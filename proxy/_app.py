@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hmac
 import os
 import signal
 import time
@@ -42,11 +41,11 @@ from monitor.capture import Capture
 from monitor.engine import Engine
 from monitor.experiments import Plan
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
-from monitor.policy import seconds
 from monitor.records import Dialect, Outcome
 from monitor.reload import PolicyHolder
 from monitor.routes import Target
 from monitor.settings import Settings
+from proxy._admin import AdminAPI
 from proxy._dialects import error_body
 from proxy._headers import client_response_headers, upstream_request_headers
 from proxy._metrics import ProxyMetrics
@@ -112,7 +111,7 @@ class ProxyApp:
         self.metrics = ProxyMetrics(self.pipeline, log_stage, self.holder, self.shadow)
         self._session: aiohttp.ClientSession | None = None
         self._max_body = settings.max_body_bytes
-        self._admin_token = settings.admin_secret()
+        self.admin = AdminAPI(settings.admin_secret(), self.holder)
         self._upstreams: dict[str, str] = {}  # base URL -> "reachable" or why not, from the last check
         self._upstreams_at = -_READY_TTL_S
         self._background: list[asyncio.Task[None]] = []
@@ -133,10 +132,8 @@ class ProxyApp:
                 await self._metrics(send)
             elif path == "/upstreamz":
                 await self._upstreamz(send)
-            elif path == "/admin/reload" and scope["method"] == "POST":
-                await self._admin_reload(scope, send)
             elif path.startswith("/admin/"):
-                await self._admin_silences(scope, receive, send)
+                await self.admin(scope, receive, send)
             elif "/." in path and any(seg in (".", "..") for seg in path.split("/")):
                 await send_json(send, 400, error_body("openai", 400, "dot segments in the path", "invalid_path"))
             else:
@@ -188,10 +185,11 @@ class ProxyApp:
             # Workers raise and send alerts; this replica only serves the silences API, shared in Redis.
             from monitor.alerts.redis_outbox import RedisOutbox
 
-            self.outbox = RedisOutbox(s.redis_url.get_secret_value(), s.redis_prefix, timeout_s=s.redis_timeout_s)
+            url = s.redis_url.get_secret_value()
+            self.outbox = self.admin.outbox = RedisOutbox(url, s.redis_prefix, timeout_s=s.redis_timeout_s)
             log.info("proxy_started", upstreams=self.routes.bases(), transport="redis", redis=s.redis_display())
             return
-        self.outbox = Outbox(s.log_dir / "alerts.sqlite")
+        self.outbox = self.admin.outbox = Outbox(s.log_dir / "alerts.sqlite")
         self.alerts = AlertManager(self.holder, self.outbox, log_dir=str(s.log_dir), redact=s.redact_prompts)
         self.metrics.watch_alerts(self.alerts)
         for stage in self.pipeline.stages:
@@ -495,49 +493,6 @@ class ProxyApp:
         if self.settings.access_log:
             log.info("passthrough", method=scope["method"], path=scope["path"], status=status, ms=_ms(elapsed))
 
-    # ------------------------------------------------------------------ admin
-
-    async def _authorised(self, scope: Scope, send: Send) -> bool:
-        if self._admin_token is None:
-            await send_json(send, 403, {"status": "disabled", "error": "admin API is off: set CUEWATCH_ADMIN_TOKEN"})
-            return False
-        scheme, _, given = (header(scope["headers"], b"authorization") or b"").decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self._admin_token.encode()):
-            await send_json(send, 401, {"status": "unauthorized", "error": "wrong or missing admin token"})
-            return False
-        return True
-
-    async def _admin_silences(self, scope: Scope, receive: Receive, send: Send) -> None:
-        """GET /admin/silences, POST /admin/silences {matchers, duration, comment}, DELETE /admin/silences/ID."""
-        if not await self._authorised(scope, send):
-            return
-        assert self.outbox is not None
-        method, path = scope["method"], scope["path"]
-        if method == "GET" and path == "/admin/silences":
-            items = await asyncio.to_thread(self.outbox.silences)
-            await send_json(send, 200, [s.__dict__ for s in items])
-        elif method == "POST" and path == "/admin/silences":
-            try:
-                doc = orjson.loads(await read_body(receive, 64 * 1024, None))
-                matchers, duration_s, comment, by = _silence_request(doc)
-                silence = await asyncio.to_thread(self.outbox.add_silence, matchers, duration_s, comment, by)
-            except (orjson.JSONDecodeError, KeyError, TypeError, ValueError, BodyTooLarge, ClientGone) as exc:
-                await send_json(send, 400, {"error": f"expected {{matchers: {{...}}, duration: '2h'}}: {exc}"})
-                return
-            await send_json(send, 201, silence.__dict__)
-        elif method == "DELETE" and path.startswith("/admin/silences/"):
-            ok = await asyncio.to_thread(self.outbox.expire_silence, path.rsplit("/", 1)[-1])
-            await send_json(send, 200 if ok else 404, {"expired": ok})
-        else:
-            await send_json(send, 404, {"error": f"no route {method} {path}"})
-
-    async def _admin_reload(self, scope: Scope, send: Send) -> None:
-        if not await self._authorised(scope, send):
-            return
-        ok, message = await self.holder.areload()  # parsed off the loop, under a time limit
-        status = 200 if ok else (409 if self.holder.path is None else 422)
-        await send_json(send, status, {"status": "reloaded" if ok else "rejected", "message": message})
-
     # ------------------------------------------------------------------ probes
 
     async def _readyz(self, send: Send) -> None:
@@ -588,23 +543,6 @@ class ProxyApp:
     async def _metrics(self, send: Send) -> None:
         await self._check_upstreams()  # cuewatch_upstream_up is as fresh as the scrape
         await send_text(send, 200, self.metrics.render(self._upstreams).decode(), b"text/plain; version=0.0.4")
-
-
-MAX_SILENCE_S = 90 * 86400.0
-
-
-def _silence_request(doc: Any) -> tuple[dict[str, str], float, str, str]:
-    """The fields of POST /admin/silences, checked: string matchers and texts, a finite duration."""
-    matchers = doc["matchers"]
-    if not isinstance(matchers, dict) or not all(isinstance(v, str) for v in matchers.values()):
-        raise ValueError("matchers must map label names to strings")
-    comment, by = doc.get("comment", ""), doc.get("created_by", "admin-api")
-    if not isinstance(comment, str) or not isinstance(by, str):
-        raise ValueError("comment and created_by must be strings")
-    duration_s = seconds(str(doc["duration"]))
-    if not 0 < duration_s <= MAX_SILENCE_S:
-        raise ValueError(f"duration must be more than 0 and at most 90d, got {doc['duration']!r}")
-    return {str(k): v for k, v in matchers.items()}, duration_s, comment, by
 
 
 def _encode(request: dict[str, Any]) -> bytes | None:
