@@ -39,6 +39,7 @@ from monitor.alerts import AlertManager, Outbox
 from monitor.alerts.outbox import AlertStore
 from monitor.capture import Capture
 from monitor.engine import Engine
+from monitor.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from monitor.experiments import Plan
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
 from monitor.records import Dialect, Outcome
@@ -50,6 +51,7 @@ from proxy._dialects import error_body
 from proxy._headers import client_response_headers, upstream_request_headers
 from proxy._metrics import ProxyMetrics
 from proxy._shadow import ProbeScheduler, ShadowSender
+from proxy._upstream import upstream_errors
 
 log = structlog.get_logger("cuewatch.proxy")
 
@@ -139,7 +141,9 @@ class ProxyApp:
             else:
                 target = self.routes.target(scope["method"], path)
                 if target.dialect is not None:
-                    await self._model_call(scope, receive, send, target.dialect, target.base)
+                    rid = os.urandom(12).hex()
+                    with structlog.contextvars.bound_contextvars(request_id=rid):  # on every log line
+                        await self._model_call(scope, receive, send, target.dialect, target.base, rid)
                 else:
                     await self._passthrough(scope, receive, send, target)
         elif kind == "lifespan":
@@ -228,10 +232,11 @@ class ProxyApp:
 
     # ------------------------------------------------------------------ model calls
 
-    async def _model_call(self, scope: Scope, receive: Receive, send: Send, dialect: Dialect, base: str) -> None:
+    async def _model_call(
+        self, scope: Scope, receive: Receive, send: Send, dialect: Dialect, base: str, rid: str
+    ) -> None:
         t0 = time.perf_counter()
         started = datetime.now(UTC)
-        rid = os.urandom(12).hex()
         rid_header = (REQUEST_ID_HEADER, rid.encode())
         headers: Headers = scope["headers"]
 
@@ -276,7 +281,7 @@ class ProxyApp:
         up_headers = upstream_request_headers(headers)
         labels: dict[str, Any] = {}
         extra: list[tuple[bytes, bytes]] = [rid_header]
-        plan, cued = self._plan(dialect, scope["path"], headers, req, rid)
+        plan, cued = self._plan(dialect, scope["path"], headers, req)
         if plan is not None:
             labels = plan.labels
             extra.extend(plan.debug_headers)
@@ -291,23 +296,21 @@ class ProxyApp:
         self.pipeline.begin(cap)  # journaled before the client can have an answer
         t_sent = time.perf_counter()
         try:
-            async with self._session.post(url, data=body, headers=up_headers) as resp:
-                t_hdr = time.perf_counter()
-                await self._relay(resp, send, receive, cap, t0, t_sent, t_hdr, extra)
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            timed_out = isinstance(exc, TimeoutError)  # aiohttp's timeouts subclass it
+            with upstream_errors():
+                async with self._session.post(url, data=body, headers=up_headers) as resp:
+                    t_hdr = time.perf_counter()
+                    await self._relay(resp, send, receive, cap, t0, t_sent, t_hdr, extra)
+        except UpstreamError as exc:
+            timed_out = isinstance(exc, UpstreamTimeout)
+            cause = exc.__cause__
             if cap.status == 0:  # nothing sent to the client yet: answer in the dialect's shape
                 status, code = (504, "upstream_timeout") if timed_out else (502, "upstream_unreachable")
-                message = (
-                    f"upstream did not answer within {self.settings.read_timeout_s}s"
-                    if timed_out
-                    else f"upstream unreachable: {type(exc).__name__}: {exc}"
-                )
+                message = f"upstream did not answer within {self.settings.read_timeout_s}s" if timed_out else str(exc)
                 await self._upstream_failed(send, dialect, cap, t0, t_sent, rid_header, status, code, message)
             elif timed_out:
-                self._finish_broken(cap, "upstream_timeout", f"upstream stalled mid-response: {exc!r}")
+                self._finish_broken(cap, "upstream_timeout", f"upstream stalled mid-response: {cause!r}")
             else:
-                self._finish_broken(cap, "upstream_disconnect", f"upstream broke off mid-response: {exc!r}")
+                self._finish_broken(cap, "upstream_disconnect", f"upstream broke off mid-response: {cause!r}")
         t_end = time.perf_counter()
         tm = cap.timings
         tm.total_ms = _ms(t_end - t0)
@@ -323,7 +326,7 @@ class ProxyApp:
         self.pipeline.submit(cap)
 
     def _plan(
-        self, dialect: Dialect, path: str, headers: Headers, req: dict[str, Any], rid: str
+        self, dialect: Dialect, path: str, headers: Headers, req: dict[str, Any]
     ) -> tuple[Plan | None, bytes | None]:
         """The experiment plan and the cued body (None: forward as sent). A request the cue code
         cannot rewrite is forwarded as sent, outside the experiment, and counted: never a 500."""
@@ -334,14 +337,14 @@ class ProxyApp:
             plan = experiments.plan(dialect, path, headers, req)
         except Exception as exc:  # a shape the cue code did not foresee
             self.metrics.cue_not_applied("error")
-            log.exception("cue_not_applied", request_id=rid, reason=f"{type(exc).__name__}: {exc}")
+            log.exception("cue_not_applied", reason=f"{type(exc).__name__}: {exc}")
             return None, None
         if plan is None or plan.request is None:
             return plan, None
         cued = _encode(plan.request)
         if cued is None:
             self.metrics.cue_not_applied("too_deep")
-            log.warning("cue_not_applied", request_id=rid, experiment=plan.experiment.name, reason="nested too deep")
+            log.warning("cue_not_applied", experiment=plan.experiment.name, reason="nested too deep")
             return None, None
         return plan, cued
 
@@ -409,7 +412,7 @@ class ProxyApp:
         sees the truncation just as the upstream caused it."""
         cap.outcome = outcome
         cap.error = error
-        log.warning("upstream_broke_mid_response", request_id=cap.id, outcome=outcome, error=error)
+        log.warning("upstream_broke_mid_response", outcome=outcome, error=error)
 
     async def _upstream_failed(
         self,
@@ -427,7 +430,7 @@ class ProxyApp:
         cap.outcome = "upstream_timeout" if status == 504 else "upstream_unreachable"
         cap.error = message
         cap.timings.upstream_ms = _ms(time.perf_counter() - t_sent)
-        log.warning("upstream_failed", request_id=cap.id, status=status, error=message)
+        log.warning("upstream_failed", status=status, error=message)
         overhead = (OVERHEAD_HEADER, f"{_ms(t_sent - t0):.3f}".encode())
         own = [overhead, rid_header, (ERROR_HEADER, code.encode())]
         await send_json(send, status, error_body(dialect, status, message, code), own)
@@ -443,7 +446,7 @@ class ProxyApp:
         message: str,
     ) -> None:
         """Refuse a request before it reaches the upstream (no exchange record: no model call)."""
-        log.info("request_rejected", request_id=rid_header[1].decode(), status=status, reason=message)
+        log.info("request_rejected", status=status, reason=message)
         overhead_s = time.perf_counter() - t0
         self.metrics.observe(dialect, "unknown", status, None, overhead_s)
         await send_json(
@@ -470,24 +473,25 @@ class ProxyApp:
         assert self._session is not None, "proxy used before startup"
         status = 502
         try:
-            async with self._session.request(
-                scope["method"],
-                url,
-                headers=upstream_request_headers(headers),
-                data=_request_stream(receive) if has_body else None,
-            ) as resp:
-                status = resp.status
-                out = client_response_headers(resp.raw_headers)
-                out.append((OVERHEAD_HEADER, f"{_ms(time.perf_counter() - t0):.3f}".encode()))
-                await send({"type": "http.response.start", "status": status, "headers": out})
-                async for chunk in resp.content.iter_any():
-                    await send({"type": "http.response.body", "body": chunk, "more_body": True})
-                await send({"type": "http.response.body", "body": b"", "more_body": False})
-        except (TimeoutError, aiohttp.ServerTimeoutError):
+            with upstream_errors():
+                async with self._session.request(
+                    scope["method"],
+                    url,
+                    headers=upstream_request_headers(headers),
+                    data=_request_stream(receive) if has_body else None,
+                ) as resp:
+                    status = resp.status
+                    out = client_response_headers(resp.raw_headers)
+                    out.append((OVERHEAD_HEADER, f"{_ms(time.perf_counter() - t0):.3f}".encode()))
+                    await send({"type": "http.response.start", "status": status, "headers": out})
+                    async for chunk in resp.content.iter_any():
+                        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+                    await send({"type": "http.response.body", "body": b"", "more_body": False})
+        except UpstreamTimeout:
             status = 504
             await send_json(send, 504, error_body(dialect, 504, "upstream timed out", "upstream_timeout"))
-        except (aiohttp.ClientError, OSError) as exc:
-            await send_json(send, 502, error_body(dialect, 502, f"upstream unreachable: {exc}", "upstream_unreachable"))
+        except UpstreamUnreachable as exc:
+            await send_json(send, 502, error_body(dialect, 502, str(exc), "upstream_unreachable"))
         elapsed = time.perf_counter() - t0
         self.metrics.observe(dialect, "passthrough", status, None, elapsed)
         if self.settings.access_log:
@@ -528,10 +532,11 @@ class ProxyApp:
     async def _reach(self, base: str) -> str:
         assert self._session is not None
         try:
-            async with self._session.get(base + "/", timeout=aiohttp.ClientTimeout(total=2.0)) as r:
-                await r.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            return f"unreachable: {type(exc).__name__}"
+            with upstream_errors():
+                async with self._session.get(base + "/", timeout=aiohttp.ClientTimeout(total=2.0)) as r:
+                    await r.read()
+        except UpstreamError as exc:
+            return f"unreachable: {type(exc.__cause__).__name__}"
         return "reachable"
 
     async def _upstreamz(self, send: Send) -> None:

@@ -25,7 +25,7 @@ import structlog
 
 from monitor.capture import Capture, to_exchange
 from monitor.dialects import PATHS, auth_headers, build_request
-from monitor.errors import ConfigError
+from monitor.errors import ConfigError, UpstreamError, UpstreamTimeout
 from monitor.experiments import Plan, Variant
 from monitor.pipeline import Pipeline
 from monitor.policy import Experiment, SecretRef
@@ -33,6 +33,7 @@ from monitor.probes import Probe, load_bank
 from monitor.records import Dialect
 from monitor.reload import PolicyHolder
 from monitor.routes import RouteTable
+from proxy._upstream import upstream_errors
 
 log = structlog.get_logger("cuewatch.shadow")
 
@@ -163,20 +164,21 @@ class ShadowSender:
         t0 = time.perf_counter()
         assert self.session is not None
         try:
-            async with self.session.post(
-                base + path, data=orjson.dumps(v.request), headers={**headers, **v.headers}
-            ) as r:
-                cap.timings.upstream_ms = round((time.perf_counter() - t0) * 1000, 3)
-                cap.status, cap.content_type = r.status, r.headers.get("Content-Type")
-                cap.content_encoding = r.headers.get("Content-Encoding")
-                cap.upstream_request_id = r.headers.get("request-id") or r.headers.get("x-request-id")
-                cap.outcome = "ok" if r.status < 400 else "upstream_error"
-                cap.body = await r.read()
-        except (TimeoutError, aiohttp.ClientError, OSError) as exc:
-            timed_out = isinstance(exc, TimeoutError)
+            with upstream_errors(f"{origin} request's upstream"):
+                async with self.session.post(
+                    base + path, data=orjson.dumps(v.request), headers={**headers, **v.headers}
+                ) as r:
+                    cap.timings.upstream_ms = round((time.perf_counter() - t0) * 1000, 3)
+                    cap.status, cap.content_type = r.status, r.headers.get("Content-Type")
+                    cap.content_encoding = r.headers.get("Content-Encoding")
+                    cap.upstream_request_id = r.headers.get("request-id") or r.headers.get("x-request-id")
+                    cap.outcome = "ok" if r.status < 400 else "upstream_error"
+                    cap.body = await r.read()
+        except UpstreamError as exc:
+            timed_out = isinstance(exc, UpstreamTimeout)
             cap.status = cap.status or (504 if timed_out else 502)
             cap.outcome = "upstream_timeout" if timed_out else "upstream_unreachable"
-            cap.error = f"{origin} request failed: {type(exc).__name__}: {exc}"
+            cap.error = f"{exc} ({type(exc.__cause__).__name__}: {exc.__cause__})"
         except Exception as exc:  # never let a shadow failure escape into the event loop
             cap.status, cap.outcome, cap.error = 502, "upstream_unreachable", f"{origin} request failed: {exc!r}"
         cap.timings.total_ms = round((time.perf_counter() - t0) * 1000, 3)

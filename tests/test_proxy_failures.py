@@ -3,6 +3,7 @@ belongs, and no proxy crash."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -168,6 +169,13 @@ def test_unreachable_upstream_gives_502(tmp_path: Path) -> None:
         assert "cuewatch_upstream_up{upstream=" in httpx.get(proxy.url + "/metrics").text
         recs = records(tmp_path / "logs", 3)
         assert [r.outcome for r in recs] == ["upstream_unreachable"] * 3
+        # the proxy's own log line for each failure carries the request id the client was given
+        # (bound once per request, structlog contextvars)
+        logged = [
+            json.loads(line) for line in (tmp_path / "proxy.log").read_text().splitlines() if "upstream_failed" in line
+        ]
+        assert sorted(e["request_id"] for e in logged) == sorted(r.id for r in recs)
+        assert r.headers["x-cuewatch-request-id"] in {e["request_id"] for e in logged}
         _alive(proxy)
     finally:
         proxy.stop()

@@ -20,8 +20,8 @@ import httpx
 import pytest
 import redis
 
-from monitor.engine import Engine
 from monitor._procs import RedisServer, ServerProcess, free_port
+from monitor.engine import Engine
 from monitor.records import Exchange, Finding
 from monitor.reload import PolicyHolder
 from tests._support import TRAINING_CUE_EXPERIMENT, ThreadServer, start_proxy, wait_for
