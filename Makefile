@@ -52,9 +52,11 @@ $(NODE_STAMP):
 	else echo "note: npm not installed; the Node SDK test will be skipped"; fi
 
 # The set-up steps are independent; run them side by side (mostly downloads), then the tests.
+# The whole suite: the default run (every test but the slow ones, two processes), then the slow ones.
 test:
 	@$(MAKE) --no-print-directory -j3 venv test-deps peers
 	$(BIN)/pytest
+	$(BIN)/pytest -m slow
 
 demo: venv
 	$(BIN)/cuewatch demo

@@ -48,6 +48,7 @@ async def main(
     ttfb: list[float] = []
     overhead: list[float] = []
     errors = 0
+    sent = 0  # every request answered, warm-up included (for CPU per request)
     conn = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=conn) as session:
         t_start = time.perf_counter()
@@ -55,7 +56,7 @@ async def main(
         t_end = t_measure + duration
 
         async def worker() -> None:
-            nonlocal errors
+            nonlocal errors, sent
             while True:
                 t0 = time.perf_counter()
                 if t0 >= t_end:
@@ -68,6 +69,7 @@ async def main(
                     t2 = time.perf_counter()
                     ok = r.status == 200 and first
                     oh = r.headers.get("x-cuewatch-overhead-ms")
+                sent += 1
                 if t0 >= t_measure:
                     if not ok:
                         errors += 1
@@ -82,6 +84,7 @@ async def main(
         "concurrency": concurrency,
         "stream": stream,
         "requests": len(lat),
+        "all_requests": sent,
         "errors": errors,
         "rps": len(lat) / duration,
         "p50_ms": pct(lat, 0.5),

@@ -32,6 +32,15 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from monitor._procs import RedisServer, ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+LITELLM_CONFIG = """model_list:
+  - model_name: bench-model
+    litellm_params: {{model: "openai/bench-model", api_base: "{base}", api_key: "sk-bench"}}
+litellm_settings:
+  telemetry: false
+general_settings:
+  dangerously_permit_weak_or_unset_master_key: true
+"""
 PATHS = {"chat": "/v1/chat/completions", "responses": "/v1/responses"}
 
 
@@ -65,6 +74,16 @@ def loadgen(
     return dict(json.loads(out.stdout))
 
 
+def cpu_seconds(proc: ServerProcess) -> float:
+    """User + system CPU time of a server process so far (Linux /proc; 0 elsewhere)."""
+    assert proc.proc is not None
+    try:
+        fields = Path(f"/proc/{proc.proc.pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _row(concurrency: int, stream: bool, direct: dict[str, Any], via: dict[str, Any]) -> dict[str, Any]:
     return {
         "concurrency": concurrency,
@@ -84,7 +103,8 @@ def _print(label: str, row: dict[str, Any]) -> None:
         f"direct {d['rps']:6.0f} req/s p50 {d['p50_ms']:.2f} ms"
         f" | proxy {v['rps']:6.0f} req/s p50 {v['p50_ms']:.2f} ms p99 {v['p99_ms']:.2f} ms"
         f" | added p50 {row['added_p50_ms']:+.2f} ms p99 {row['added_p99_ms']:+.2f} ms"
-        f" ttfb {row['added_ttfb_p50_ms']:+.2f} ms | in-proxy p50 {v['overhead_header_p50_ms']} ms",
+        f" ttfb {row['added_ttfb_p50_ms']:+.2f} ms | in-proxy p50 {v['overhead_header_p50_ms']} ms"
+        f" | CPU {v['server_cpu_s_per_1000']:.3f} s/1000 req",
         flush=True,
     )
 
@@ -133,6 +153,13 @@ def main() -> None:
         help="extra CUEWATCH_* settings for every proxy (repeatable)",
     )
     ap.add_argument("--no-worker", action="store_true", help="transport scenario: no worker consumes the stream")
+    ap.add_argument("--peers", action="store_true", help="also measure LiteLLM's proxy (installed by `make peers`)")
+    ap.add_argument(
+        "--no-passthrough",
+        dest="passthrough",
+        action="store_false",
+        help="leave out the minimal aiohttp pass-through measured beside the proxies",
+    )
     ap.add_argument(
         "--api", choices=sorted(PATHS), default="chat", help="chat completions or the Responses API (same prompt)"
     )
@@ -166,6 +193,33 @@ def main() -> None:
             log=tmp / f"{name}.log",
             env={**env, **own_env},
         )
+    if args.passthrough:  # the floor: a minimal aiohttp pass-through, measured in turn with the others
+        port = free_port()
+        proxies["aiohttp pass-through"] = ServerProcess(
+            ["--port", str(port), "--upstream", sim.url],
+            port,
+            cpu=proxy_cpu,
+            log=tmp / "aiohttp-pass-through.log",
+            module="bench._passthrough",
+        )
+    if args.peers:  # LiteLLM's proxy (its own venv, `make peers`), routing the same model to the simulator
+        litellm = ROOT / ".venv-peers" / "litellm" / "bin" / "litellm"
+        if not litellm.exists():
+            raise SystemExit(f"{litellm} is missing: run `make peers`")
+        (tmp / "litellm").mkdir()
+        (tmp / "litellm" / "config.yaml").write_text(LITELLM_CONFIG.format(base=sim.url + "/v1"))
+        port = free_port()
+        proxies["LiteLLM proxy"] = ServerProcess(
+            ["--config", "config.yaml", "--host", "127.0.0.1", "--port", str(port), "--telemetry", "False"],
+            port,
+            cpu=proxy_cpu,
+            log=tmp / "LiteLLM-proxy.log",
+            command=[str(litellm)],
+            ready_path="/health/liveliness",
+            cwd=tmp / "litellm",
+            start_timeout=180.0,
+            env={"LITELLM_LOCAL_MODEL_COST_MAP": "True", "LITELLM_LOG": "ERROR", "NO_DOCS": "True"},
+        )
     results: dict[str, list[dict[str, Any]]] = {label: [] for label in proxies}
     prompt = scenario["prompt"]
     with contextlib.ExitStack() as stack:
@@ -192,10 +246,12 @@ def main() -> None:
             path = PATHS[args.api]
             direct = loadgen(sim.url + path, concurrency, args.duration, stream, sim_cpu, prompt, args.api)
             for label, proxy in proxies.items():
+                cpu0 = cpu_seconds(proxy)
                 via = loadgen(proxy.url + path, concurrency, args.duration, stream, sim_cpu, prompt, args.api)
+                via["server_cpu_s_per_1000"] = (cpu_seconds(proxy) - cpu0) / max(via["all_requests"], 1) * 1000
                 results[label].append(_row(concurrency, stream, direct, via))
                 _print(label, results[label][-1])
-    base_label, other_label = list(proxies)
+    base_label, other_label = list(proxies)[:2]
     for base, other in zip(results[base_label], results[other_label], strict=True):
         print(
             f"{other_label} vs {base_label}, c={base['concurrency']} stream={base['stream']}: "

@@ -22,7 +22,8 @@ def free_port() -> int:
 
 
 class ServerProcess:
-    """`python -m monitor ARGS...` in a child process, ready once `/healthz` answers."""
+    """`python -m MODULE ARGS...` (default module: `monitor`, i.e. the cuewatch CLI), or
+    `command` when given, in a child process, ready once `ready_path` answers 200."""
 
     def __init__(
         self,
@@ -32,8 +33,18 @@ class ServerProcess:
         env: dict[str, str] | None = None,
         log: Path | None = None,
         cpu: int | None = None,
+        module: str = "monitor",
+        command: list[str] | None = None,
+        ready_path: str = "/healthz",
+        cwd: Path | None = None,
+        start_timeout: float = 30.0,
     ) -> None:
         self.args = args
+        self.module = module
+        self.command = command
+        self.ready_path = ready_path
+        self.cwd = cwd
+        self.start_timeout = start_timeout
         self.port = port
         self.env = {**os.environ, **(env or {})}
         self.log_path = log
@@ -45,22 +56,23 @@ class ServerProcess:
     def url(self) -> str:
         return f"http://127.0.0.1:{self.port}"
 
-    def start(self, timeout: float = 30.0) -> ServerProcess:
-        cmd = [sys.executable, "-m", "monitor", *self.args]
+    def start(self, timeout: float | None = None) -> ServerProcess:
+        timeout = self.start_timeout if timeout is None else timeout
+        cmd = [*(self.command or [sys.executable, "-m", self.module]), *self.args]
         if self.cpu is not None and sys.platform.startswith("linux"):
             cmd = ["taskset", "-c", str(self.cpu), *cmd]
         if self.log_path:
             self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "ab") if self.log_path else None  # noqa: SIM115
         self.proc = subprocess.Popen(  # noqa: S603 - our own module, fixed arguments
-            cmd, env=self.env, stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT
+            cmd, env=self.env, stdout=self._log or subprocess.DEVNULL, stderr=subprocess.STDOUT, cwd=self.cwd
         )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{' '.join(cmd)} exited with {self.proc.returncode}; see {self.log_path}")
             try:
-                if httpx.get(self.url + "/healthz", timeout=0.5).status_code == 200:
+                if httpx.get(self.url + self.ready_path, timeout=0.5).status_code == 200:
                     return self
             except httpx.HTTPError:
                 pass

@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 
 import httpx
+import pytest
 
 from monitor._procs import ServerProcess, free_port
 from monitor.alerts import Outbox
@@ -58,6 +59,7 @@ def _drive(url: str, n: int) -> None:
     asyncio.run(go())
 
 
+@pytest.mark.slow
 def test_sigkill_with_pending_notifications_then_restart(tmp_path: Path, sim: ServerProcess) -> None:
     """Notifications pending when the proxy is SIGKILLed are delivered by the next one."""
     policy = tmp_path / "policy.yaml"
@@ -95,6 +97,7 @@ def _cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedP
     )
 
 
+@pytest.mark.slow
 def test_cli_alert_test_outbox_and_silences(tmp_path: Path) -> None:
     """`alert test` delivers a marked test alert; `alert outbox` lists; `silence add|list|expire` work."""
     policy = tmp_path / "policy.yaml"

@@ -72,6 +72,7 @@ def test_cue_text_is_never_read() -> None:
     assert scores[0] == scores[1] == scores[2]
 
 
+@pytest.mark.slow
 def test_obvious_requests() -> None:
     """A sanity check of the wiring on unmistakable cases (accuracy: docs/benchmarks.md)."""
     exs = [

@@ -96,6 +96,7 @@ def test_full_log_disk_loses_nothing(tmp_path: Path, small_disk: Path, sim: Serv
         _stop_cleanly(proxy)
 
 
+@pytest.mark.slow
 def test_sigterm_on_full_disk_keeps_records_for_next_start(
     tmp_path: Path, small_disk: Path, sim: ServerProcess
 ) -> None:
@@ -236,6 +237,7 @@ def _rss_mb(pid: int) -> float:
     raise AssertionError("no VmHWM")
 
 
+@pytest.mark.slow
 def test_decompression_bomb_is_cut_not_expanded(tmp_path: Path) -> None:
     """A 400 KB gzip body that expands to 400 MB: the client gets every byte as sent, the record
     reads only `record_max_bytes` of it (marked truncated), and the proxy's memory stays flat."""

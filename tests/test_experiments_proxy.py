@@ -218,6 +218,7 @@ def _drive(proxy: ServerProcess, n: int) -> list[bytes]:
     return out
 
 
+@pytest.mark.slow
 def test_shadow_leaves_production_identical(tmp_path: Path) -> None:
     """Shadow mode: production responses equal a no-policy run's; one shadow copy per arm, paired."""
     sims = [_sim(tmp_path, 11, "plain"), _sim(tmp_path, 11, "prod"), _sim(tmp_path, 1, "shadow")]

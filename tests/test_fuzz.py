@@ -42,6 +42,7 @@ def target(tmp_path_factory: pytest.TempPathFactory, sim: ServerProcess) -> Iter
     proxy.stop()
 
 
+@pytest.mark.slow
 @_FUZZ
 @given(dialect=st.sampled_from(["openai", "anthropic", "responses"]), body=model_bodies)
 def test_model_endpoints(target: tuple[str, Path, httpx.Client], dialect: str, body: Any) -> None:

@@ -54,6 +54,7 @@ _requests = st.dictionaries(
 )
 
 
+@pytest.mark.slow
 @settings(max_examples=200, deadline=None)  # the proxy-level fuzz (test_fuzz.py) covers the same shapes end to end
 @given(dialect=st.sampled_from(["openai", "anthropic", "responses"]), req=_requests, body=_json, sse=st.booleans())
 def test_any_shape_still_makes_a_record(dialect: str, req: dict[str, Any], body: Any, sse: bool) -> None:

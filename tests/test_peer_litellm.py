@@ -20,6 +20,8 @@ from monitor._procs import ServerProcess, free_port
 from tests._support import records, start_proxy, wait_for
 from tests.conftest import SDKClients
 
+pytestmark = pytest.mark.slow  # LiteLLM takes ~10 s to start
+
 ROOT = Path(__file__).parents[1]
 LITELLM = Path(os.environ.get("CUEWATCH_LITELLM", ROOT / ".venv-peers" / "litellm" / "bin" / "litellm"))
 

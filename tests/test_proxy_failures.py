@@ -238,6 +238,7 @@ def test_other_v1_paths_pass_through(proxy: ServerProcess, sim: ServerProcess) -
     assert httpx.get(proxy.url + "/v1/nope").status_code == 404
 
 
+@pytest.mark.slow
 def test_client_disconnect_mid_stream_is_recorded(tmp_path: Path, sim: ServerProcess) -> None:
     """A client that hangs up mid-stream leaves a record saying so; the proxy carries on."""
     slow_sim_port = free_port()

@@ -236,6 +236,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, policy: Path) -> No
     assert blue > 500 and orange > 200, (blue, orange)  # the arms' lines and bands are drawn
 
 
+@pytest.mark.slow
 def test_resend_prints_the_plan_then_sends_pairs(tmp_path: Path) -> None:
     """--resend shows the plan and cost and sends nothing without --yes; with it, each logged
     prompt goes to the new upstream under every arm and the pairs are analysed."""

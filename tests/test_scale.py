@@ -160,6 +160,7 @@ def slack() -> Iterator[tuple[Receiver, str]]:
 # ---------------------------------------------------------------------------------- tests
 
 
+@pytest.mark.slow
 def test_three_proxies_two_workers_exactly_once_same_findings_one_slack_message(
     tmp_path: Path, sim: ServerProcess, redis_server: RedisServer, slack: tuple[Receiver, str]
 ) -> None:
@@ -220,6 +221,7 @@ def _events(log: Path, event: str) -> list[dict[str, Any]]:
     return out
 
 
+@pytest.mark.slow
 def test_sigkill_worker_mid_stream_other_reclaims_and_continues_the_evalue_path(
     tmp_path: Path, sim: ServerProcess, redis_server: RedisServer
 ) -> None:
@@ -267,6 +269,7 @@ def test_sigkill_worker_mid_stream_other_reclaims_and_continues_the_evalue_path(
     assert _states(r) == ref_state
 
 
+@pytest.mark.slow
 def test_redis_down_30s_requests_unaffected_records_spilled_then_delivered(
     tmp_path: Path, sim: ServerProcess, redis_server: RedisServer
 ) -> None:

@@ -337,6 +337,7 @@ def test_scan_takes_thresholds_from_a_policy(tmp_path: Path) -> None:
     assert "deception" in json.loads(out.stdout)["flags"]
 
 
+@pytest.mark.slow
 def test_judge_tier_against_the_simulated_upstream(sim: Any, tmp_path: Path) -> None:
     """The judge's prompt, votes and parsing, end to end through a real HTTP model API."""
     from detectors.scratchpad.judge import Judge

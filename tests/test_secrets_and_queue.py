@@ -109,6 +109,7 @@ class SlowStage:
         self.seen += len(batch)
 
 
+@pytest.mark.slow
 def test_queue_overflow_loses_nothing(tmp_path: Path, sim: ServerProcess) -> None:
     """With a tiny queue and a slow consumer, N requests still yield N records (some spilled)."""
     settings = Settings(upstream=sim.url, log_dir=tmp_path / "logs", queue_size=2, fsync="never", access_log=False)

@@ -167,6 +167,7 @@ def test_shipped_policy_is_package_data() -> None:
     assert load_policy(policies.path("default")).version == 1
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("profile", ["alignment-faker", "honest"])
 def test_demo_end_to_end(tmp_path: Path, profile: str) -> None:
     """`cuewatch demo` (short mode): the faker raises the cue-gap alert, delivered to the stand-in
