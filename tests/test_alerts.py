@@ -7,6 +7,7 @@ import asyncio
 import hashlib
 import hmac
 import json
+import os
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -17,7 +18,10 @@ import pytest
 from structlog.testing import capture_logs
 
 from monitor._asgi import read_body
+from monitor._procs import RedisServer
 from monitor.alerts import AlertManager, Notification, Outbox
+from monitor.alerts.outbox import AlertStore
+from monitor.alerts.redis_outbox import RedisOutbox
 from monitor.alerts.sinks.slack import MAX_BLOCKS, MAX_TEXT, build_message
 from monitor.policy import Policy
 from monitor.records import Effect, Finding
@@ -118,10 +122,27 @@ class Clock:
         return self.now
 
 
-def _manager(tmp_path: Path, policy: Policy, clock: Clock | None = None) -> AlertManager:
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture(params=["sqlite", "redis"])
+def outbox(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[AlertStore]:
+    """Each alert test runs on both stores: SQLite (one process) and Redis (shared)."""
+    if request.param == "sqlite":
+        store: AlertStore = Outbox(tmp_path / "alerts.sqlite")
+    else:
+        store = RedisOutbox(request.getfixturevalue("redis_url"), prefix=f"t{os.urandom(4).hex()}")
+    yield store
+    store.close()
+
+
+def _manager(outbox: AlertStore, policy: Policy, clock: Clock | None = None) -> AlertManager:
     return AlertManager(
         PolicyHolder(policy=policy),
-        Outbox(tmp_path / "alerts.sqlite"),
+        outbox,
         clock=clock or time.time,
         tick_s=0.02,
         send_timeout_s=1.0,
@@ -144,11 +165,11 @@ def _env(monkeypatch: pytest.MonkeyPatch, receiver: tuple[Receiver, str]) -> Non
     monkeypatch.setenv("TEST_HOOK_SECRET", SECRET)
 
 
-def test_outage_then_recovery_delivers_each_exactly_once(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+def test_outage_then_recovery_delivers_each_exactly_once(outbox: AlertStore, receiver: tuple[Receiver, str]) -> None:
     """Receiver answers 500 for a while, then recovers: every notification arrives once (by key)."""
     app, _ = receiver
     app.script = ["500"] * 8
-    m = _manager(tmp_path, _policy())
+    m = _manager(outbox, _policy())
 
     async def go() -> None:
         m.ingest([_finding(i, experiment=f"exp{i}") for i in range(5)])  # five groups
@@ -162,11 +183,11 @@ def test_outage_then_recovery_delivers_each_exactly_once(tmp_path: Path, receive
     assert m.stats["hook"]["retried"] >= 1 and m.stats["hook"]["sent"] == 5
 
 
-def test_retry_after_honoured(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+def test_retry_after_honoured(outbox: AlertStore, receiver: tuple[Receiver, str]) -> None:
     """429 with Retry-After: 2 -> no further request to that receiver before 2 s."""
     app, _ = receiver
     app.script = ["429:2"]
-    m = _manager(tmp_path, _policy())
+    m = _manager(outbox, _policy())
 
     async def go() -> None:
         m.ingest([_finding(1)])
@@ -178,12 +199,12 @@ def test_retry_after_honoured(tmp_path: Path, receiver: tuple[Receiver, str]) ->
     assert app.requests[1]["t"] - app.requests[0]["t"] >= 2.0
 
 
-def test_client_errors_dead_letter_and_hang_or_close_retry(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+def test_client_errors_dead_letter_and_hang_or_close_retry(outbox: AlertStore, receiver: tuple[Receiver, str]) -> None:
     """A 4xx (not 408/429) is dead-lettered at once with its reason; a hang or a dropped
     connection is retried; after max attempts a notification is dead-lettered."""
     app, _ = receiver
     app.script = ["404", "hang", "close"]
-    m = _manager(tmp_path, _policy(max_attempts=3))
+    m = _manager(outbox, _policy(max_attempts=3))
 
     async def go() -> None:
         m.ingest([_finding(1, experiment="a")])
@@ -203,12 +224,12 @@ def test_client_errors_dead_letter_and_hang_or_close_retry(tmp_path: Path, recei
     assert "gave up after 3 attempts" in (rows[2].last_error or "")
 
 
-def test_fifty_findings_one_group_one_message(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+def test_fifty_findings_one_group_one_message(outbox: AlertStore, receiver: tuple[Receiver, str]) -> None:
     """50 findings in one group -> one message; repeats within repeat_interval send nothing more."""
     app, _ = receiver
     clock = Clock()
     m = _manager(
-        tmp_path,
+        outbox,
         _policy(
             route={
                 "receiver": "hook",
@@ -243,11 +264,11 @@ def test_fifty_findings_one_group_one_message(tmp_path: Path, receiver: tuple[Re
     assert len(bodies) == 2 and len(bodies[0]["alerts"]) == 50
 
 
-def test_silence_mutes_then_expires(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+def test_silence_mutes_then_expires(outbox: AlertStore, receiver: tuple[Receiver, str]) -> None:
     """A silence mutes matching alerts until it expires; then they are sent."""
     app, _ = receiver
     clock = Clock()
-    m = _manager(tmp_path, _policy(), clock)
+    m = _manager(outbox, _policy(), clock)
     m.outbox.add_silence({"experiment": "e"}, 600, "maintenance", now=clock.now)
 
     async def go() -> None:
@@ -264,13 +285,13 @@ def test_silence_mutes_then_expires(tmp_path: Path, receiver: tuple[Receiver, st
     assert len(app.delivered()) == 1
 
 
-def test_critical_inhibits_its_warning(tmp_path: Path, receiver: tuple[Receiver, str]) -> None:
+def test_critical_inhibits_its_warning(outbox: AlertStore, receiver: tuple[Receiver, str]) -> None:
     """A critical alert mutes the warning with the same labels; other warnings still go out."""
     app, _ = receiver
     policy = _policy(
         rules=[{"name": "gap", "severity": "warning"}, {"name": "gap", "min_e_value": 100, "severity": "critical"}]
     )
-    m = _manager(tmp_path, policy)
+    m = _manager(outbox, policy)
 
     async def go() -> None:
         m.ingest([_finding(1), _finding(2, experiment="other")])
@@ -285,12 +306,12 @@ def test_critical_inhibits_its_warning(tmp_path: Path, receiver: tuple[Receiver,
 
 
 def test_webhook_signature_verifies_and_secrets_stay_out_of_logs(
-    tmp_path: Path, receiver: tuple[Receiver, str]
+    outbox: AlertStore, receiver: tuple[Receiver, str]
 ) -> None:
     """The HMAC recipe in the docs verifies; the secret and the URL's token never reach the logs."""
     app, _ = receiver
     app.script = ["500"]
-    m = _manager(tmp_path, _policy())
+    m = _manager(outbox, _policy())
 
     async def go() -> None:
         m.ingest([_finding(1)])
@@ -377,13 +398,13 @@ def test_route_tree_matchers_continue_and_inheritance() -> None:
 
 
 def test_slack_sink_posts_block_kit(
-    tmp_path: Path, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
+    outbox: AlertStore, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """The Slack sink posts Block Kit with a text fallback to the incoming-webhook URL."""
     app, url = receiver
     monkeypatch.setenv("TEST_SLACK_URL", url)
     policy = _policy(receivers=[{"name": "hook", "slack": {"url": {"env": "TEST_SLACK_URL"}}}])
-    m = _manager(tmp_path, policy)
+    m = _manager(outbox, policy)
 
     async def go() -> None:
         m.ingest([_finding(1)])

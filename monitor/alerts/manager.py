@@ -288,6 +288,8 @@ class AlertManager:
                     continue
                 delay = retry_after * random.uniform(1.0, 1.1) if retry_after else self._backoff(row.attempts + 1)
                 await asyncio.to_thread(self.outbox.retry, row.id, now + delay, str(exc))
+                later = [r.id for r in rows[rows.index(row) + 1 :]]
+                await asyncio.to_thread(self.outbox.defer, later, now + delay)  # they wait for the pause too
                 self._paused[name] = now + delay
                 self._count(name, "retried")
                 log.warning(

@@ -41,6 +41,15 @@ return ids
 """
 
 
+# KEYS: claim key; ARGV: now, expires, ttl_ms. Taken unless a claim that runs past `now` holds it.
+_CLAIM = """
+local held = redis.call('GET', KEYS[1])
+if held and tonumber(held) > tonumber(ARGV[1]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1
+"""
+
+
 class RedisOutbox:
     """Shared outbox; thread-safe (a redis-py client with a connection pool)."""
 
@@ -63,6 +72,7 @@ class RedisOutbox:
         self._silences, self._groups, self._alerts = f"{prefix}:silences", f"{prefix}:groups", f"{prefix}:alerts"
         self._enqueue = self._r.register_script(_ENQUEUE)
         self._claim_due = self._r.register_script(_CLAIM_DUE)
+        self._claim = self._r.register_script(_CLAIM)
 
     def close(self) -> None:
         self._r.close()
@@ -133,6 +143,11 @@ class RedisOutbox:
         pipe.zadd(self._due, {str(row_id): next_attempt})
         pipe.execute()
 
+    def defer(self, row_ids: list[int], until: float) -> None:
+        """Not before `until`; also hands back the claim `due` took on rows not attempted."""
+        if row_ids:
+            self._r.zadd(self._due, {str(i): until for i in row_ids}, xx=True)
+
     def rows(self, status: str | None = None) -> list[Row]:
         rows = self._rows(self._r.zrange(self._all, 0, -1))
         return rows if status is None else [r for r in rows if r.status == status]
@@ -193,4 +208,8 @@ class RedisOutbox:
             self._r.hdel(self._alerts, *fingerprints)
 
     def claim(self, key: str, ttl_s: float, now: float | None = None) -> bool:
-        return bool(self._r.set(f"{self.prefix}:claim:{key}", "1", nx=True, px=max(int(ttl_s * 1000), 1)))
+        """True for the first caller of `key` within `ttl_s` seconds of `now` (the manager's clock,
+        as in the SQLite store; Redis also expires the key after `ttl_s` of its own time)."""
+        now = time.time() if now is None else now
+        ttl_ms = max(int(ttl_s * 1000), 1)
+        return bool(self._claim(keys=[f"{self.prefix}:claim:{key}"], args=[repr(now), repr(now + ttl_s), ttl_ms]))
