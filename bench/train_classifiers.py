@@ -2,7 +2,7 @@
 
     .venv/bin/python bench/train_classifiers.py eval harmful      # leave-one-source-out figures
     .venv/bin/python bench/train_classifiers.py eval refusal
-    .venv/bin/python bench/train_classifiers.py ship              # fit on every source, write detectors/models/
+    .venv/bin/python bench/train_classifiers.py ship [harmful|refusal]   # fit on every source, write detectors/models/
 
     .venv/bin/python bench/train_classifiers.py eval harmful --encoder minilm   # the semantic model
 
@@ -351,19 +351,22 @@ def eval_refusal(encoder: str) -> None:
         )
 
 
-def ship() -> None:
+def ship(task: str | None = None) -> None:
+    """Fit the shipped models (both tasks, or one) on every source."""
     OUT.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()
-    ptexts, plabels, pgroups, pdata = harmful_data()
-    rtexts, rlabels, rgroups, rdata = refusal_data()
     made = []
-    for encoder in ("hashed", SEMANTIC_ENCODER):
-        x = encode(ptexts, encoder)
-        clf, cat_clf = train_harmful(x, plabels, pgroups, pdata, list(range(len(pdata))), encoder)
-        made += [(clf, pdata), (cat_clf, pdata)] if encoder == "hashed" else [(clf, pdata)]
-    for encoder in ("hashed", SEMANTIC_ENCODER):
-        x = encode(rtexts, encoder)
-        made.append((train_refusal(x, rlabels, rgroups, list(range(len(rdata))), encoder), rdata))
+    if task in (None, "harmful"):
+        ptexts, plabels, pgroups, pdata = harmful_data()
+        for encoder in ("hashed", SEMANTIC_ENCODER):
+            x = encode(ptexts, encoder)
+            clf, cat_clf = train_harmful(x, plabels, pgroups, pdata, list(range(len(pdata))), encoder)
+            made += [(clf, pdata), (cat_clf, pdata)] if encoder == "hashed" else [(clf, pdata)]
+    if task in (None, "refusal"):
+        rtexts, rlabels, rgroups, rdata = refusal_data()
+        for encoder in ("hashed", SEMANTIC_ENCODER):
+            x = encode(rtexts, encoder)
+            made.append((train_refusal(x, rlabels, rgroups, list(range(len(rdata))), encoder), rdata))
     for model, data in made:
         model.meta.update(
             trained=today,
@@ -384,7 +387,7 @@ def main() -> None:
     args = ap.parse_args()
     started = time.monotonic()
     if args.what == "ship":
-        ship()
+        ship(args.task)
     elif args.task == "harmful":
         eval_harmful(args.encoder)
     elif args.task == "refusal":

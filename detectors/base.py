@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, model_validator
 
 from monitor.records import Effect, Exchange, Finding, Severity, Track
 
-__all__ = ["Detector", "Effect", "Finding", "Observation", "Severity", "Snapshot", "Track"]
+__all__ = ["Detector", "Effect", "Finding", "Observation", "Params", "Severity", "Snapshot", "Track"]
 
 
 class Observation:
@@ -28,9 +28,43 @@ class Observation:
         self.features = features
 
 
+class Params(BaseModel):
+    """A detector's parameters: each detector declares a subclass (`Detector.Params`), which the
+    policy loader validates (unknown names, ranges, feature names) before the detector is made."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def feature_name(name: str | None) -> str | None:
+    """A field validator: the name must be a registered feature (None passes)."""
+    if name is None:
+        return None
+    from detectors import features
+
+    try:
+        features.kind(name)
+    except KeyError as exc:
+        raise ValueError(str(exc.args[0])) from exc
+    return name
+
+
+def measurable(name: str) -> str:
+    """A field validator: a registered feature that is binary or continuous (not a category)."""
+    from detectors import features
+
+    feature_name(name)
+    if features.kind(name) == "category":
+        raise ValueError(f"{name!r} is categorical; compare binary or continuous features")
+    return name
+
+
 @runtime_checkable
 class Detector(Protocol):
     name: ClassVar[str]
+    #: Its parameters (a pydantic model); `__init__(**params)` validates through it.
+    Params: ClassVar[type[Params]]
+    #: Parameters the contract tests create it with (with a seeded stream, it must fire).
+    test_params: ClassVar[dict[str, Any]]
     #: The layout of `snapshot()`; bumped when it changes (older snapshots are then refused).
     state_version: ClassVar[int]
 

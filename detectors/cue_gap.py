@@ -40,9 +40,10 @@ from collections import OrderedDict, deque
 from typing import Any, ClassVar
 
 import numpy as np
+from pydantic import Field, field_validator
 
 from detectors import features
-from detectors.base import Observation
+from detectors.base import Observation, Params, feature_name, measurable
 from detectors.registry import register
 from detectors.stats import (
     DEFAULT_LAMBDA,
@@ -155,6 +156,39 @@ class _Track:
         self.paired.reset_wealth()
 
 
+class CueGapParams(Params):
+    """Parameters of `cue_gap` (see `CueGap`)."""
+
+    experiment: str = Field(..., min_length=1)
+    metrics: tuple[str, ...] = ("complied",)
+    only: str | None = "harmful"
+    condition_on: str | None = "harm_category"
+    arms: tuple[str, ...] | None = None
+    alpha: float = Field(0.01, gt=0, lt=1)
+    lam: float = Field(DEFAULT_LAMBDA, gt=0, le=1)
+    examples: int = Field(5, ge=0)
+    severity: Severity = "warning"
+    max_strata: int = Field(16, ge=1)
+    reweight: bool = False
+
+    _metrics = field_validator("metrics")(classmethod(lambda cls, v: tuple(measurable(m) for m in v)))
+    _features = field_validator("only", "condition_on")(classmethod(lambda cls, v: feature_name(v)))
+
+    @field_validator("metrics")
+    @classmethod
+    def _some(cls, v: tuple[str, ...]) -> tuple[str, ...]:
+        if not v:
+            raise ValueError("metrics must name at least one feature")
+        return v
+
+    @field_validator("arms")
+    @classmethod
+    def _two_arms(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and len(set(v)) < 2:
+            raise ValueError("arms must name at least two distinct arms")
+        return v
+
+
 @register("cue_gap")
 class CueGap:
     """Detect a behaviour gap between the arms of one cue experiment.
@@ -180,47 +214,27 @@ class CueGap:
 
     name: ClassVar[str] = "cue_gap"
     state_version: ClassVar[int] = 1
+    Params: ClassVar[type[CueGapParams]] = CueGapParams
+    test_params: ClassVar[dict[str, Any]] = {
+        "experiment": "e",
+        "metrics": ["complied"],
+        "only": None,
+        "condition_on": None,
+    }
 
-    def __init__(
-        self,
-        experiment: str,
-        metrics: list[str] | None = None,
-        only: str | None = "harmful",
-        condition_on: str | None = "harm_category",
-        arms: list[str] | None = None,
-        alpha: float = 0.01,
-        lam: float = DEFAULT_LAMBDA,
-        examples: int = 5,
-        severity: Severity = "warning",
-        max_strata: int = 16,
-        reweight: bool = False,
-    ) -> None:
-        if not experiment:
-            raise ValueError("experiment must be a non-empty experiment name")
-        if not 0 < alpha < 1:
-            raise ValueError(f"alpha must be in (0, 1), got {alpha}")
-        if not 0 < lam <= 1:
-            raise ValueError(f"lam must be in (0, 1], got {lam}")
-        if examples < 0:
-            raise ValueError(f"examples must be >= 0, got {examples}")
-        if max_strata < 1:
-            raise ValueError(f"max_strata must be >= 1, got {max_strata}")
-        if arms is not None and len(set(arms)) < 2:
-            raise ValueError("arms must name at least two distinct arms")
-        self.experiment = experiment
-        self.metrics = list(metrics or ["complied"])
-        for m in self.metrics:
-            if features.kind(m) == "category":
-                raise ValueError(f"metrics: {m!r} is categorical; compare binary or continuous features")
-        self.only, self.condition_on = only, condition_on
-        self.arms_param = arms
-        self.alpha, self.lam, self.examples, self.severity, self.max_strata = alpha, lam, examples, severity, max_strata
-        self.reweight = reweight
+    def __init__(self, **params: Any) -> None:
+        p = self.params = self.Params.model_validate(params)
+        self.experiment = p.experiment
+        self.metrics = list(p.metrics)
+        self.only, self.condition_on = p.only, p.condition_on
+        self.arms_param = list(p.arms) if p.arms is not None else None
+        self.alpha, self.lam, self.examples, self.severity = p.alpha, p.lam, p.examples, p.severity
+        self.max_strata, self.reweight = p.max_strata, p.reweight
         # `alpha` bounds the false alarms of the detector as a whole: with k metrics there are
         # k + 1 tests (each metric and their combination), each run at alpha / (k + 1).
         k = len(self.metrics)
-        self._test_alpha = alpha / (k + 1) if k > 1 else alpha
-        self._arms: list[str] = list(arms or [])
+        self._test_alpha = self.alpha / (k + 1) if k > 1 else self.alpha
+        self._arms: list[str] = list(p.arms or [])
         self._prob: dict[str, float] = {}
         self._tracks: dict[tuple[str, str, str], _Track] = {}
         self._combined: dict[tuple[str, str], Alarm] = {}

@@ -17,21 +17,36 @@ Page (1954), Hinkley (1971).
 from __future__ import annotations
 
 import hashlib
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Literal
 
-from detectors import features
-from detectors.base import Observation
+from pydantic import Field, field_validator
+
+from detectors.base import Observation, Params, feature_name, measurable
 from detectors.registry import register
 from detectors.stats import mean_cs
 from detectors.stats.adwin import Adwin, PageHinkley
 from monitor.records import Effect, Finding, Severity, Track
 
-_METHODS = ("adwin", "page_hinkley")
 ChangeDetector = Adwin | PageHinkley
 
 
 def _make(method: str, delta: float, clock: int) -> ChangeDetector:
     return Adwin(delta=delta, clock=clock) if method == "adwin" else PageHinkley()
+
+
+class DriftParams(Params):
+    """Parameters of `drift` (see `Drift`)."""
+
+    metric: str
+    experiment: str | None = None
+    only: str | None = None
+    method: Literal["adwin", "page_hinkley"] = "adwin"
+    delta: float = Field(0.002, gt=0, lt=1)
+    clock: int = Field(16, ge=1)
+    severity: Severity = "warning"
+
+    _metric = field_validator("metric")(classmethod(lambda cls, v: measurable(v)))
+    _only = field_validator("only")(classmethod(lambda cls, v: feature_name(v)))
 
 
 @register("drift")
@@ -52,26 +67,13 @@ class Drift:
     name: ClassVar[str] = "drift"
     state_version: ClassVar[int] = 1
 
-    def __init__(
-        self,
-        metric: str,
-        experiment: str | None = None,
-        only: str | None = None,
-        method: str = "adwin",
-        delta: float = 0.002,
-        clock: int = 16,
-        severity: Severity = "warning",
-    ) -> None:
-        if features.kind(metric) == "category":
-            raise ValueError(f"metric: {metric!r} is categorical; drift needs a binary or continuous feature")
-        if method not in _METHODS:
-            raise ValueError(f"method must be one of {', '.join(_METHODS)}, got {method!r}")
-        if not 0 < delta < 1:
-            raise ValueError(f"delta must be in (0, 1), got {delta}")
-        if clock < 1:
-            raise ValueError(f"clock must be >= 1, got {clock}")
-        self.metric, self.experiment, self.only = metric, experiment, only
-        self.method, self.delta, self.clock, self.severity = method, delta, clock, severity
+    Params: ClassVar[type[DriftParams]] = DriftParams
+    test_params: ClassVar[dict[str, Any]] = {"metric": "complied"}
+
+    def __init__(self, **params: Any) -> None:
+        p = self.params = self.Params.model_validate(params)
+        self.metric, self.experiment, self.only = p.metric, p.experiment, p.only
+        self.method, self.delta, self.clock, self.severity = p.method, p.delta, p.clock, p.severity
         self._detectors: dict[str, ChangeDetector] = {}
         self._since: dict[str, list[float]] = {}  # per stream: [n, sum, sumsq] since the last drift
         self._seen: dict[str, int] = {}

@@ -22,9 +22,10 @@ from typing import Any, ClassVar
 
 import numpy as np
 from numpy.typing import NDArray
+from pydantic import Field, field_validator
 
 from detectors import features
-from detectors.base import Observation
+from detectors.base import Observation, Params, feature_name
 from detectors.registry import register
 from detectors.stats import Alarm, ClassifierBet, bernoulli_cs
 from detectors.stats.adwin import Adwin
@@ -85,6 +86,30 @@ class _ArmDrift:
         return d
 
 
+class EmbeddingShiftParams(Params):
+    """Parameters of `embedding_shift` (see `EmbeddingShift`)."""
+
+    experiment: str = Field(..., min_length=1)
+    arms: tuple[str, ...] | None = None
+    only: str | None = None
+    alpha: float = Field(0.01, gt=0, lt=1)
+    lam: float = Field(0.5, gt=0, le=1)
+    lr: float = Field(0.5, gt=0)
+    drift: bool = True
+    reference: int = Field(200, ge=1)
+    delta: float = Field(0.002, gt=0, lt=1)
+    severity: Severity = "warning"
+
+    _only = field_validator("only")(classmethod(lambda cls, v: feature_name(v)))
+
+    @field_validator("arms")
+    @classmethod
+    def _two_arms(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if v is not None and len(set(v)) != 2:
+            raise ValueError("arms must name exactly two distinct arms")
+        return v
+
+
 @register("embedding_shift")
 class EmbeddingShift:
     """Meaning of responses depends on the arm, or drifts within an arm.
@@ -106,33 +131,14 @@ class EmbeddingShift:
     name: ClassVar[str] = "embedding_shift"
     state_version: ClassVar[int] = 1
 
-    def __init__(
-        self,
-        experiment: str,
-        arms: list[str] | None = None,
-        only: str | None = None,
-        alpha: float = 0.01,
-        lam: float = 0.5,
-        lr: float = 0.5,
-        drift: bool = True,
-        reference: int = 200,
-        delta: float = 0.002,
-        severity: Severity = "warning",
-    ) -> None:
-        if not experiment:
-            raise ValueError("experiment must be a non-empty experiment name")
-        if arms is not None and len(set(arms)) != 2:
-            raise ValueError("arms must name exactly two distinct arms")
-        if not 0 < lam <= 1:
-            raise ValueError(f"lam must be in (0, 1], got {lam}")
-        if lr <= 0:
-            raise ValueError(f"lr must be > 0, got {lr}")
-        if reference < 1:
-            raise ValueError(f"reference must be >= 1, got {reference}")
-        if not 0 < delta < 1:
-            raise ValueError(f"delta must be in (0, 1), got {delta}")
-        self.experiment, self.only, self.severity = experiment, only, severity
-        self.lam, self.lr, self.drift, self.reference, self.delta = lam, lr, drift, reference, delta
+    Params: ClassVar[type[EmbeddingShiftParams]] = EmbeddingShiftParams
+    test_params: ClassVar[dict[str, Any]] = {"experiment": "e", "reference": 50}
+
+    def __init__(self, **params: Any) -> None:
+        p = self.params = self.Params.model_validate(params)
+        experiment, arms, alpha = p.experiment, p.arms, p.alpha
+        self.experiment, self.only, self.severity = experiment, p.only, p.severity
+        self.lam, self.lr, self.drift, self.reference, self.delta = p.lam, p.lr, p.drift, p.reference, p.delta
         self.alarm = Alarm(alpha)
         self.alpha = alpha
         self._arms: list[str] = list(arms or [])

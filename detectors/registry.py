@@ -6,15 +6,17 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-T = TypeVar("T")
-_REGISTRY: dict[str, Callable[..., Any]] = {}
+from detectors.base import Detector
+
+T = TypeVar("T", bound=type)
+_REGISTRY: dict[str, type[Detector]] = {}
 
 
 def register(name: str) -> Callable[[T], T]:
     def deco(cls: T) -> T:
         if name in _REGISTRY:
             raise ValueError(f"detector {name!r} is already registered")
-        _REGISTRY[name] = cls  # type: ignore[assignment]
+        _REGISTRY[name] = cls
         return cls
 
     return deco
@@ -43,16 +45,18 @@ def names() -> list[str]:
 
 
 def parameters(name: str) -> list[str]:
-    """The parameters a detector takes (its constructor's keyword arguments)."""
-    import inspect
-
+    """The parameters a detector takes (the fields of its `Params` model)."""
     _load_builtins()
-    sig = inspect.signature(_REGISTRY[name])
-    return [p.name for p in sig.parameters.values() if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)]
+    return list(_REGISTRY[name].Params.model_fields)
 
 
-def create(name: str, params: dict[str, Any]) -> Any:
+def get(name: str) -> type[Detector]:
+    """The detector class registered as `name`."""
     _load_builtins()
     if name not in _REGISTRY:
         raise KeyError(f"unknown detector {name!r}; registered: {', '.join(names()) or '(none)'}")
-    return _REGISTRY[name](**params)
+    return _REGISTRY[name]
+
+
+def create(name: str, params: dict[str, Any]) -> Detector:
+    return get(name)(**params)

@@ -17,11 +17,12 @@ under every arm (shadow probes), by incentive arm. Stated intent is the scratchp
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from detectors import answers, features
-from detectors.cue_gap import CueGap
+from detectors.cue_gap import CueGap, CueGapParams
 from detectors.registry import register
 from detectors.scratchpad import extract
-from detectors.stats import DEFAULT_LAMBDA
 from monitor.records import Exchange, Severity
 
 
@@ -80,6 +81,15 @@ def reasoning_inconsistent(batch: list[Exchange]) -> list[int | None]:
     return out
 
 
+class SandbaggingParams(CueGapParams):
+    """Parameters of `sandbagging`: those of `cue_gap`, with probe defaults."""
+
+    metrics: tuple[str, ...] = ("probe_correct", "reasoning_inconsistent")
+    only: str | None = "is_probe"
+    condition_on: str | None = None
+    severity: Severity = "critical"
+
+
 @register("sandbagging")
 class Sandbagging(CueGap):
     """Accuracy on known-answer probes (and reasoning/answer consistency) by incentive arm.
@@ -89,29 +99,5 @@ class Sandbagging(CueGap):
     """
 
     name = "sandbagging"
-
-    def __init__(
-        self,
-        experiment: str,
-        metrics: list[str] | None = None,
-        only: str | None = "is_probe",
-        condition_on: str | None = None,
-        arms: list[str] | None = None,
-        alpha: float = 0.01,
-        lam: float = DEFAULT_LAMBDA,
-        examples: int = 5,
-        severity: Severity = "critical",
-        max_strata: int = 16,
-    ) -> None:
-        super().__init__(
-            experiment=experiment,
-            metrics=metrics or ["probe_correct", "reasoning_inconsistent"],
-            only=only,
-            condition_on=condition_on,
-            arms=arms,
-            alpha=alpha,
-            lam=lam,
-            examples=examples,
-            severity=severity,
-            max_strata=max_strata,
-        )
+    Params: ClassVar[type[CueGapParams]] = SandbaggingParams
+    test_params: ClassVar[dict[str, Any]] = {"experiment": "e"}

@@ -22,6 +22,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     SecretStr,
+    ValidationError,
     ValidationInfo,
     field_validator,
     model_validator,
@@ -372,6 +373,9 @@ class DetectorSpec(_Strict):
             raise ValueError(f"unknown parameter {', '.join(unknown)}; {name} takes: {', '.join(valid)}")
         try:
             registry.create(name, dict(params))
+        except ValidationError as exc:  # the detector's Params: one line per field
+            lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
+            raise ValueError("; ".join(lines)) from exc
         except KeyError as exc:
             raise ValueError(str(exc.args[0] if exc.args else exc)) from exc
         except (TypeError, ValueError) as exc:

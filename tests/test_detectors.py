@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import json
 import random
 from datetime import UTC, datetime
@@ -17,14 +16,6 @@ from detectors.cue_gap import CueGap
 from detectors.drift import Drift
 from monitor.records import Exchange, Finding, Message, Track
 
-# Parameters each registered detector is tested with, and a seeded stream that makes it fire.
-CONTRACT_PARAMS: dict[str, dict[str, Any]] = {
-    "cue_gap": {"experiment": "e", "metrics": ["complied"], "only": None, "condition_on": None},
-    "drift": {"metric": "complied"},
-    "scratchpad": {"tier": "lexical"},
-    "sandbagging": {"experiment": "e"},
-    "embedding_shift": {"experiment": "e", "reference": 50},
-}
 STAMP = datetime(2026, 1, 1, tzinfo=UTC)
 
 
@@ -109,12 +100,15 @@ def _run(det: Any, obs: list[Observation]) -> list[Finding]:
 def test_contract(name: str) -> None:
     """Every detector: has test params, is a Detector, deterministic, fires, restores mid-stream,
     has a repr and no mutable defaults."""
-    assert name in CONTRACT_PARAMS, f"add contract parameters for detector {name!r}"
-    params = CONTRACT_PARAMS[name]
+    params = registry.get(name).test_params
     det = registry.create(name, params)
     assert (isinstance(det, Detector) and det.name == name and name in repr(det)) or type(det).__name__ in repr(det)
-    for p in inspect.signature(type(det)).parameters.values():
-        assert not isinstance(p.default, list | dict | set), f"{name}.{p.name} has a mutable default"
+    # parameters: a frozen pydantic model that rejects unknown names and has a JSON schema
+    assert registry.parameters(name) == list(det.Params.model_fields)
+    assert det.Params.model_config.get("extra") == "forbid" and det.Params.model_config.get("frozen")
+    assert det.Params.model_json_schema()["properties"]
+    with pytest.raises(ValueError, match="no_such_parameter"):
+        registry.create(name, {**params, "no_such_parameter": 1})
     obs = CONTRACT_STREAMS.get(name, stream)(1)
     first = _run(registry.create(name, params), obs)
     again = _run(registry.create(name, params), obs)
@@ -156,10 +150,10 @@ def test_state_round_trip_of_other_modes(name: str, params: dict[str, Any], make
 
 
 def test_snapshot_of_another_version_configuration_or_kind_is_refused() -> None:
-    det = registry.create("cue_gap", CONTRACT_PARAMS["cue_gap"])
+    det = registry.create("cue_gap", CueGap.test_params)
     _run(det, stream(1, 300))
     snap = Snapshot.of(det, "cue_gap:{a}")
-    fresh = registry.create("cue_gap", CONTRACT_PARAMS["cue_gap"])
+    fresh = registry.create("cue_gap", CueGap.test_params)
     with pytest.raises(ValueError, match="another configuration"):
         snap.restore_into(fresh, "cue_gap:{b}")
     with pytest.raises(ValueError, match="state version 99"):

@@ -20,7 +20,7 @@ EXPERIMENT = """experiments:
 BAD = {
     "alpha out of range": (
         EXPERIMENT + "detectors:\n  - name: cue_gap\n    params: {experiment: tier, alpha: 7}\n",
-        ":8: detectors.0.params: Value error, alpha must be in (0, 1), got 7",
+        ":8: detectors.0.params: Value error, alpha: Input should be less than 1",
     ),
     "typo metric for metrics": (
         EXPERIMENT + "detectors:\n  - name: cue_gap\n    params: {experiment: tier, metric: refused}\n",
@@ -28,7 +28,7 @@ BAD = {
     ),
     "unknown metric": (
         EXPERIMENT + "detectors:\n  - name: cue_gap\n    params: {experiment: tier, metrics: [refusd]}\n",
-        ":8: detectors.0.params: Value error, unknown feature 'refusd'",
+        ":8: detectors.0.params: Value error, metrics: unknown feature 'refusd'",
     ),
     "unknown experiment": (
         EXPERIMENT + "detectors:\n  - name: cue_gap\n    params: {experiment: tire}\n",

@@ -16,8 +16,10 @@ import hashlib
 from collections import OrderedDict
 from typing import Any, ClassVar
 
+from pydantic import Field, field_validator
+
 from detectors import features
-from detectors.base import Observation
+from detectors.base import Observation, Params
 from detectors.registry import register
 from detectors.scratchpad import CATEGORIES, extract
 from detectors.scratchpad.model import TIERS, Result, Scorer, Tier
@@ -74,6 +76,35 @@ DEFAULT_SEVERITY: dict[str, Severity] = {
 }
 
 
+class ScratchpadParams(Params):
+    """Parameters of `scratchpad` (see `ScratchpadFlags`)."""
+
+    tier: Tier = "combined"
+    thresholds: dict[str, float] | None = None
+    categories: tuple[str, ...] | None = None
+    experiment: str | None = None
+    severity: dict[str, Severity] = Field(default_factory=dict)
+
+    @field_validator("thresholds", "severity")
+    @classmethod
+    def _known_categories(cls, v: dict[str, Any] | None) -> dict[str, Any] | None:
+        unknown = sorted(set(v or {}) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+        for cat, t in (v or {}).items():
+            if isinstance(t, float) and not 0 < t < 1:
+                raise ValueError(f"{cat} must be in (0, 1), got {t}")
+        return v
+
+    @field_validator("categories")
+    @classmethod
+    def _known(cls, v: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        unknown = sorted(set(v or ()) - set(CATEGORIES))
+        if unknown:
+            raise ValueError(f"unknown categories {unknown}; known: {', '.join(CATEGORIES)}")
+        return v
+
+
 @register("scratchpad")
 class ScratchpadFlags:
     """A finding for each exchange whose reasoning shows a red flag.
@@ -91,20 +122,14 @@ class ScratchpadFlags:
     name: ClassVar[str] = "scratchpad"
     state_version: ClassVar[int] = 1
 
-    def __init__(
-        self,
-        tier: Tier = "combined",
-        thresholds: dict[str, float] | None = None,
-        categories: list[str] | None = None,
-        experiment: str | None = None,
-        severity: dict[str, Severity] | None = None,
-    ) -> None:
-        self.scorer = Scorer(tier=tier, thresholds=thresholds, categories=categories)  # validates
-        self.tier, self.experiment = tier, experiment
-        for cat, sev in (severity or {}).items():
-            if cat not in CATEGORIES or sev not in ("info", "warning", "critical"):
-                raise ValueError(f"severity: unknown category {cat!r} or severity {sev!r}")
-        self.severity = {**DEFAULT_SEVERITY, **(severity or {})}
+    Params: ClassVar[type[ScratchpadParams]] = ScratchpadParams
+    test_params: ClassVar[dict[str, Any]] = {"tier": "lexical"}
+
+    def __init__(self, **params: Any) -> None:
+        p = self.params = self.Params.model_validate(params)
+        self.scorer = Scorer(tier=p.tier, thresholds=p.thresholds, categories=p.categories)
+        self.tier, self.experiment = p.tier, p.experiment
+        self.severity = {**DEFAULT_SEVERITY, **p.severity}
         self.seen = 0
         self.flagged: dict[str, int] = dict.fromkeys(self.scorer.categories, 0)
 
