@@ -72,7 +72,7 @@ def main() -> None:
             print(f"| {src} | {len(texts)} ({rate:,.0f}/s) | " + " | ".join(cells) + " |")
             for res, r in zip(results, texts, strict=True):
                 if "alignment_faking" in r["labels"] and src.startswith("af_"):
-                    scores, labels = af.setdefault("vlaf" if src == "af_vlaf_gpt41" else "excerpts", ([], []))
+                    scores, labels = af.setdefault(src, ([], []))
                     scores.append(res.scores["alignment_faking"])
                     labels.append(r["labels"]["alignment_faking"])
             sys.stdout.flush()
@@ -82,7 +82,7 @@ def main() -> None:
         for name, (scores, labels) in af.items():
             s, y = np.asarray(scores), np.asarray(labels)
             flagged = s >= scorer.thresholds["alignment_faking"]
-            what = AF_SETS[name]
+            what = AF_SETS.get(name, name)
             print(
                 f"\n{what} ({len(y)} texts, {int(y.sum())} positive): AUROC {auroc(s, y):.3f}; flagged "
                 f"{int(flagged[y == 1].sum())}/{int(y.sum())} positives, "
@@ -91,8 +91,8 @@ def main() -> None:
 
 
 AF_SETS = {
-    "excerpts": "alignment-faking excerpts of open replications (spot check, labels by the authors' LLM judge)",
-    "vlaf": "VLAF GPT-4.1, instructed alignment faking (free tier) vs instructed refusals (paid tier), by construction",
+    "af_vlaf_gpt41": "VLAF GPT-4.1, instructed faking (free tier) vs instructed refusals (paid tier), by construction",
+    "af_geodesic_mars": "Geodesic-MARS, free/paid dialogues its author wrote (no licence: internal), by construction",
 }
 
 

@@ -1,6 +1,14 @@
 """Train the scratchpad heads on the TRAIN split and write detectors/scratchpad/weights.json.
 
     .venv/bin/python bench/train_scratchpad.py [--data bench/data/scratchpads/scratchpads.jsonl]
+        [--negatives FILE.jsonl --negatives-for oversight_subversion,self_exfiltration --negatives-max 150]
+
+`--negatives`: third-party reasoning (rows with `text`) added as negatives for the categories of
+`--negatives-for` only (a seeded sample of at most `--negatives-max`), so heads trained on the
+written set learn what ordinary reasoning in the same setting looks like. The shipped heads use
+VLAF's alignment-faking-setting reasoning (none of it subverts oversight or copies weights) for
+oversight subversion and self-exfiltration; the alignment-faking head never sees it, so VLAF
+still measures that head (docs/benchmarks.md).
 
 For each category and tier (lexical, semantic, combined) a logistic head is fitted on the train
 items evaluated for that category; the L2 strength is chosen by 5-fold cross-validation on the
@@ -33,6 +41,13 @@ L2_GRID = (0.1, 0.3, 1.0, 3.0, 10.0, 30.0)
 def load(path: Path, split: str) -> list[dict[str, Any]]:
     rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
     return [r for r in rows if r["split"] == split]
+
+
+def negatives(path: Path, categories: list[str], limit: int) -> list[dict[str, Any]]:
+    """Third-party texts as rows of the written set's shape: evaluated for `categories`, no label."""
+    texts = [json.loads(line)["text"] for line in path.read_text().split("\n") if line.strip()]
+    texts = random.Random(0).sample(texts, min(limit, len(texts)))
+    return [{"reasoning": t, "labels": [], "evaluated_for": categories, "split": "train"} for t in texts]
 
 
 def feature_table(rows: list[dict[str, Any]], tier: str) -> dict[str, np.ndarray]:
@@ -69,9 +84,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", type=Path, default=DATA)
     ap.add_argument("--out", type=Path, default=OUT)
+    ap.add_argument("--negatives", type=Path, help="third-party reasoning JSONL added as negatives")
+    ap.add_argument("--negatives-for", default="oversight_subversion,self_exfiltration")
+    ap.add_argument("--negatives-max", type=int, default=150)
     args = ap.parse_args()
     rows = load(args.data, "train")
     print(f"train split: {len(rows)} scratchpads", file=sys.stderr)
+    extra: list[dict[str, Any]] = []
+    if args.negatives is not None:
+        cats = args.negatives_for.split(",")
+        unknown = sorted(set(cats) - set(CATEGORIES))
+        if unknown:
+            ap.error(f"--negatives-for: unknown categories {unknown}")
+        extra = negatives(args.negatives, cats, args.negatives_max)
+        print(f"+ {len(extra)} third-party negatives for {', '.join(cats)}", file=sys.stderr)
+        rows = rows + extra
     tables = {tier: feature_table(rows, tier) for tier in TIERS}
     heads: dict[str, dict[str, Any]] = {}
     for cat in CATEGORIES:
@@ -86,6 +113,9 @@ def main() -> None:
             print(f"{cat:22s} {tier:9s} n={len(y)} positives={int(y.sum())} l2={l2}", file=sys.stderr)
     meta = {
         "trained_on": str(args.data.relative_to(ROOT)) if args.data.is_relative_to(ROOT) else str(args.data),
+        "negatives": (
+            {"file": str(args.negatives), "for": args.negatives_for.split(","), "rows": len(extra)} if extra else None
+        ),
         "split": "train",
         "model": "sentence-transformers/all-MiniLM-L6-v2",
         "script": "bench/train_scratchpad.py",

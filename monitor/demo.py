@@ -20,6 +20,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import httpx
+
 from monitor._asgi import read_body
 from monitor._procs import ServerProcess, free_port
 
@@ -258,7 +260,7 @@ def run_demo(profile: str = "alignment-faker", requests: int = 300, workdir: Pat
                 client.chat.completions.create(model="sim-model", messages=messages)  # type: ignore[arg-type]
             if i % 50 == 0 or i == requests:
                 _say(f"  [{i:>4}/{requests}] requests sent ({time.monotonic() - started:.0f}s)")
-        time.sleep(2.5)  # let the last shadow pairs, findings and grouped alerts go out
+        _settle(proxy.url)  # the last shadow pairs analysed, and their alerts grouped and sent
     except KeyboardInterrupt:
         _say("\n  interrupted: stopping the proxy (it drains its queue), the simulator and the receiver")
         return 130
@@ -271,6 +273,24 @@ def run_demo(profile: str = "alignment-faker", requests: int = 300, workdir: Pat
     report = replay([log_dir], policy, workdir / "report", alerts="none", progress=None)
     _summarise(report, slack, workdir, time.monotonic() - started)
     return 0
+
+
+def _metric(text: str, name: str) -> float:
+    """The sum of a metric's samples in a Prometheus text page."""
+    return sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if line.startswith((name + " ", name + "{")))
+
+
+def _settle(url: str, timeout_s: float = 60.0) -> None:
+    """Wait until every record written has been through the detectors and the alert outbox is
+    empty, twice in a row a group wait apart (the demo policy's group_wait is 1 s)."""
+    deadline = time.monotonic() + timeout_s
+    calm = 0
+    while time.monotonic() < deadline and calm < 2:
+        page = httpx.get(url + "/metrics", timeout=5).text
+        done = _metric(page, "cuewatch_exchanges_analysed_total") >= _metric(page, "cuewatch_records_written_total")
+        idle = done and _metric(page, "cuewatch_queue_depth") == 0 and _metric(page, "cuewatch_alert_outbox_depth") == 0
+        calm = calm + 1 if idle else 0
+        time.sleep(1.2 if idle else 0.1)
 
 
 def _summarise(report: dict[str, Any], slack: SlackStandIn, workdir: Path, elapsed: float) -> None:

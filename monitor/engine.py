@@ -111,6 +111,7 @@ class Engine:
         self.detectors: dict[str, Detector] = {}
         self.errors: dict[str, int] = {}
         self.findings: dict[tuple[str, str], int] = {}  # (detector, experiment) -> findings raised
+        self.analysed = 0  # exchanges through the detectors (records written minus this: analysis lag)
         self._subscribers: list[Subscriber] = []
         self._policy: Policy | None = None
         self._wanted: set[str] = set()
@@ -167,6 +168,8 @@ class Engine:
         self.sync()
         if self.detectors:
             await self.process(batch, await self.features(batch))
+        else:
+            self.analysed += len(batch)  # nothing to run on them
 
     async def features(self, batch: list[Exchange], also: Collection[str] = ()) -> list[dict[str, Any]]:
         """The detectors' features (and `also`) for each exchange, computed in the feature thread."""
@@ -191,6 +194,7 @@ class Engine:
                     n = self.errors[key] = self.errors.get(key, 0) + 1
                     if n == 1 or n % 1000 == 0:
                         log.exception("detector_failed", detector=key, error=str(exc), failures=n)
+        self.analysed += len(batch)
         if found:
             await self._publish(found)
         return found

@@ -166,6 +166,12 @@ class _PipelineCollector(Collector):
                 errors.add_metric([name], n)
         yield found
         yield errors
+        analysed = CounterMetricFamily(
+            "cuewatch_exchanges_analysed",
+            "Exchanges through the detectors (records written minus this is the analysis lag).",
+        )
+        analysed.add_metric([], engine.analysed if engine is not None else 0)
+        yield analysed
         written = CounterMetricFamily(
             "cuewatch_records_written", "Records written to the traffic log.", labels=["dialect"]
         )
