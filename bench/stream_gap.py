@@ -30,6 +30,7 @@ import aiohttp
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from bench._loadgen import pct
 from monitor._procs import ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
@@ -41,13 +42,6 @@ detectors:
   - name: scratchpad
     params: {tier: combined}
 """
-
-
-def pct(xs: list[float], q: float) -> float | None:
-    if not xs:
-        return None
-    xs = sorted(xs)
-    return round(xs[min(len(xs) - 1, int(q * len(xs)))], 3)
 
 
 def body(stream: bool) -> bytes:
