@@ -28,7 +28,7 @@ import structlog
 
 from monitor.alerts.model import Alert, Evidence, fingerprint, from_finding, rule_matches
 from monitor.alerts.outbox import AlertStore
-from monitor.alerts.routing import Resolved, route
+from monitor.alerts.routing import Node, Resolved, compile_routes, route
 from monitor.alerts.sinks.base import Notification, Sink, SinkError, build_sink
 from monitor.errors import ConfigError
 from monitor.policy import Alerts, InhibitRule, seconds
@@ -91,6 +91,8 @@ class AlertManager:
         self._client = httpx.AsyncClient(timeout=send_timeout_s)
         self._sinks: dict[str, Sink] = {}
         self._sinks_for: Any = None
+        self._routes_for: Any = None
+        self._tree: Node | None = None
 
     @property
     def config(self) -> Alerts:
@@ -171,7 +173,7 @@ class AlertManager:
         for existing in self.groups.values():
             existing.alerts = {}
         for a in visible:
-            for r in route(cfg.route, a.labels):
+            for r in route(self._routes(), a.labels):
                 labels = {k: a.labels.get(k, "") for k in r.group_by}
                 key = f"{r.path}|{r.receiver}|" + json.dumps(labels, sort_keys=True)
                 g = self.groups.get(key)
@@ -238,6 +240,14 @@ class AlertManager:
         return True
 
     # ------------------------------------------------------------------ outbox -> sinks
+
+    def _routes(self) -> Node:
+        """The running policy's route tree, compiled once per policy load."""
+        policy = self.holder.policy
+        if self._tree is None or self._routes_for is not policy:
+            assert policy.alerts.route is not None
+            self._tree, self._routes_for = compile_routes(policy.alerts.route), policy
+        return self._tree
 
     def _sink(self, name: str) -> Sink:
         policy = self.holder.policy
@@ -349,7 +359,7 @@ class AlertManager:
             updated_at=stamp,
             test=True,
         )
-        targets = [receiver] if receiver else sorted({r.receiver for r in route(cfg.route, labels)})
+        targets = [receiver] if receiver else sorted({r.receiver for r in route(self._routes(), labels)})
         known = {r.name for r in cfg.receivers}
         keys = []
         for name in targets:
