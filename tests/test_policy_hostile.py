@@ -23,9 +23,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import policies
+from monitor import reload
 from monitor._procs import ServerProcess
 from monitor.errors import ConfigError
-from monitor.policy import load_policy
+from monitor.policy import Policy, load_policy
 from monitor.reload import PolicyHolder
 from monitor.yamlfile import DEFAULT_LIMITS
 from tests._support import start_proxy, wait_for
@@ -227,19 +228,32 @@ async def _until(pred: Callable[[], bool]) -> None:
     raise AssertionError("timed out")
 
 
-def test_areload_runs_off_the_loop_and_keeps_the_policy_past_its_time_limit(tmp_path: Path) -> None:
+def test_areload_runs_off_the_loop_and_keeps_the_policy_past_its_time_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     path = tmp_path / "p.yaml"
     path.write_text(EXPERIMENT.format(name="first"))
-    holder = PolicyHolder(path, reload_timeout_s=1e-6)  # shorter than any load, even of a warm process
+    holder = PolicyHolder(path, reload_timeout_s=0.05)
     loop_thread: list[int] = []
+    parse = reload.load_policy
+    release = threading.Event()
+
+    def slow_parse(p: Path) -> Policy:  # the real parser, held until the time limit has passed
+        release.wait(5)
+        return parse(p)
+
+    monkeypatch.setattr(reload, "load_policy", slow_parse)
 
     async def scenario() -> tuple[bool, str]:
         loop_thread.append(threading.get_ident())
         path.write_text(EXPERIMENT.format(name="second"))
-        return await holder.areload()
+        result = await holder.areload()
+        release.set()  # the straggler finishes; its result is dropped
+        return result
 
     ok, message = asyncio.run(scenario())
-    assert not ok and "took over 1e-06 s to load; not applied" in message
+    monkeypatch.setattr(reload, "load_policy", parse)
+    assert not ok and "took over 0.05 s to load; not applied" in message
     assert [e.name for e in holder.policy.experiments] == ["first"] and holder.rejected == 1
 
     holder.reload_timeout_s = 5.0
