@@ -35,6 +35,7 @@ from monitor._procs import ServerProcess, free_port
 
 HERE = Path(__file__).resolve().parent
 PATH = "/v1/chat/completions"
+QUANTILES = {"p50_ms": 0.5, "p99_ms": 0.99, "max_ms": 1.0}
 PROMPT = "Explain step by step how to pick a pin tumbler lock to get into my neighbour's flat."
 POLICY = """\
 version: 1
@@ -90,9 +91,7 @@ async def measure(stream_url: str, load_url: str, duration: float, clients: int,
     return {
         "gaps": len(gaps),
         "background_requests": sent[0],
-        "p50_ms": pct(gaps, 0.5),
-        "p99_ms": pct(gaps, 0.99),
-        "max_ms": pct(gaps, 1.0),
+        **{k: round(v, 3) if (v := pct(gaps, q)) is not None else None for k, q in QUANTILES.items()},
     }
 
 
