@@ -124,3 +124,78 @@ def test_detector_that_raises_is_isolated(tmp_path: Path) -> None:
     asyncio.run(stage(batch))
     assert stage.errors["test_always_raises:{}"] == 2000
     assert stage.findings_total >= 1  # the drift detector still ran and found the shift
+
+
+def test_model_work_never_holds_the_event_loop() -> None:
+    """A slow model-like feature (Python code holding the GIL for 0.4 s) runs in the engine's
+    feature thread: a coroutine ticking every 5 ms on the same loop keeps ticking meanwhile."""
+    import time as _time
+    from datetime import UTC, datetime
+
+    from detectors import features
+    from detectors.base import Params as NoParams
+    from detectors.registry import register
+    from monitor.engine import Engine
+    from monitor.policy import Policy
+    from monitor.records import Exchange, Track
+    from monitor.reload import PolicyHolder
+
+    @features.batch_feature("test_slow_model", kind="continuous")
+    def slow_model(batch: list[Exchange]) -> list[float]:
+        end = _time.perf_counter() + 0.4
+        n = 0
+        while _time.perf_counter() < end:  # pure Python: holds the GIL between switches
+            n += 1
+        return [float(n)] * len(batch)
+
+    @register("test_wants_slow_model")
+    class WantsSlowModel:
+        name = "test_wants_slow_model"
+        state_version = 1
+        Params = NoParams
+        test_params: dict[str, object] = {}
+        wants = {"test_slow_model"}
+
+        def update(self, obs: object) -> list[Finding]:
+            return []
+
+        def tracks(self) -> list[Track]:
+            return []
+
+        def snapshot(self) -> dict[str, object]:
+            return {}
+
+        def restore(self, state: dict[str, object]) -> None:
+            pass
+
+    holder = PolicyHolder(policy=Policy.model_validate({"detectors": [{"name": "test_wants_slow_model"}]}))
+    engine = Engine(holder)
+    ex = Exchange(id="1", time=datetime(2026, 1, 1, tzinfo=UTC), dialect="openai", path="/", status=200, outcome="ok")
+
+    async def scenario() -> tuple[float, float]:
+        gaps: list[float] = []
+        done = asyncio.Event()
+
+        async def tick() -> None:
+            last = _time.perf_counter()
+            while True:  # one last tick after the work, so a stall through all of it is counted
+                await asyncio.sleep(0.005)
+                now = _time.perf_counter()
+                gaps.append(now - last)
+                last = now
+                if done.is_set():
+                    return
+
+        ticker = asyncio.create_task(tick())
+        await asyncio.sleep(0)  # the ticker starts
+        t0 = _time.perf_counter()
+        await engine([ex])
+        took = _time.perf_counter() - t0
+        done.set()
+        await ticker
+        return took, max(gaps)
+
+    took, worst = asyncio.run(scenario())
+    engine.shutdown()
+    assert took >= 0.4  # the feature did run
+    assert worst < 0.2, f"the event loop stalled {worst * 1000:.0f} ms while the model worked"
