@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import random
 from pathlib import Path
+from typing import ClassVar
 
 import httpx
 
@@ -153,8 +154,8 @@ def test_model_work_never_holds_the_event_loop() -> None:
         name = "test_wants_slow_model"
         state_version = 1
         Params = NoParams
-        test_params: dict[str, object] = {}
-        wants = {"test_slow_model"}
+        test_params: ClassVar[dict[str, object]] = {}
+        wants: ClassVar[set[str]] = {"test_slow_model"}
 
         def update(self, obs: object) -> list[Finding]:
             return []
