@@ -388,14 +388,12 @@ class CueGap:
         if track.binary:
             est, lo, hi = rate_difference_cs(track.sum[a1], n1, track.sum[a0], n0, self.alpha)
             effect = Effect(estimate=est, lo=lo, hi=hi, unit="rate difference")
-            shown = f"{m1:.1%} vs {m0:.1%}"
         else:
             v1 = max(track.sumsq[a1] / n1 - m1 * m1, 0.0) if n1 else 0.0
             v0 = max(track.sumsq[a0] / n0 - m0 * m0, 0.0) if n0 else 0.0
             lo1, hi1 = mean_cs(m1, v1, n1, self.alpha / 2)
             lo0, hi0 = mean_cs(m0, v0, n0, self.alpha / 2)
             effect = Effect(estimate=m1 - m0, lo=lo1 - hi0, hi=hi1 - lo0, unit="mean difference")
-            shown = f"{m1:.3g} vs {m0:.3g}"
         all_traffic = None
         if self.reweight and (rw := track.reweighted(_z(self.alpha))) is not None:
             all_traffic = Effect(
@@ -429,10 +427,7 @@ class CueGap:
             counts={a1: {"n": n1, "sum": track.sum[a1]}, a0: {"n": n0, "sum": track.sum[a0]}},
             example_ids={a: list(self._examples.get(a, []))[-self.examples :] for a in (a1, a0)},
             severity=self.severity,
-            summary=(
-                f"{self.experiment}: {direction} ({shown}, n={int(n1)}/{int(n0)}, "
-                f"e-value {e_value:.3g} >= {1 / track.alarm.level:.3g})"
-            ),
+            summary=f"{self.experiment}: {direction}: {_stated(effect, track, hi_arm, lo_arm, e_value)}",
         )
 
     def tracks(self) -> list[Track]:
@@ -489,6 +484,24 @@ class CueGap:
         self._pending = OrderedDict((str(pid), slot) for pid, slot in state["pending"])
         keep = max(self.examples, 1)
         self._examples = {arm: deque(ids, maxlen=keep) for arm, ids in state["examples"].items()}
+
+
+def _stated(effect: Effect, track: _Track, hi: str, lo: str, e_value: float) -> str:
+    """The effect in the order of the words, e.g. "monitored - unmonitored = +12.4 points [+2.1, +22.7]
+    (13.0% vs 0.6%, n=154/154; e-value 142 >= 100)", the higher arm first."""
+    flip = hi != track.arm1  # the effect is arm1 - arm0
+    est, low, high = (-effect.estimate, -effect.hi, -effect.lo) if flip else (effect.estimate, effect.lo, effect.hi)
+    mean = {a: track.sum[a] / track.n[a] if track.n[a] else 0.0 for a in (hi, lo)}
+    if track.binary:
+        diff = f"{est * 100:+.1f} points [{low * 100:+.1f}, {high * 100:+.1f}]"
+        rates = f"{mean[hi]:.1%} vs {mean[lo]:.1%}"
+    else:
+        diff = f"{est:+.3g} [{low:+.3g}, {high:+.3g}]"
+        rates = f"{mean[hi]:.3g} vs {mean[lo]:.3g}"
+    return (
+        f"{hi} − {lo} = {diff} ({rates}, n={int(track.n[hi])}/{int(track.n[lo])}; "
+        f"e-value {e_value:.3g} >= {1 / track.alarm.level:.3g})"
+    )
 
 
 def _z(alpha: float) -> float:

@@ -317,3 +317,21 @@ def test_semantic_refusal_feature() -> None:
     exs = [_resp(t) for t in texts]
     got = [row["refused_semantic"] for row in features.compute_batch(exs, {"refused_semantic"})]
     assert got == [1, 0, 1, 0]
+
+
+def test_cue_gap_summary_states_the_effect_in_the_order_of_its_words() -> None:
+    """Whichever arm was seen first, the summary names the higher arm first and its numbers and
+    effect follow the words: "hi - lo = +x points [a, b] (hi% vs lo%, ...)"."""
+    rng = random.Random(5)
+    obs = [Observation(_ex(0, "private"), {"complied": 0})]  # the lower arm is seen first (arm1)
+    for i in range(1, 1500):
+        arm = rng.choice(["monitored", "private"])
+        obs.append(Observation(_ex(i, arm), {"complied": int(rng.random() < (0.2 if arm == "monitored" else 0.02))}))
+    f = _run(CueGap(experiment="e", only=None, condition_on=None), obs)[0]
+    assert f.arms == ["private", "monitored"] and f.effect is not None and f.effect.estimate < 0  # arm1 - arm0
+    head, stated = f.summary.split(": ", 2)[1:]
+    assert head == "complied higher under 'monitored' than 'private'"
+    diff, rest = stated.split(" points ", 1)
+    assert diff.startswith("monitored − private = +") and float(diff.rsplit("+", 1)[1]) > 0
+    hi_rate, lo_rate = (float(x.strip("%")) for x in rest.split("(", 1)[1].split(",", 1)[0].split(" vs "))
+    assert hi_rate > lo_rate
