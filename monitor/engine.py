@@ -113,7 +113,8 @@ class Engine:
         self.findings: dict[tuple[str, str], int] = {}  # (detector, experiment) -> findings raised
         self.analysed = 0  # exchanges through the detectors (records written minus this: analysis lag)
         self._subscribers: list[Subscriber] = []
-        self._policy: Policy | None = None
+        self._stale = True  # the detectors do not match the running policy yet
+        holder.subscribe(self._on_reload)
         self._wanted: set[str] = set()
         self._saved: dict[str, Any] = dict(saved) if saved is not None else self._load_state()
         self._own_executor = executor is None
@@ -134,12 +135,15 @@ class Engine:
 
     # ------------------------------------------------------------------ detectors
 
+    def _on_reload(self, policy: Policy) -> None:
+        self._stale = True  # the next batch (on the loop) brings the detectors up to date
+
     def sync(self) -> None:
-        """Create, keep or drop detectors to match the running policy."""
-        policy = self.holder.policy
-        if policy is self._policy:
+        """Create, keep or drop detectors to match the running policy (after a reload)."""
+        if not self._stale:
             return
-        self._policy = policy
+        self._stale = False
+        policy = self.holder.policy
         current: dict[str, Detector] = {}
         for spec in policy.detectors:
             if self.select is not None and not self.select(spec):

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -58,6 +59,7 @@ class PolicyHolder:
         self._lock = asyncio.Lock()  # one areload at a time (watcher, admin API, SIGHUP)
         self._tasks: set[asyncio.Task[tuple[bool, str]]] = set()
         self._straggler: asyncio.Future[Policy] | None = None  # a load that ran past the time limit
+        self._subscribers: list[Callable[[Policy], None]] = []
         log.info(
             "policy_loaded",
             file=str(path) if path else None,
@@ -65,6 +67,11 @@ class PolicyHolder:
             experiments=[e.name for e in self.policy.experiments],
         )
         _warn_unset_secrets(self.policy)
+
+    def subscribe(self, on_reload: Callable[[Policy], None]) -> None:
+        """Call `on_reload(policy)` after every reload that applied a new policy (on the thread
+        that reloaded; it must be quick and must not raise)."""
+        self._subscribers.append(on_reload)
 
     def reload(self) -> tuple[bool, str]:
         """Load the policy file again, in this thread; keep the running policy if the new one is
@@ -121,6 +128,11 @@ class PolicyHolder:
         self.last_error = None
         log.info("policy_reloaded", file=str(self.path), experiments=[e.name for e in policy.experiments])
         _warn_unset_secrets(policy)
+        for on_reload in self._subscribers:
+            try:
+                on_reload(policy)
+            except Exception:
+                log.exception("policy_subscriber_failed")
         return True, "reloaded"
 
     def _reject(self, exc: Exception) -> tuple[bool, str]:

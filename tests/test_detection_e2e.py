@@ -200,3 +200,33 @@ def test_model_work_never_holds_the_event_loop() -> None:
     engine.shutdown()
     assert took >= 0.4  # the feature did run
     assert worst < 0.2, f"the event loop stalled {worst * 1000:.0f} ms while the model worked"
+
+
+def test_engine_follows_reloads_and_keeps_unchanged_detectors(tmp_path: Path) -> None:
+    """A reload notifies the engine: new detectors appear with the next batch, a detector whose
+    spec did not change keeps its state (the same object), a removed one goes."""
+    from datetime import UTC, datetime
+
+    from monitor.engine import Engine
+    from monitor.records import Exchange
+    from monitor.reload import PolicyHolder
+
+    path = tmp_path / "p.yaml"
+    path.write_text("detectors:\n  - name: drift\n    params: {metric: complied}\n")
+    holder = PolicyHolder(path)
+    engine = Engine(holder)
+    ex = Exchange(id="1", time=datetime(2026, 1, 1, tzinfo=UTC), dialect="openai", path="/", status=200, outcome="ok")
+    asyncio.run(engine([ex]))
+    (drift,) = engine.detectors.values()
+    path.write_text(
+        "detectors:\n  - name: drift\n    params: {metric: complied}\n"
+        "  - name: drift\n    params: {metric: refused}\n"
+    )
+    assert holder.reload() == (True, "reloaded")
+    asyncio.run(engine([ex]))
+    assert len(engine.detectors) == 2 and drift in engine.detectors.values()
+    path.write_text("detectors:\n  - name: drift\n    params: {metric: refused}\n")
+    assert holder.reload() == (True, "reloaded")
+    asyncio.run(engine([ex]))
+    assert len(engine.detectors) == 1 and drift not in engine.detectors.values()
+    engine.shutdown()

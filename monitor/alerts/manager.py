@@ -31,7 +31,7 @@ from monitor.alerts.outbox import AlertStore
 from monitor.alerts.routing import Node, Resolved, compile_routes, route
 from monitor.alerts.sinks.base import Notification, Sink, SinkError, build_sink
 from monitor.errors import ConfigError
-from monitor.policy import Alerts, InhibitRule, seconds
+from monitor.policy import Alerts, InhibitRule, Policy, seconds
 from monitor.records import Finding
 from monitor.reload import PolicyHolder
 
@@ -89,10 +89,9 @@ class AlertManager:
         self._paused: dict[str, float] = {}
         self._restored = outbox.load_groups()
         self._client = httpx.AsyncClient(timeout=send_timeout_s)
-        self._sinks: dict[str, Sink] = {}
-        self._sinks_for: Any = None
-        self._routes_for: Any = None
-        self._tree: Node | None = None
+        self._sinks: dict[str, Sink] = {}  # built on first use; dropped on reload
+        self._tree: Node | None = None  # the compiled route tree; dropped on reload
+        holder.subscribe(self._on_reload)
 
     @property
     def config(self) -> Alerts:
@@ -241,18 +240,19 @@ class AlertManager:
 
     # ------------------------------------------------------------------ outbox -> sinks
 
+    def _on_reload(self, policy: Policy) -> None:
+        self._sinks, self._tree = {}, None
+
     def _routes(self) -> Node:
         """The running policy's route tree, compiled once per policy load."""
-        policy = self.holder.policy
-        if self._tree is None or self._routes_for is not policy:
-            assert policy.alerts.route is not None
-            self._tree, self._routes_for = compile_routes(policy.alerts.route), policy
+        if self._tree is None:
+            route = self.holder.policy.alerts.route
+            assert route is not None
+            self._tree = compile_routes(route)
         return self._tree
 
     def _sink(self, name: str) -> Sink:
         policy = self.holder.policy
-        if self._sinks_for is not policy:
-            self._sinks, self._sinks_for = {}, policy
         if name not in self._sinks:
             receiver = next((r for r in policy.alerts.receivers if r.name == name), None)
             if receiver is None:
