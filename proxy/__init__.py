@@ -5,7 +5,8 @@ from __future__ import annotations
 from monitor.pipeline import Pipeline
 from monitor.reload import PolicyHolder
 from monitor.settings import Settings
-from proxy._app import OVERHEAD_HEADER, REQUEST_ID_HEADER, ProxyApp, build_pipeline
+from proxy._app import ProxyApp, build_pipeline
+from proxy._forward import OVERHEAD_HEADER, REQUEST_ID_HEADER
 
 
 def create_app(settings: Settings, pipeline: Pipeline | None = None, holder: PolicyHolder | None = None) -> ProxyApp:
