@@ -219,8 +219,7 @@ def test_engine_follows_reloads_and_keeps_unchanged_detectors(tmp_path: Path) ->
     asyncio.run(engine([ex]))
     (drift,) = engine.detectors.values()
     path.write_text(
-        "detectors:\n  - name: drift\n    params: {metric: complied}\n"
-        "  - name: drift\n    params: {metric: refused}\n"
+        "detectors:\n  - name: drift\n    params: {metric: complied}\n  - name: drift\n    params: {metric: refused}\n"
     )
     assert holder.reload() == (True, "reloaded")
     asyncio.run(engine([ex]))

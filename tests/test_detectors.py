@@ -335,3 +335,62 @@ def test_cue_gap_summary_states_the_effect_in_the_order_of_its_words() -> None:
     assert diff.startswith("monitored − private = +") and float(diff.rsplit("+", 1)[1]) > 0
     hi_rate, lo_rate = (float(x.strip("%")) for x in rest.split("(", 1)[1].split(",", 1)[0].split(" vs "))
     assert hi_rate > lo_rate
+
+
+# Features that need the local embedding model: checked in the slow pass.
+MODEL_FEATURES = {
+    "complied_semantic",
+    "harm_score_semantic",
+    "harmful_semantic",
+    "refused_semantic",
+    "redflags_combined",
+    "redflags_semantic",
+    "response_embedding",
+    *(f"flag_{c}" for c in ("alignment_faking", "deception", "monitoring_awareness")),
+    *(f"flag_{c}" for c in ("oversight_subversion", "sandbagging_intent", "self_exfiltration")),
+}
+
+
+def _feature_batch() -> list[Exchange]:
+    from monitor.sim.traffic import stream as sim_stream
+
+    return list(sim_stream(40, seed=3))
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        pytest.param(n, marks=pytest.mark.slow) if n in MODEL_FEATURES else n
+        for n in sorted(set(features.names()) | MODEL_FEATURES)
+    ],
+)
+def test_feature_contract(name: str) -> None:
+    """Every registered feature: one value per exchange, of its declared kind, and the same when
+    computed again one exchange at a time (new ids, so no cache answers): deterministic and
+    independent of the batch it is in. Model features run in the slow pass."""
+    batch = _feature_batch()
+    kind = features.kind(name)
+    rows = features.compute_batch(batch, {name})
+    values = [row.get(name) for row in rows]
+    assert len(values) == len(batch)
+    for v in values:
+        if v is None:
+            continue
+        if kind == "binary":
+            assert v in (0, 1, True, False), (name, v)
+        elif kind == "continuous":
+            assert isinstance(v, int | float) and v == v, (name, v)  # a number, not NaN
+        elif kind == "category":
+            assert isinstance(v, str), (name, v)
+    # the same exchanges, one at a time (another batch), give the same values
+    alone = [
+        features.compute_batch([ex.model_copy(update={"id": ex.id + "-again"})], {name})[0].get(name)
+        for ex in batch[:5]
+    ]
+    for a, b in zip(alone, values[:5], strict=True):
+        if kind == "object" and a is not None and b is not None:
+            continue  # embeddings and red-flag results: compared in their own tests
+        if kind == "continuous" and a is not None and b is not None:
+            assert abs(float(a) - float(b)) < 1e-6, (name, a, b)
+        else:
+            assert a == b, (name, a, b)
