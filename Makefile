@@ -29,7 +29,8 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # Headless Chromium renders the HTML report in a test; redis-server (Debian's package) backs the
-# scale-out tests, which start their own on a free loopback port. Installed when missing and possible.
+# scale-out tests, which start their own on a free loopback port; promtool (Debian's prometheus
+# package) checks docs/ops/prometheus-rules.yaml. Installed when missing and possible.
 test-deps:
 	@command -v redis-server >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq redis-server) >/dev/null 2>&1; } || \
@@ -37,6 +38,9 @@ test-deps:
 	@command -v chromium >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
 		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium) >/dev/null 2>&1; } || \
 		echo "note: chromium not installed; the report screenshot test will be skipped"
+	@command -v promtool >/dev/null 2>&1 || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && \
+		(apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) >/dev/null 2>&1; } || \
+		echo "note: promtool not installed; the alerting rules are checked without it"
 
 peers: $(LITELLM_STAMP) $(NODE_STAMP)
 
