@@ -336,6 +336,22 @@ def _report(args: argparse.Namespace) -> int:
     return 0
 
 
+def _show(args: argparse.Namespace) -> int:
+    from monitor.show import find, render
+
+    try:
+        found = find(args.log, args.id)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    if not found:
+        print(f"no exchange or finding with id {args.id!r} in {', '.join(map(str, args.log))}", file=sys.stderr)
+        return 1
+    for record in found:
+        print(record.model_dump_json(indent=2) if args.json else render(record))
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     print(f"cuewatch {__version__}")
     return 0
@@ -434,6 +450,14 @@ def build_parser() -> argparse.ArgumentParser:
     report = sub.add_parser("report", help="rebuild report.html from a replay's report.json")
     report.add_argument("run_dir", type=Path)
     report.set_defaults(func=_report)
+
+    show = sub.add_parser("show", help="print one exchange or finding from a traffic log")
+    show.add_argument("id", help="the exchange's or finding's id (or a prefix of at least 6 characters)")
+    show.add_argument(
+        "--log", type=Path, nargs="+", default=[Path("cuewatch-logs")], help="log folders or segment files"
+    )
+    show.add_argument("--json", action="store_true", help="the record as stored")
+    show.set_defaults(func=_show)
 
     alert = sub.add_parser("alert", help="alert delivery")
     alert_sub = alert.add_subparsers(dest="alert_command", required=True)
