@@ -87,6 +87,12 @@ class Settings(BaseSettings):
         "in every stored field; process logs are always scrubbed.",
     )
 
+    otlp_endpoint: str | None = Field(
+        None,
+        description="OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces): each exchange is exported as "
+        "an OpenTelemetry GenAI span, findings as its events (needs the otel extra; in-process transport).",
+    )
+
     # Transport: where exchanges go after the response (docs/deploy.md).
     transport: Literal["inprocess", "redis"] = Field(
         "inprocess",

@@ -63,7 +63,16 @@ def build_pipeline(
         if holder is not None:
             engines.append(Engine(holder, sink=traffic, state_path=settings.log_dir / "detectors.state.json"))
     access: list[Stage] = [AccessLogStage()] if settings.access_log else []
-    stages = [essential, *access, *engines, *(extra_stages or [])]
+    export: list[Stage] = []
+    if settings.otlp_endpoint and settings.transport == "inprocess":
+        from monitor.otel import OtelStage
+
+        otel = OtelStage(settings.otlp_endpoint)
+        for engine in engines:
+            assert isinstance(engine, Engine)
+            engine.subscribe(otel.on_findings)
+        export.append(otel)
+    stages = [essential, *access, *engines, *export, *(extra_stages or [])]
     return Pipeline(
         stages=stages,
         essential=essential,
