@@ -415,3 +415,6 @@ def test_slack_sink_posts_block_kit(
     body = json.loads(app.delivered()[0]["body"])
     assert body["text"].startswith("cuewatch: 1 firing") and body["blocks"][0]["type"] == "header"
     assert any("rate difference" in json.dumps(b) for b in body["blocks"])
+    # one line on what to do first: an example exchange under each arm, to read side by side
+    nexts = [e["text"] for b in body["blocks"] if b["type"] == "context" for e in b["elements"] if "Next:" in e["text"]]
+    assert len(nexts) == 1 and "cuewatch show a2" in nexts[0] and "cuewatch show b1" in nexts[0]

@@ -43,6 +43,7 @@ class Alert(BaseModel):
     summary: str
     evidence: Evidence
     replay_command: str
+    next_step: str = Field("", description="one line: what the on-call engineer does first")
     starts_at: datetime
     updated_at: datetime
     ends_at: datetime | None = None
@@ -65,6 +66,19 @@ def rule_matches(rule: AlertRule, finding: Finding) -> bool:
         return False
     n = sum(c.get("n", 0.0) for c in finding.counts.values())
     return rule.min_samples is None or n >= rule.min_samples
+
+
+def next_step(finding: Finding, log_dir: str | None) -> str:
+    """One line saying what to look at first: the example exchanges, an arm beside the other."""
+    where = f" --log {log_dir}" if log_dir else ""
+    examples = [(arm, ids[-1]) for arm, ids in finding.example_ids.items() if ids]
+    if not examples:
+        return "Replay the log up to this moment with the command below and read the report."
+    if len(examples) == 1:
+        arm, ident = examples[0]
+        return f"Read the exchange that raised it ({arm}): cuewatch show {ident}{where}"
+    shown = "; ".join(f"{arm}: cuewatch show {ident}{where}" for arm, ident in examples[:2])
+    return f"Read an example under each arm side by side ({shown}), then replay to see the evidence grow."
 
 
 def from_finding(
@@ -98,6 +112,7 @@ def from_finding(
         labels=labels,
         severity=severity,
         summary=finding.summary or finding.direction,
+        next_step=next_step(finding, log_dir),
         evidence=Evidence(
             effect=finding.effect,
             e_value=finding.e_value,

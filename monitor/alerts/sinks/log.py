@@ -24,4 +24,5 @@ class LogSink:
                 summary=alert["summary"],
                 test=notification.test,
                 replay=alert["replay_command"],
+                next_step=alert.get("next_step", ""),
             )

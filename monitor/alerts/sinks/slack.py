@@ -69,7 +69,10 @@ def _alert_blocks(a: dict[str, Any]) -> list[dict[str, Any]]:
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _code(ev["excerpt"], MAX_TEXT)}})
     examples = "; ".join(f"{arm}: {', '.join(ids[:3])}" for arm, ids in ev.get("example_ids", {}).items() if ids)
     context = f"Reproduce: `{a['replay_command']}`" + (f"  |  examples {examples}" if examples else "")
-    blocks.append({"type": "context", "elements": [{"type": "mrkdwn", "text": _cut(context, MAX_TEXT)}]})
+    elements = [{"type": "mrkdwn", "text": _cut(context, MAX_TEXT)}]
+    if a.get("next_step"):
+        elements.insert(0, {"type": "mrkdwn", "text": _cut(f"*Next:* {a['next_step']}", MAX_TEXT)})
+    blocks.append({"type": "context", "elements": elements})
     blocks.append({"type": "divider"})
     return blocks
 
