@@ -193,7 +193,10 @@ class Engine:
             obs = Observation(ex, row)
             for key, det in self.detectors.items():
                 try:
-                    found.extend(det.update(obs))
+                    raised = det.update(obs)
+                    for f in raised:
+                        f.exchange_id = ex.id
+                    found.extend(raised)
                 except Exception as exc:
                     n = self.errors[key] = self.errors.get(key, 0) + 1
                     if n == 1 or n % 1000 == 0:

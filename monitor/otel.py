@@ -48,12 +48,11 @@ class OtelStage:
         self.exported = 0
 
     async def on_findings(self, found: list[Finding]) -> None:
-        """Engine subscriber: remember each finding for the exchange that raised it (the one at
-        the finding's time among its examples), until that exchange's span is made."""
+        """Engine subscriber: keep each finding for the span of the exchange that raised it
+        (the engine runs before this stage, so that span is made in the same batch)."""
         for f in found:
-            for ids in f.example_ids.values():
-                if ids:
-                    self._findings.setdefault(ids[-1], []).append(f)
+            if f.exchange_id is not None:
+                self._findings.setdefault(f.exchange_id, []).append(f)
 
     async def __call__(self, batch: list[Exchange]) -> None:
         from opentelemetry.trace import SpanKind, Status, StatusCode

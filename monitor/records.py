@@ -195,6 +195,7 @@ class Finding(_Model):
     severity: Severity = "warning"
     summary: str = ""
     excerpt: str | None = None
+    exchange_id: str | None = Field(None, description="the exchange whose arrival raised it (set by the engine)")
     score: float | None = Field(None, description="per-exchange classifier score (scratchpad red flags), 0..1")
 
 

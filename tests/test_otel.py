@@ -84,6 +84,8 @@ def test_exchanges_become_genai_spans_with_findings_as_events(tmp_path: Path, si
         assert span.end_time_unix_nano >= span.start_time_unix_nano
         assert all(prompt not in str(v) for v in attrs.values())  # no prompt text leaves
     events = [(s, e) for s in receiver.spans for e in s.events]
+    ids = [kv.value.string_value for _, e in events for kv in e.attributes if kv.key == "cuewatch.finding_id"]
+    assert len(ids) == len(set(ids)) == len(events)  # each finding once, on one span
     assert events, "the faker's scratchpads raise findings, exported as span events"
     logged = {f.id: f for f in LogReader([tmp_path / "logs"]) if isinstance(f, Finding)}
     for span, event in events:
@@ -91,5 +93,5 @@ def test_exchanges_become_genai_spans_with_findings_as_events(tmp_path: Path, si
         ev = {kv.key: kv.value for kv in event.attributes}
         finding = logged[ev["cuewatch.finding_id"].string_value]
         assert ev["cuewatch.detector"].string_value == finding.detector == "scratchpad"
-        # on the span of the exchange that raised it
-        assert any(_attrs(span)["cuewatch.exchange_id"] in ids for ids in finding.example_ids.values())
+        # on the span of the exchange that raised it, and only there
+        assert _attrs(span)["cuewatch.exchange_id"] == finding.exchange_id
