@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict, deque
+from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 import numpy as np
@@ -56,9 +57,10 @@ from detectors.stats import (
     rate_difference_cs,
 )
 from detectors.stats.online import OnlineLogit
-from monitor.records import Effect, Finding, Severity, Track
+from monitor.records import Effect, Finding, PathPoint, Severity, Track
 
 _MAX_PENDING_PAIRS = 10_000
+MAX_PATH = 128  # points of a test's evidence kept for its finding (thinned by halves)
 
 
 class _Track:
@@ -76,6 +78,23 @@ class _Track:
         self.max_log_wealth = 0.0
         # paired differences weighted by 1 / sampling probability: sums of w, w*d, w^2, w^2*d, w^2*d^2
         self.weighted = [0.0] * 5
+        # The evidence since the test (re)started: [epoch s, log wealth, n1, sum1, sumsq1, n0,
+        # sum0, sumsq0] every `stride` updates; halved (and the stride doubled) when full.
+        self.path: list[list[float]] = []
+        self.stride, self.since = 1, 0
+
+    def mark(self, t: float, force: bool = False) -> None:
+        """Note the evidence after an update (every `stride`-th one, or this one if `force`)."""
+        self.since += 1
+        if self.since < self.stride and not force:
+            return
+        self.since = 0
+        a1, a0 = self.arm1, self.arm0
+        point = [t, self.log_wealth, self.n[a1], self.sum[a1], self.sumsq[a1], self.n[a0], self.sum[a0], self.sumsq[a0]]
+        self.path.append(point)
+        if len(self.path) > MAX_PATH:
+            self.path = self.path[(len(self.path) - 1) % 2 :: 2]  # keeps the newest point
+            self.stride *= 2
 
     def observe_pair(self, d: float, sample_probability: float | None) -> None:
         w = 1.0 / sample_probability if sample_probability else 1.0
@@ -125,6 +144,9 @@ class _Track:
             "n": self.n,
             "max_log_wealth": self.max_log_wealth,
             "weighted": self.weighted,
+            "path": self.path,
+            "stride": self.stride,
+            "since": self.since,
         }
 
     def restore(self, state: dict[str, Any]) -> None:
@@ -147,6 +169,9 @@ class _Track:
             setattr(self, name, {a: float(v) for a, v in state[name].items()})
         self.max_log_wealth = float(state["max_log_wealth"])
         self.weighted = [float(v) for v in state["weighted"]]
+        # state saved before paths were kept has none: the path starts again from here
+        self.path = [[float(x) for x in point] for point in state.get("path", [])]
+        self.stride, self.since = int(state.get("stride", 1)), int(state.get("since", 0))
 
     def reset(self) -> None:
         if isinstance(self.unpaired, ClassifierBet):
@@ -154,6 +179,7 @@ class _Track:
         elif self.unpaired is not None:
             self.unpaired.reset_wealth()
         self.paired.reset_wealth()
+        self.path, self.stride, self.since = [], 1, 0
 
 
 class CueGapParams(Params):
@@ -348,14 +374,16 @@ class CueGap:
 
     # ------------------------------------------------------------------ findings
 
-    def _alarms(self, touched: set[tuple[str, str]], model: str | None, time: Any, ex_id: str) -> list[Finding]:
+    def _alarms(self, touched: set[tuple[str, str]], model: str | None, time: datetime, ex_id: str) -> list[Finding]:
         out: list[Finding] = []
         for pair in sorted(touched):
             tracks = [(m, t) for m in self.metrics if (t := self._tracks.get((m, *pair))) is not None]
             for metric, track in tracks:
                 lw = track.log_wealth
                 track.max_log_wealth = max(track.max_log_wealth, lw)
-                if lw >= track.alarm.log_threshold:
+                crossed = lw >= track.alarm.log_threshold
+                track.mark(time.timestamp(), force=crossed)
+                if crossed:
                     out.append(self._finding(metric, track, lw, model, time, ex_id))
                     track.alarm.alarms += 1
                     track.reset()
@@ -377,7 +405,7 @@ class CueGap:
         track: _Track,
         log_wealth: float,
         model: str | None,
-        time: Any,
+        time: datetime,
         ex_id: str,
         metrics: list[str] | None = None,
     ) -> Finding:
@@ -385,15 +413,9 @@ class CueGap:
         n1, n0 = track.n[a1], track.n[a0]
         m1 = track.sum[a1] / n1 if n1 else 0.0
         m0 = track.sum[a0] / n0 if n0 else 0.0
-        if track.binary:
-            est, lo, hi = rate_difference_cs(track.sum[a1], n1, track.sum[a0], n0, self.alpha)
-            effect = Effect(estimate=est, lo=lo, hi=hi, unit="rate difference")
-        else:
-            v1 = max(track.sumsq[a1] / n1 - m1 * m1, 0.0) if n1 else 0.0
-            v0 = max(track.sumsq[a0] / n0 - m0 * m0, 0.0) if n0 else 0.0
-            lo1, hi1 = mean_cs(m1, v1, n1, self.alpha / 2)
-            lo0, hi0 = mean_cs(m0, v0, n0, self.alpha / 2)
-            effect = Effect(estimate=m1 - m0, lo=lo1 - hi0, hi=hi1 - lo0, unit="mean difference")
+        arm1, arm0 = (n1, track.sum[a1], track.sumsq[a1]), (n0, track.sum[a0], track.sumsq[a0])
+        est, lo, hi = self._difference(track.binary, arm1, arm0)
+        effect = Effect(estimate=est, lo=lo, hi=hi, unit="rate difference" if track.binary else "mean difference")
         all_traffic = None
         if self.reweight and (rw := track.reweighted(_z(self.alpha))) is not None:
             all_traffic = Effect(
@@ -428,7 +450,37 @@ class CueGap:
             example_ids={a: list(self._examples.get(a, []))[-self.examples :] for a in (a1, a0)},
             severity=self.severity,
             summary=f"{self.experiment}: {direction}: {_stated(effect, track, hi_arm, lo_arm, e_value)}",
+            path=self._path(track) if metrics is None else [],
         )
+
+    def _difference(
+        self, binary: bool, arm1: tuple[float, float, float], arm0: tuple[float, float, float]
+    ) -> tuple[float, float, float]:
+        """arm1 - arm0 with its confidence sequence, from each arm's (n, sum, sum of squares)."""
+        (n1, s1, q1), (n0, s0, q0) = arm1, arm0
+        if binary:
+            return rate_difference_cs(s1, n1, s0, n0, self.alpha)
+        m1, m0 = (s1 / n1 if n1 else 0.0), (s0 / n0 if n0 else 0.0)
+        lo1, hi1 = mean_cs(m1, max(q1 / n1 - m1 * m1, 0.0) if n1 else 0.0, n1, self.alpha / 2)
+        lo0, hi0 = mean_cs(m0, max(q0 / n0 - m0 * m0, 0.0) if n0 else 0.0, n0, self.alpha / 2)
+        return m1 - m0, lo1 - hi0, hi1 - lo0
+
+    def _path(self, track: _Track) -> list[PathPoint]:
+        out = []
+        for t, log_e, n1, s1, q1, n0, s0, q0 in track.path:
+            est, lo, hi = self._difference(track.binary, (n1, s1, q1), (n0, s0, q0))
+            out.append(
+                PathPoint(
+                    time=datetime.fromtimestamp(t, UTC),
+                    log_e=log_e,
+                    log_threshold=track.alarm.log_threshold,
+                    estimate=est,
+                    lo=max(lo, -1e300),  # an arm with one observation has an unbounded interval
+                    hi=min(hi, 1e300),
+                    n={track.arm1: n1, track.arm0: n0},
+                )
+            )
+        return out
 
     def tracks(self) -> list[Track]:
         """Every test: wealth against its alarm line, and the effect with its interval."""

@@ -170,6 +170,19 @@ class Effect(_Model):
     method: str | None = Field(None, description="how the interval was made, where it is not time-uniform")
 
 
+class PathPoint(_Model):
+    """One point of a test's evidence over time: its e-value against the alarm line, and the
+    effect with its confidence sequence, after the exchanges seen so far."""
+
+    time: datetime
+    log_e: float = Field(..., description="log e-value of the test")
+    log_threshold: float = Field(..., description="log e-value at which it alarms")
+    estimate: float
+    lo: float
+    hi: float
+    n: dict[str, float] = Field(default_factory=dict, description="observations per arm")
+
+
 class Finding(_Model):
     """What a detector found, with the evidence an ops engineer or researcher needs."""
 
@@ -197,6 +210,11 @@ class Finding(_Model):
     excerpt: str | None = None
     exchange_id: str | None = Field(None, description="the exchange whose arrival raised it (set by the engine)")
     score: float | None = Field(None, description="per-exchange classifier score (scratchpad red flags), 0..1")
+    path: list[PathPoint] = Field(
+        default_factory=list,
+        description="the test's evidence from its start (or last alarm) to this alarm, thinned to at most "
+        "128 points; the last point is the crossing",
+    )
 
 
 class Track(_Model):

@@ -194,6 +194,31 @@ def test_cue_gap_finding_carries_evidence() -> None:
         assert found[1].alpha == pytest.approx(0.0025)  # re-armed at alpha / 4
 
 
+def test_cue_gap_finding_carries_its_evidence_path() -> None:
+    """Each finding carries the test's path since its last alarm, in time order, at most 128
+    points, ending at the crossing (the e-value it reports), and survives a snapshot."""
+    from datetime import timedelta
+
+    obs = [
+        Observation(o.exchange.model_copy(update={"time": STAMP + timedelta(seconds=i)}), o.features)
+        for i, o in enumerate(stream(5, 4000))
+    ]
+    det = CueGap(experiment="e", only=None, condition_on=None)
+    found = _run(det, obs[:2000])
+    clone = CueGap(experiment="e", only=None, condition_on=None)
+    Snapshot.of(det, "k").restore_into(clone, "k")
+    found += _run(clone, obs[2000:])
+    assert len(found) >= 3
+    for prev, f in zip([None, *found], found, strict=False):
+        times = [p.time for p in f.path]
+        assert 2 <= len(f.path) <= 128 and times == sorted(times) and times[-1] == f.time
+        assert f.path[-1].log_e == pytest.approx(np.log(f.e_value))
+        assert f.path[-1].log_e >= f.path[-1].log_threshold
+        assert all(p.log_e < p.log_threshold for p in f.path[:-1])  # it crossed once, at the end
+        assert prev is None or times[0] > prev.time  # the path restarts after each alarm
+        assert f.effect is not None and f.path[-1].estimate == pytest.approx(f.effect.estimate)
+
+
 def test_cue_gap_quiet_without_a_gap() -> None:
     """No difference between arms: no finding over a long seeded stream."""
     rng = random.Random(4)
