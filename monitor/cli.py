@@ -352,6 +352,31 @@ def _show(args: argparse.Namespace) -> int:
     return 0
 
 
+def _evidence(args: argparse.Namespace) -> int:
+    import os
+
+    from monitor._serve import run
+    from monitor.evidence.web import EvidencePages, EvidenceServer
+    from monitor.logs import configure_logging
+
+    token = os.environ.get("CUEWATCH_ADMIN_TOKEN") or None
+    if args.admin_token_file is not None:
+        token = args.admin_token_file.read_text(encoding="utf-8").strip() or None
+    if token is None:
+        print("error: set CUEWATCH_ADMIN_TOKEN (or --admin-token-file): the pages show prompts and answers",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    missing = [str(p) for p in args.log if not p.exists()]
+    if missing:
+        print(f"error: no such log folder or file: {', '.join(missing)}", file=sys.stderr)
+        return 2
+    configure_logging("info", "console")
+    print(f"evidence pages for {', '.join(map(str, args.log))}: http://{args.host}:{args.port}/admin/findings",
+          flush=True)  # fmt: skip
+    run(EvidenceServer(EvidencePages(token, list(args.log), log_location=args.log_location)), args.host, args.port)
+    return 0
+
+
 def _version(_: argparse.Namespace) -> int:
     print(f"cuewatch {__version__}")
     return 0
@@ -458,6 +483,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     show.add_argument("--json", action="store_true", help="the record as stored")
     show.set_defaults(func=_show)
+
+    ev = sub.add_parser("evidence", help="serve the evidence pages over traffic logs (token: CUEWATCH_ADMIN_TOKEN)")
+    ev.add_argument("--log", type=Path, nargs="+", default=[Path("cuewatch-logs")], help="log folders or segment files")
+    ev.add_argument("--host", default="127.0.0.1")
+    ev.add_argument("--port", type=int, default=8090)
+    ev.add_argument("--admin-token-file", dest="admin_token_file", type=Path, help="file holding the admin token")
+    ev.add_argument("--log-location", dest="log_location", help="the log's location as shown in commands")
+    ev.set_defaults(func=_evidence)
 
     alert = sub.add_parser("alert", help="alert delivery")
     alert_sub = alert.add_subparsers(dest="alert_command", required=True)

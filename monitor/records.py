@@ -170,6 +170,24 @@ class Effect(_Model):
     method: str | None = Field(None, description="how the interval was made, where it is not time-uniform")
 
 
+def stated_effect(effect: Effect, arms: list[str]) -> str:
+    """The effect in the order of its words, the higher arm first: "free − paid = +13.5 points
+    [+4.9, +21.6]" (rates in points); `effect` is arms[0] - arms[1].
+
+    >>> stated_effect(Effect(estimate=-0.135, lo=-0.216, hi=-0.049, unit="rate difference"), ["paid", "free"])
+    'free − paid = +13.5 points [+4.9, +21.6]'
+    """
+    est, lo, hi = effect.estimate, effect.lo, effect.hi
+    if len(arms) != 2:
+        return f"{est:+.3g} [{lo:+.3g}, {hi:+.3g}] {effect.unit}"
+    first, second = arms
+    if est < 0:
+        first, second, est, lo, hi = second, first, -est, -hi, -lo
+    if effect.unit.startswith("rate"):
+        return f"{first} − {second} = {est * 100:+.1f} points [{lo * 100:+.1f}, {hi * 100:+.1f}]"
+    return f"{first} − {second} = {est:+.3g} [{lo:+.3g}, {hi:+.3g}]"
+
+
 class PathPoint(_Model):
     """One point of a test's evidence over time: its e-value against the alarm line, and the
     effect with its confidence sequence, after the exchanges seen so far."""

@@ -87,6 +87,20 @@ class Settings(BaseSettings):
         "in every stored field; process logs are always scrubbed.",
     )
 
+    # Evidence and alerts (docs/evidence.md).
+    public_url: AnyHttpUrl | None = Field(
+        None,
+        description="Base URL at which people reach this process's admin pages (e.g. https://cuewatch.example.com); "
+        "alerts link to each finding's evidence page under it.",
+    )
+    log_location: str | None = Field(
+        None,
+        description="Where people off this host find the traffic log (a URL or object-store path, e.g. "
+        "s3://bucket/cuewatch-logs); the commands in alerts and evidence pages name it instead of log_dir.",
+    )
+    instance: str | None = Field(None, description="`instance` label on alerts (default: the host name).")
+    environment: str | None = Field(None, description="`environment` label on alerts (e.g. prod, staging).")
+
     otlp_endpoint: str | None = Field(
         None,
         description="OTLP/HTTP traces endpoint (e.g. http://collector:4318/v1/traces): each exchange is exported as "
@@ -135,6 +149,23 @@ class Settings(BaseSettings):
         if self.admin_token_file is not None:
             return self.admin_token_file.read_text(encoding="utf-8").strip() or None
         return None
+
+    def alert_labels(self) -> dict[str, str]:
+        """The labels every alert of this process carries: instance (default: the host name) and
+        environment (when set)."""
+        import socket
+
+        labels = {"instance": self.instance or socket.gethostname()}
+        if self.environment:
+            labels["environment"] = self.environment
+        return labels
+
+    def log_shown(self) -> str:
+        """The log location shown to people: `log_location`, else `log_dir`."""
+        return self.log_location or str(self.log_dir)
+
+    def public_base(self) -> str | None:
+        return str(self.public_url).rstrip("/") if self.public_url is not None else None
 
     def redis_display(self) -> str:
         """The Redis URL with any password hidden, for logs."""

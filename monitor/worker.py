@@ -79,7 +79,12 @@ class Worker:
             settings.redis_url.get_secret_value(), settings.redis_prefix, timeout_s=settings.redis_timeout_s
         )
         self.alerts = AlertManager(
-            self.holder, self.outbox, log_dir=str(settings.log_dir), redact=settings.redact_prompts
+            self.holder,
+            self.outbox,
+            log_dir=settings.log_shown(),
+            redact=settings.redact_prompts,
+            public_url=settings.public_base(),
+            labels=settings.alert_labels(),
         )
         self.traffic = TrafficLogStage.from_settings(settings)
         self.features = feature_executor()  # one feature thread, shared by the partitions

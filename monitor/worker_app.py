@@ -1,4 +1,4 @@
-"""`cuewatch worker` as a service: the ASGI app (/healthz, /readyz, /metrics) that runs a
+"""`cuewatch worker` as a service: the ASGI app (/healthz, /readyz, /metrics, the evidence pages) that runs a
 `Worker` in its lifespan, and the worker's Prometheus metrics."""
 
 from __future__ import annotations
@@ -11,8 +11,9 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
-from monitor._asgi import send_json, send_text
 from monitor.alerts.metrics import AlertCollector
+from monitor.asgi import send_json, send_text
+from monitor.evidence.web import EvidencePages
 from monitor.settings import Settings
 from monitor.worker import Worker
 
@@ -71,6 +72,7 @@ class WorkerApp:
         alerts = AlertCollector()
         alerts.manager = self.worker.alerts
         self.registry.register(alerts)
+        self.evidence = EvidencePages.from_settings(settings)
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -101,5 +103,7 @@ class WorkerApp:
                 await send_json(send, 200 if ok else 503, {"ready": ok, "partitions": sorted(self.worker.parts)})
             elif path == "/metrics":
                 await send_text(send, 200, generate_latest(self.registry).decode(), b"text/plain; version=0.0.4")
+            elif EvidencePages.handles(path):
+                await self.evidence(scope, receive, send)
             else:
                 await send_json(send, 404, {"error": f"no route {path}"})

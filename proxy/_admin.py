@@ -8,13 +8,13 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 from typing import Any
 
 import orjson
 
-from monitor._asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, header, read_body, send_json
 from monitor.alerts.outbox import AlertStore
+from monitor.asgi import BodyTooLarge, ClientGone, Receive, Scope, Send, read_body, send_json
+from monitor.evidence.web import access
 from monitor.policy import seconds
 from monitor.reload import PolicyHolder
 
@@ -32,14 +32,12 @@ class AdminAPI:
             await self.silences(scope, receive, send)
 
     async def _authorised(self, scope: Scope, send: Send) -> bool:
-        if self.token is None:
+        allowed = access(scope, self.token)
+        if allowed == "off":
             await send_json(send, 403, {"status": "disabled", "error": "admin API is off: set CUEWATCH_ADMIN_TOKEN"})
-            return False
-        scheme, _, given = (header(scope["headers"], b"authorization") or b"").decode("latin-1").partition(" ")
-        if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), self.token.encode()):
+        elif allowed == "denied":
             await send_json(send, 401, {"status": "unauthorized", "error": "wrong or missing admin token"})
-            return False
-        return True
+        return allowed == "ok"
 
     async def silences(self, scope: Scope, receive: Receive, send: Send) -> None:
         """GET /admin/silences, POST /admin/silences {matchers, duration, comment}, DELETE /admin/silences/ID."""

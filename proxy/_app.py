@@ -19,17 +19,18 @@ from typing import Any
 import aiohttp
 import structlog
 
-from monitor._asgi import (
+from monitor.alerts import AlertManager, Outbox
+from monitor.alerts.outbox import AlertStore
+from monitor.asgi import (
     Receive,
     Scope,
     Send,
     send_json,
     send_text,
 )
-from monitor.alerts import AlertManager, Outbox
-from monitor.alerts.outbox import AlertStore
 from monitor.engine import Engine
 from monitor.errors import UpstreamError
+from monitor.evidence.web import EvidencePages
 from monitor.pipeline import AccessLogStage, Pipeline, Stage, TrafficLogStage
 from monitor.reload import PolicyHolder
 from monitor.settings import Settings
@@ -103,6 +104,7 @@ class ProxyApp:
         self._session: aiohttp.ClientSession | None = None
         self.forward = Forwarder(settings, self.pipeline, self.holder, self.shadow, self.metrics)
         self.admin = AdminAPI(settings.admin_secret(), self.holder)
+        self.evidence = EvidencePages.from_settings(settings)
         self._upstreams: dict[str, str] = {}  # base URL -> "reachable" or why not, from the last check
         self._upstreams_at = -_READY_TTL_S
         self._background: list[asyncio.Task[None]] = []
@@ -123,6 +125,8 @@ class ProxyApp:
                 await self._metrics(send)
             elif path == "/upstreamz":
                 await self._upstreamz(send)
+            elif EvidencePages.handles(path):
+                await self.evidence(scope, receive, send)
             elif path.startswith("/admin/"):
                 await self.admin(scope, receive, send)
             elif "/." in path and any(seg in (".", "..") for seg in path.split("/")):
@@ -183,7 +187,14 @@ class ProxyApp:
             log.info("proxy_started", upstreams=self.routes.bases(), transport="redis", redis=s.redis_display())
             return
         self.outbox = self.admin.outbox = Outbox(s.log_dir / "alerts.sqlite")
-        self.alerts = AlertManager(self.holder, self.outbox, log_dir=str(s.log_dir), redact=s.redact_prompts)
+        self.alerts = AlertManager(
+            self.holder,
+            self.outbox,
+            log_dir=s.log_shown(),
+            redact=s.redact_prompts,
+            public_url=s.public_base(),
+            labels=s.alert_labels(),
+        )
         self.metrics.watch_alerts(self.alerts)
         for stage in self.pipeline.stages:
             if isinstance(stage, Engine):

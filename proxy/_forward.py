@@ -18,7 +18,7 @@ import aiohttp
 import orjson
 import structlog
 
-from monitor._asgi import BodyTooLarge, ClientGone, Headers, Receive, Scope, Send, header, read_body, send_json
+from monitor.asgi import BodyTooLarge, ClientGone, Headers, Receive, Scope, Send, header, read_body, send_json
 from monitor.capture import Capture
 from monitor.errors import UpstreamError, UpstreamTimeout, UpstreamUnreachable
 from monitor.experiments import Plan

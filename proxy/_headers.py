@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from monitor._asgi import Headers
+from monitor.asgi import Headers
 
 # RFC 9110 7.6.1 hop-by-hop headers, plus the ones the HTTP client sets itself.
 HOP_BY_HOP = frozenset(

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from monitor._asgi import read_body
+from monitor.asgi import read_body
 from monitor._procs import RedisServer
 from monitor.alerts import AlertManager, Notification, Outbox
 from monitor.alerts.outbox import AlertStore
@@ -400,11 +400,13 @@ def test_route_tree_matchers_continue_and_inheritance() -> None:
 def test_slack_sink_posts_block_kit(
     outbox: AlertStore, receiver: tuple[Receiver, str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The Slack sink posts Block Kit with a text fallback to the incoming-webhook URL."""
+    """The Slack sink posts Block Kit with a text fallback to the incoming-webhook URL: the effect
+    in the order of its words, the instance, and a link to the finding's evidence page."""
     app, url = receiver
     monkeypatch.setenv("TEST_SLACK_URL", url)
     policy = _policy(receivers=[{"name": "hook", "slack": {"url": {"env": "TEST_SLACK_URL"}}}])
     m = _manager(outbox, policy)
+    m.public_url, m.labels = "https://cuewatch.example.com", {"instance": "pod-7", "environment": "prod"}
 
     async def go() -> None:
         m.ingest([_finding(1)])
@@ -414,7 +416,9 @@ def test_slack_sink_posts_block_kit(
     asyncio.run(go())
     body = json.loads(app.delivered()[0]["body"])
     assert body["text"].startswith("cuewatch: 1 firing") and body["blocks"][0]["type"] == "header"
-    assert any("rate difference" in json.dumps(b) for b in body["blocks"])
+    text = json.dumps(body["blocks"], ensure_ascii=False)
+    assert "monitored − unmonitored = +12.0 points [+2.0, +22.0]" in text and "pod-7 (prod)" in text
+    assert "<https://cuewatch.example.com/admin/findings/f1|Open the evidence page>" in text
     # one line on what to do first: an example exchange under each arm, to read side by side
     nexts = [e["text"] for b in body["blocks"] if b["type"] == "context" for e in b["elements"] if "Next:" in e["text"]]
     assert len(nexts) == 1 and "cuewatch show a2" in nexts[0] and "cuewatch show b1" in nexts[0]

@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from monitor._asgi import read_body
+from monitor.asgi import read_body
 from monitor._procs import ServerProcess
 from monitor.records import Finding
 from monitor.store import LogReader

@@ -77,11 +77,14 @@ class AlertManager:
         *,
         log_dir: str | None = None,
         redact: bool = False,
+        public_url: str | None = None,
+        labels: dict[str, str] | None = None,
         clock: Callable[[], float] = time.time,
         tick_s: float = 0.25,
         send_timeout_s: float = 10.0,
     ) -> None:
         self.holder, self.outbox, self.log_dir, self.redact = holder, outbox, log_dir, redact
+        self.public_url, self.labels = public_url, dict(labels or {})
         self.clock, self.tick_s = clock, tick_s
         self.active: dict[str, Alert] = {}
         self.groups: dict[str, _Group] = {}
@@ -122,7 +125,15 @@ class AlertManager:
             for rule in cfg.rules:
                 if not rule_matches(rule, f):
                     continue
-                new = from_finding(f, rule, policy_path=policy, log_dir=self.log_dir, redact=self.redact)
+                new = from_finding(
+                    f,
+                    rule,
+                    policy_path=policy,
+                    log_dir=self.log_dir,
+                    redact=self.redact,
+                    public_url=self.public_url,
+                    labels=self.labels,
+                )
                 new = new.model_copy(update={"updated_at": seen})
                 prev = self.active.get(new.fingerprint)
                 if prev is not None and prev.status == "firing":

@@ -44,6 +44,7 @@ class Alert(BaseModel):
     evidence: Evidence
     replay_command: str
     next_step: str = Field("", description="one line: what the on-call engineer does first")
+    url: str | None = Field(None, description="the evidence page of the latest finding (needs `public_url`)")
     starts_at: datetime
     updated_at: datetime
     ends_at: datetime | None = None
@@ -81,10 +82,24 @@ def next_step(finding: Finding, log_dir: str | None) -> str:
     return f"Read an example under each arm side by side ({shown}), then replay to see the evidence grow."
 
 
+def evidence_url(public_url: str | None, finding_id: str) -> str | None:
+    """The finding's evidence page under the sidecar's (or worker's) public URL."""
+    return f"{public_url.rstrip('/')}/admin/findings/{finding_id}" if public_url else None
+
+
 def from_finding(
-    finding: Finding, rule: AlertRule, *, policy_path: str | None, log_dir: str | None, redact: bool = False
+    finding: Finding,
+    rule: AlertRule,
+    *,
+    policy_path: str | None,
+    log_dir: str | None,
+    redact: bool = False,
+    public_url: str | None = None,
+    labels: dict[str, str] | None = None,
 ) -> Alert:
-    """Build the alert for a finding under a rule."""
+    """Build the alert for a finding under a rule. `log_dir` is where people find the log (a
+    path, URL or object-store location: it goes into the commands shown); `labels` (instance,
+    environment) go on every alert but not into its fingerprint, so replicas' alerts merge."""
     severity = rule.severity or finding.severity
     labels = {
         "alertname": rule.name,
@@ -94,6 +109,7 @@ def from_finding(
         "model": finding.model or "",
         "arms": ",".join(finding.arms),
         "severity": severity,
+        **(labels or {}),
         **rule.labels,
     }
     excerpt = None
@@ -113,6 +129,7 @@ def from_finding(
         severity=severity,
         summary=finding.summary or finding.direction,
         next_step=next_step(finding, log_dir),
+        url=evidence_url(public_url, finding.id),
         evidence=Evidence(
             effect=finding.effect,
             e_value=finding.e_value,

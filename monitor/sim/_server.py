@@ -27,7 +27,7 @@ import brotli
 import orjson
 import zstandard
 
-from monitor._asgi import Receive, Scope, Send, header, read_body, send_json
+from monitor.asgi import Receive, Scope, Send, header, read_body, send_json
 from monitor.dialects import request_messages
 from monitor.sim._behaviour import Reply, decide
 from monitor.sim._responses import responses_body, responses_stream

@@ -25,4 +25,5 @@ class LogSink:
                 test=notification.test,
                 replay=alert["replay_command"],
                 next_step=alert.get("next_step", ""),
+                url=alert.get("url"),
             )

@@ -11,6 +11,7 @@ from typing import Any
 import httpx
 
 from monitor.alerts.sinks.base import Notification, post
+from monitor.records import Effect, stated_effect
 
 MAX_BLOCKS = 50
 MAX_TEXT = 3000
@@ -57,11 +58,15 @@ def _alert_blocks(a: dict[str, Any]) -> list[dict[str, Any]]:
         f"*e-value*\n{ev['e_value']:.3g} (p <= {ev['p_value']:.2g}, alpha {ev['alpha']:.2g})",
     ]
     if ev.get("effect"):
-        e = ev["effect"]
-        fields.append(f"*Effect*\n{e['estimate']:+.3f} [{e['lo']:+.3f}, {e['hi']:+.3f}] {e['unit']}")
+        effect = Effect.model_validate(ev["effect"])
+        arms = [a for a in (labels.get("arms") or "").split(",") if a]
+        fields.append(f"*Effect*\n{stated_effect(effect, arms)}")
     counts = ", ".join(f"{arm}: {c.get('sum', 0):g}/{c.get('n', 0):g}" for arm, c in ev.get("counts", {}).items())
     if counts:
         fields.append(f"*Counts*\n{counts}")
+    if labels.get("instance") or labels.get("environment"):
+        env = f" ({labels['environment']})" if labels.get("environment") else ""
+        fields.append(f"*Instance*\n{labels.get('instance') or '-'}{env}")
     blocks.append(
         {"type": "section", "fields": [{"type": "mrkdwn", "text": _cut(f, MAX_FIELD)} for f in fields[:MAX_FIELDS]]}
     )
@@ -72,6 +77,9 @@ def _alert_blocks(a: dict[str, Any]) -> list[dict[str, Any]]:
     elements = [{"type": "mrkdwn", "text": _cut(context, MAX_TEXT)}]
     if a.get("next_step"):
         elements.insert(0, {"type": "mrkdwn", "text": _cut(f"*Next:* {a['next_step']}", MAX_TEXT)})
+    if a.get("url"):
+        link = f"<{a['url']}|Open the evidence page>"
+        blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": _cut(link, MAX_TEXT)}})
     blocks.append({"type": "context", "elements": elements})
     blocks.append({"type": "divider"})
     return blocks
