@@ -98,6 +98,11 @@ class Settings(BaseSettings):
         description="Where people off this host find the traffic log (a URL or object-store path, e.g. "
         "s3://bucket/cuewatch-logs); the commands in alerts and evidence pages name it instead of log_dir.",
     )
+    evidence_logs: list[Path] = Field(
+        [],
+        description="Log folders the evidence pages read besides log_dir (e.g. the other workers' logs, which hold "
+        "the example exchanges of findings raised here; env: a JSON list).",
+    )
     instance: str | None = Field(None, description="`instance` label on alerts (default: the host name).")
     environment: str | None = Field(None, description="`environment` label on alerts (e.g. prod, staging).")
 

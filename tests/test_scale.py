@@ -169,7 +169,12 @@ def test_three_proxies_two_workers_exactly_once_same_findings_one_slack_message(
     receiver, slack_url = slack
     n = 900
     proxies = [_proxy(tmp_path, f"p{i}", sim.url, redis_server.url, policy) for i in range(3)]
-    workers = [_worker(tmp_path, f"w{i}", redis_server.url, policy, CW_SLACK_URL=slack_url) for i in range(2)]
+    # each worker's evidence pages read both workers' logs: the `all` partition logs the exchanges
+    pages = {
+        "CUEWATCH_ADMIN_TOKEN": "t0k",
+        "CUEWATCH_EVIDENCE_LOGS": json.dumps([str(tmp_path / "w0"), str(tmp_path / "w1")]),
+    }
+    workers = [_worker(tmp_path, f"w{i}", redis_server.url, policy, CW_SLACK_URL=slack_url, **pages) for i in range(2)]
     r = redis.Redis.from_url(redis_server.url)
     try:
         statuses = _drive([p.url for p in proxies], n)
@@ -179,6 +184,12 @@ def test_three_proxies_two_workers_exactly_once_same_findings_one_slack_message(
         held = [httpx.get(w.url + "/readyz").json()["partitions"] for w in workers]
         assert sorted(name for names in held for name in names) == ["all", "exp:training-cue"] and all(held), held
         time.sleep(2.5)  # group_wait, then delivery
+        # Each worker serves the evidence pages of the findings in the logs, examples included.
+        auth = {"authorization": "Bearer t0k"}
+        listed = httpx.get(workers[0].url + "/admin/findings?format=json", headers=auth).json()
+        assert listed and all(httpx.get(w.url + "/admin/findings", headers=auth).status_code == 200 for w in workers)
+        shown = httpx.get(workers[1].url + f"/admin/findings/{listed[0]['id']}", headers=auth).text
+        assert "Not in the logs" not in shown and "<h4>" in shown
     finally:
         for w in workers:
             w.stop()

@@ -72,7 +72,7 @@ class EvidencePages:
     def from_settings(cls, settings: Settings) -> EvidencePages:
         return cls(
             settings.admin_secret(),
-            [settings.log_dir],
+            [settings.log_dir, *(p for p in settings.evidence_logs if p != settings.log_dir)],
             public_url=settings.public_base(),
             log_location=settings.log_shown(),
             policy=settings.policy,
