@@ -248,6 +248,9 @@ def _replay(args: argparse.Namespace) -> int:
                 f"--since/--until: expected an ISO time like 2026-11-23T09:00:00+00:00, got {value!r}"
             ) from exc
 
+    from monitor.replay.fetch import localise
+
+    args.logs = localise(args.logs)
     missing = [str(p) for p in args.logs if not p.exists()]
     if missing:
         raise CuewatchError(f"no such file or folder: {', '.join(missing)}")
@@ -332,14 +335,16 @@ def _scan(args: argparse.Namespace) -> int:
 def _report(args: argparse.Namespace) -> int:
     from monitor.replay import rebuild
 
-    print(f"wrote {rebuild(args.run_dir)}")
+    print(f"wrote {rebuild(args.run_dir, x=args.x)}")
     return 0
 
 
 def _show(args: argparse.Namespace) -> int:
+    from monitor.replay.fetch import localise
     from monitor.show import find, render
 
     try:
+        args.log = localise(args.log)
         found = find(args.log, args.id)
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -422,8 +427,8 @@ def build_parser() -> argparse.ArgumentParser:
     rp.add_argument(
         "logs",
         nargs="+",
-        type=Path,
-        help="traffic-log segments or folders, OpenAI Batch input+output, Anthropic batch requests+results",
+        help="traffic-log segments or folders, OpenAI Batch input+output, Anthropic batch requests+results; "
+        "also URLs and object-store paths (https://, s3://, gs://: copied to ~/.cache/cuewatch/logs first)",
     )
     rp.add_argument("--policy", type=Path, help="policy whose detectors and alert rules to apply")
     rp.add_argument("--out", type=Path, default=Path("cuewatch-replay"), help="report folder")
@@ -474,12 +479,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     report = sub.add_parser("report", help="rebuild report.html from a replay's report.json")
     report.add_argument("run_dir", type=Path)
+    report.add_argument(
+        "--x", choices=["time", "records"], default="time", help="x axis of the charts (default: time, UTC)"
+    )
     report.set_defaults(func=_report)
 
     show = sub.add_parser("show", help="print one exchange or finding from a traffic log")
     show.add_argument("id", help="the exchange's or finding's id (or a prefix of at least 6 characters)")
     show.add_argument(
-        "--log", type=Path, nargs="+", default=[Path("cuewatch-logs")], help="log folders or segment files"
+        "--log", nargs="+", default=["cuewatch-logs"], help="log folders or segment files, or URLs (as replay)"
     )
     show.add_argument("--json", action="store_true", help="the record as stored")
     show.set_defaults(func=_show)

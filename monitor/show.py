@@ -21,10 +21,17 @@ TURNS = 4  # the latest turns of the conversation
 
 
 def find(paths: Iterable[Path], ident: str) -> list[Record]:
-    """Records whose id is `ident` or starts with it."""
-    if len(ident) < 6:
-        raise ValueError("give at least 6 characters of the id")
-    return [r for r in LogReader(paths) if r.id == ident or r.id.startswith(ident)]
+    """The record whose id is `ident`, else those whose id starts with it (6 characters at least)."""
+    exact: list[Record] = []
+    prefixed: list[Record] = []
+    for r in LogReader(paths):  # streaming: a log can be larger than memory
+        if r.id == ident:
+            exact.append(r)
+        elif len(ident) >= 6 and r.id.startswith(ident):
+            prefixed.append(r)
+    if not exact and len(ident) < 6:
+        raise ValueError(f"no id {ident!r}; give the whole id or at least 6 characters of it")
+    return exact or prefixed
 
 
 def _block(title: str, text: str | None) -> list[str]:

@@ -17,12 +17,12 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from monitor.asgi import read_body
 from monitor._procs import RedisServer
 from monitor.alerts import AlertManager, Notification, Outbox
 from monitor.alerts.outbox import AlertStore
 from monitor.alerts.redis_outbox import RedisOutbox
 from monitor.alerts.sinks.slack import MAX_BLOCKS, MAX_TEXT, build_message
+from monitor.asgi import read_body
 from monitor.policy import Policy
 from monitor.records import Effect, Finding
 from monitor.reload import PolicyHolder

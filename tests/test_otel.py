@@ -9,8 +9,8 @@ from typing import Any
 import httpx
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
-from monitor.asgi import read_body
 from monitor._procs import ServerProcess
+from monitor.asgi import read_body
 from monitor.records import Finding
 from monitor.store import LogReader
 from tests._support import TRAINING_CUE_EXPERIMENT, ThreadServer, records, start_proxy, wait_for

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import re
+from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
 
+from monitor.charts import COLOURS, plotly_js
 from monitor.replay import rebuild, replay
 from monitor.sim.traffic import CUES, generate, write_log
 
@@ -170,16 +174,66 @@ def test_anthropic_batch_pairs(tmp_path: Path, policy: Path) -> None:
     assert report["findings"] and report["findings"][0]["paired"]
 
 
+def _chart_specs(page: str) -> dict[str, dict[str, Any]]:
+    """The plotly figures drawn on the page, by chart id."""
+    found = re.findall(r"Plotly\.newPlot\((\"[^\"]+\"),f\.data,f\.layout,\{[^}]*\}\)\}\)\((.*?)\);</script>", page)
+    return {json.loads(ident): json.loads(spec) for ident, spec in found}
+
+
 def test_html_report_and_rebuild(tmp_path: Path, policy: Path) -> None:
-    """report.html is one self-contained file with the plots; `report` rebuilds it from the JSON."""
+    """report.html is one self-contained page: plotly.js inlined once in the head, the charts as
+    specs, nothing from the network; `report` rebuilds it from the JSON, identical."""
     write_log(tmp_path / "logs", generate(1200, seed=7))
     replay([tmp_path / "logs"], policy, tmp_path / "out", progress=None)
     page = (tmp_path / "out" / "report.html").read_text()
-    assert page.count("<svg") >= 2
-    assert not re.search(r"""(src|href)=["']?(https?:)?//""", page)  # nothing loaded from the network
-    assert "e-value path" in page and "Alerts that would have fired" in page
+    bundle = plotly_js()
+    assert page.count(bundle) == 1 and page.index(bundle) < page.index("</head>")
+    rest = page.replace(bundle, "")
+    assert not re.search(r"""(src|href)=["']?(https?:)?//""", rest)  # nothing loaded from the network
+    assert not re.search(r"<script[^>]*\ssrc=", rest) and "<link" not in rest
+    specs = _chart_specs(rest)
+    assert any(k.endswith("rates-0") for k in specs) and any(k.endswith("evalue-0") for k in specs), list(specs)
+    assert all(s["layout"]["xaxis"]["title"]["text"] == "time (UTC)" for s in specs.values())
+    assert "Summary" in page and "How to read this" in page and "Alerts that would have fired" in page
+    assert page.index("Summary") < page.index("Experiment: training-cue")
     (tmp_path / "out" / "report.html").unlink()
     assert rebuild(tmp_path / "out").read_text() == page
+    by_records = rebuild(tmp_path / "out", x="records").read_text()
+    assert {s["layout"]["xaxis"]["title"]["text"] for s in _chart_specs(by_records).values()} == {"records replayed"}
+
+
+def test_every_alarm_crosses_its_line_in_the_report(tmp_path: Path, policy: Path) -> None:
+    """Each cue_gap finding's crossing is in its test's e-value series (JSON and the drawn chart),
+    followed by the restart; an interval that includes 0 at an alarm is explained on the page."""
+    write_log(tmp_path / "logs", generate(3000, seed=10))
+    report = replay([tmp_path / "logs"], policy, tmp_path / "out", progress=None)
+    findings = [f for f in report["findings"] if f["detector"] == "cue_gap" and f["metric"] != "combined"]
+    assert len(findings) >= 2
+    series = [s for s in report["series"] if s["metric"].startswith("evalue:")]
+    for f in findings:
+        s = next(s for s in series if s["experiment"] == f["experiment"] and s["test"]["arms"] == f["arms"])
+        when = datetime.fromisoformat(f["time"])
+        near = [
+            k for k, p in enumerate(s["points"]) if abs((datetime.fromisoformat(p["time"]) - when).total_seconds()) <= 1
+        ]
+        threshold = f["path"][-1]["log_threshold"]
+        assert max(s["points"][k]["log_e"] for k in near) >= threshold, f["summary"]
+        crossing = max(near, key=lambda k: s["points"][k]["log_e"])
+        after = s["points"][crossing + 1]
+        assert after["log_e"] < after["threshold_log_e"]  # and the drop after it
+        assert any(a["finding"] == f["id"] and a["log_e"] >= threshold for a in s["alarms"])
+    assert all(p["i"] >= 1 for s in series for p in s["points"])
+    times = [datetime.fromisoformat(p["time"]) for s in series for p in s["points"]]
+    assert times == sorted(times)  # one test here: its points in time order
+    page = (tmp_path / "out" / "report.html").read_text()
+    drawn = next(v for k, v in _chart_specs(page).items() if k.endswith("evalue-0"))
+    line, alarms = drawn["data"][1], drawn["data"][2]
+    assert len(alarms["x"]) == len(findings)
+    for x, y in zip(alarms["x"], alarms["y"], strict=True):  # each marker sits on or above the line there
+        assert y >= line["y"][line["x"].index(x)] * 0.999
+    assert "monitored − unmonitored = +" in page
+    if any(f["effect"]["lo"] <= 0 <= f["effect"]["hi"] for f in findings):
+        assert "Why an interval can include 0 although the test alarmed" in page
 
 
 def test_alerts_none_and_log_never_page(tmp_path: Path, policy: Path) -> None:
@@ -195,7 +249,8 @@ def test_alerts_none_and_log_never_page(tmp_path: Path, policy: Path) -> None:
 
 
 def test_report_renders_in_headless_chromium(tmp_path: Path, policy: Path) -> None:
-    """The HTML report, opened in headless Chromium with no network, shows its plots."""
+    """The HTML report, opened in headless Chromium with no network, draws its charts: both arms'
+    colours in quantity, and the red alarm line. Set CUEWATCH_SCREENSHOTS=DIR to keep the shot."""
     import shutil
     import subprocess
 
@@ -205,7 +260,8 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, policy: Path) -> No
     from PIL import Image
 
     write_log(tmp_path / "logs", generate(1500, seed=10))
-    replay([tmp_path / "logs"], policy, tmp_path / "out", progress=None)
+    report = replay([tmp_path / "logs"], policy, tmp_path / "out", progress=None)
+    assert report["findings"]
     shot = tmp_path / "shot.png"
     subprocess.run(
         [
@@ -220,6 +276,7 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, policy: Path) -> No
             "--disable-sync",
             f"--user-data-dir={tmp_path / 'chrome'}",
             "--window-size=1200,2400",
+            "--virtual-time-budget=10000",  # plotly draws after the page loads
             f"--screenshot={shot}",
             (tmp_path / "out" / "report.html").as_uri(),
         ],
@@ -227,13 +284,19 @@ def test_report_renders_in_headless_chromium(tmp_path: Path, policy: Path) -> No
         timeout=90,
         check=True,
     )
+    if os.environ.get("CUEWATCH_SCREENSHOTS"):
+        keep = Path(os.environ["CUEWATCH_SCREENSHOTS"])
+        keep.mkdir(parents=True, exist_ok=True)
+        shutil.copy(shot, keep / "replay-report.png")
     px = np.asarray(Image.open(shot).convert("RGB")).astype(int)
 
-    def near(rgb: tuple[int, int, int]) -> int:
-        return int((np.abs(px - np.array(rgb)).max(axis=2) < 25).sum())
+    def near(colour: str) -> int:
+        rgb = np.array([int(colour[k : k + 2], 16) for k in (1, 3, 5)])
+        return int((np.abs(px - rgb).max(axis=2) < 25).sum())
 
-    blue, orange = near((31, 119, 180)), near((255, 127, 14))  # matplotlib's first two colours
-    assert blue > 500 and orange > 200, (blue, orange)  # the arms' lines and bands are drawn
+    blue, orange, red = near(COLOURS[0]), near(COLOURS[1]), near("#C00000")
+    assert blue > 1500 and orange > 500, (blue, orange)  # the arms' lines; the e-value and effect lines
+    assert red > 150, red  # the alarm line and its markers
 
 
 @pytest.mark.slow

@@ -1,215 +1,688 @@
-"""The replay report: `report.json` (deterministic) and `report.html`, one self-contained file
-(inline SVG plots made with matplotlib, no network). `cuewatch report RUN_DIR` rebuilds the HTML
-from the JSON."""
+"""The replay report: `report.json` (deterministic) and `report.html`, one self-contained page
+(plotly.js inlined once, charts drawn in the browser, nothing loaded from the network).
+`cuewatch report RUN_DIR` rebuilds the HTML from the JSON.
+
+The page opens with a summary in plain words, then one section per experiment (each arm's rate
+over time, each test's e-value path with every alarm, the effect with its confidence sequence,
+the findings), then flagged scratchpad excerpts, unreadable lines and the alerts that would have
+fired.
+
+Example
+-------
+>>> axis = RecordAxis([("2026-01-01T00:00:00+00:00", 1), ("2026-01-01T00:01:40+00:00", 101)])
+>>> axis.at(_utc("2026-01-01T00:00:50Z"))
+51
+"""
 
 from __future__ import annotations
 
 import html
-import io
 import json
 import math
-import re
+from bisect import bisect_right
+from collections import Counter
+from collections.abc import Sequence
+from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from detectors.stats import bernoulli_cs
+from monitor import charts
 from monitor.errors import ConfigError
+from monitor.records import Finding
 
 BAND_ALPHA = 0.05
+XAxis = Literal["time", "records"]
+X_AXES: tuple[XAxis, ...] = ("time", "records")
+_SEVERITY = {"critical": 2, "warning": 1, "info": 0}
 
 
-def write_report(report: dict[str, Any], out: Path) -> tuple[Path, Path]:
+def write_report(report: dict[str, Any], out: Path, *, x: XAxis = "time") -> tuple[Path, Path]:
     out.mkdir(parents=True, exist_ok=True)
     json_path = out / "report.json"
     json_path.write_text(
         json.dumps(report, sort_keys=True, indent=1, ensure_ascii=False, allow_nan=False, default=_finite) + "\n",
         encoding="utf-8",
     )
-    return json_path, write_html(report, out)
+    return json_path, write_html(report, out, x=x)
 
 
 def _finite(obj: Any) -> Any:
     raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 
-def rebuild(run_dir: Path) -> Path:
+def rebuild(run_dir: Path, *, x: XAxis = "time") -> Path:
     path = run_dir / "report.json"
     try:
         report = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read the report: {exc}") from exc
-    return write_html(report, run_dir)
+    return write_html(report, run_dir, x=x)
 
 
-# ----------------------------------------------------------------------------- plots
+# ----------------------------------------------------------------------------- evidence series
 
 
-def _plt() -> Any:
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        matplotlib.rcParams["svg.hashsalt"] = "cuewatch"
-        import matplotlib.pyplot as plt
-    except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError("the HTML report needs matplotlib: pip install 'cuewatch[report]'") from exc
-    return plt
+def _utc(value: str | datetime) -> datetime:
+    """A time as an aware UTC datetime (a time without a zone is taken as UTC)."""
+    t = datetime.fromisoformat(value) if isinstance(value, str) else value
+    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
 
 
-def _svg(fig: Any) -> str:
-    """The figure as inline SVG, without matplotlib's metadata block (it carries a timestamp)."""
-    buf = io.StringIO()
-    fig.savefig(buf, format="svg", bbox_inches="tight", metadata={"Date": None})
-    _plt().close(fig)
-    text = buf.getvalue()
-    return re.sub(r"<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
+def _number(value: float | None) -> float | None:
+    return value if value is not None and math.isfinite(value) and abs(value) < 1e300 else None
 
 
-def _rates_plot(series: dict[str, Any]) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(7, 3))
-    for arm in series["arms"]:
-        xs, ys, lo, hi = [], [], [], []
-        for p in series["points"]:
-            n, k = p["n"].get(arm, 0.0), p["events"].get(arm, 0.0)
-            if n:
-                xs.append(p["i"])
-                ys.append(k / n)
-                a, b = bernoulli_cs(k, n, BAND_ALPHA)
-                lo.append(a)
-                hi.append(b)
-        if xs:
-            line = ax.plot(xs, ys, label=f"{arm}")[0]
-            ax.fill_between(xs, lo, hi, alpha=0.2, color=line.get_color())
-    ax.set_xlabel("records replayed")
-    ax.set_ylabel(f"{series['metric']} rate")
-    ax.set_title(f"{series['experiment']}: {series['metric']} per arm ({1 - BAND_ALPHA:.0%} confidence sequences)")
-    ax.legend()
-    return _svg(fig)
+class RecordAxis:
+    """Where a moment falls on the records axis, interpolated between known (time, record) pairs:
+    the samples and the alarms are exact, the points of an alarm's path in between are not."""
+
+    def __init__(self, known: Sequence[tuple[str, int]]) -> None:
+        pairs = sorted({(_utc(t).timestamp(), int(i)) for t, i in known})
+        self.times = [t for t, _ in pairs]
+        self.records = [i for _, i in pairs]
+
+    def at(self, t: datetime) -> int:
+        if not self.times:
+            return 0
+        s = t.timestamp()
+        k = bisect_right(self.times, s)
+        if k == 0:
+            return self.records[0]
+        if k == len(self.times) or self.times[k - 1] == s:
+            return self.records[k - 1]
+        t0, t1, i0, i1 = self.times[k - 1], self.times[k], self.records[k - 1], self.records[k]
+        return round(i0 + (i1 - i0) * (s - t0) / (t1 - t0))
 
 
-def _evalue_plot(series: dict[str, Any]) -> str:
-    plt = _plt()
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 3))
-    xs = [p["i"] for p in series["points"]]
-    ax1.plot(xs, [math.exp(min(p["log_e"], 700)) for p in series["points"]], label="e-value (wealth)")
-    ax1.plot(xs, [math.exp(p["threshold_log_e"]) for p in series["points"]], "--", label="alarm at 1/alpha")
-    ax1.set_yscale("log")
-    ax1.set_xlabel("records replayed")
-    ax1.set_title("e-value path (restarts after each alarm)")
-    ax1.legend()
-    finite = [p for p in series["points"] if p["lo"] is not None and math.isfinite(p["lo"])]
-    if finite:
-        ax2.plot([p["i"] for p in finite], [p["estimate"] for p in finite], label="estimate")
-        ax2.fill_between(
-            [p["i"] for p in finite],
-            [p["lo"] for p in finite],
-            [p["hi"] for p in finite],
-            alpha=0.25,
-            label="confidence sequence",
+def merge_evidence(
+    samples: list[dict[str, Any]], findings: Sequence[tuple[Finding, int | None]], axis: RecordAxis
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """One test's e-value series at full resolution: its sampled points and the path each of its
+    findings carries (from the test's start or last alarm up to the crossing), in time order, with
+    the restart at 1 just after each alarm. Returns the points and the alarms."""
+    rows: list[tuple[tuple[datetime, int, int, int], dict[str, Any]]] = []
+    for j, p in enumerate(samples):
+        point = {**p, "lo": _number(p.get("lo")), "hi": _number(p.get("hi")), "source": "sample"}
+        rows.append(((_utc(p["time"]), 2, 0, j), point))
+    alarms = []
+    for k, (f, record) in enumerate(findings):
+        path: list[dict[str, Any]] = [
+            {"time": _utc(p.time), "log_e": p.log_e, "log_threshold": p.log_threshold, "estimate": p.estimate,
+             "lo": p.lo, "hi": p.hi}
+            for p in f.path
+        ]  # fmt: skip
+        if not path:  # a finding without its path: the crossing alone
+            eff = f.effect
+            path = [
+                {"time": _utc(f.time), "log_e": math.log(max(f.e_value, 1e-300)), "log_threshold": -math.log(f.alpha),
+                 "estimate": eff.estimate if eff else None, "lo": eff.lo if eff else None,
+                 "hi": eff.hi if eff else None}
+            ]  # fmt: skip
+        for j, p in enumerate(path):
+            last = j == len(path) - 1
+            t = p["time"]
+            point = {
+                "i": record if last and record is not None else axis.at(t),
+                "time": t.isoformat(),
+                "log_e": p["log_e"],
+                "threshold_log_e": p["log_threshold"],
+                "estimate": _number(p["estimate"]),
+                "lo": _number(p["lo"]),
+                "hi": _number(p["hi"]),
+                "source": "alarm" if last else "path",
+            }
+            rows.append(((t, 0, k, j), point))
+        crossing = rows[-1][1]
+        # the test restarts at e-value 1 (log 0), against a stricter line (filled in below)
+        rows.append(((path[-1]["time"], 1, k, 0), {**crossing, "log_e": 0.0, "source": "restart"}))
+        alarms.append(
+            {
+                "finding": f.id,
+                "time": crossing["time"],
+                "i": crossing["i"],
+                "log_e": crossing["log_e"],
+                "threshold_log_e": crossing["threshold_log_e"],
+                "estimate": crossing["estimate"],
+                "lo": crossing["lo"],
+                "hi": crossing["hi"],
+            }
         )
-        ax2.axhline(0.0, color="grey", linewidth=0.8)
-    ax2.set_xlabel("records replayed")
-    ax2.set_title("gap between arms")
-    ax2.legend()
-    return _svg(fig)
+    rows.sort(key=lambda r: r[0])
+    points = [p for _, p in rows]
+    following: float | None = None
+    for p in reversed(points):  # after a restart the line is the next point's, the stricter level
+        if p["source"] == "restart" and following is not None:
+            p["threshold_log_e"] = following
+        elif p["source"] != "restart":
+            following = p["threshold_log_e"]
+    return points, alarms
 
 
-def _probe_plot(rows: list[dict[str, Any]]) -> str:
-    plt = _plt()
-    fig, ax = plt.subplots(figsize=(6, 2.5))
-    labels = [f"{r['experiment']}\n{r['arm']}" for r in rows]
-    ax.bar(labels, [r["accuracy"] for r in rows])
-    ax.set_ylim(0, 1)
-    ax.set_ylabel("probe accuracy")
-    ax.set_title("known-answer probes per arm")
-    return _svg(fig)
+# ----------------------------------------------------------------------------- charts
+
+_e = html.escape
+
+
+def _plot_time(value: str) -> str:
+    """An ISO time as plotly.js reads dates: UTC, no zone suffix."""
+    t = _utc(value)
+    return t.strftime("%Y-%m-%d %H:%M:%S.%f" if t.microsecond else "%Y-%m-%d %H:%M:%S")
+
+
+def _xs(points: list[dict[str, Any]], x: XAxis) -> list[Any]:
+    return [_plot_time(p["time"]) if x == "time" else p["i"] for p in points]
+
+
+def _xtitle(x: XAxis) -> str:
+    return "time (UTC)" if x == "time" else "records replayed"
+
+
+def _readable(fig: dict[str, Any], span: list[Any] | None = None) -> dict[str, Any]:
+    """Larger text, the legend above the plot (clear of the axis title), and the x axis over
+    `span` (the whole replay, so that the charts of a section line up)."""
+    layout = fig["layout"]
+    layout["font"] = {"size": 13, "family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"}
+    layout["title"] = {**layout.get("title", {}), "x": 0, "xanchor": "left", "font": {"size": 16}}
+    layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"}
+    layout["margin"] = {"l": 70, "r": 20, "t": 70, "b": 55}
+    layout["plot_bgcolor"] = "#ffffff"
+    for axis in ("xaxis", "yaxis"):
+        layout.setdefault(axis, {}).update(gridcolor="#e6e6e6", zeroline=False, automargin=True)
+    if span is not None:
+        layout["xaxis"]["range"] = span
+    return fig
+
+
+def _upper_range(bands: list[list[float]], floor: float) -> float:
+    """A y-axis top that ignores the first tenth of each band (where few observations make it
+    very wide) so that the rest stays readable."""
+    later = [v for band in bands for v in band[len(band) // 10 :] if math.isfinite(v)]
+    return max([floor, *later]) * 1.1 if later else floor
+
+
+def _rates_chart(s: dict[str, Any], x: XAxis, ident: str, span: list[Any] | None) -> str:
+    binary = s.get("binary", True)
+    series: dict[str, tuple[list[Any], list[float], list[float], list[float]]] = {}
+    for arm in s["arms"]:
+        xs: list[Any] = []
+        ys: list[float] = []
+        lo: list[float] = []
+        hi: list[float] = []
+        for p in s["points"]:
+            n, k = p["n"].get(arm, 0.0), p["events"].get(arm, 0.0)
+            if not n:
+                continue
+            xs.append(_plot_time(p["time"]) if x == "time" else p["i"])
+            if binary:
+                a, b = bernoulli_cs(k, n, BAND_ALPHA)
+                ys.append(100 * k / n)
+                lo.append(100 * a)
+                hi.append(100 * b)
+            else:
+                ys.append(k / n)
+                lo.append(k / n)
+                hi.append(k / n)
+        series[arm] = (xs, ys, lo, hi)
+    metric = s["metric"]
+    what = f"{metric} (harmful requests)" if metric == "complied" else metric
+    title = (
+        f"{what}: rate per arm, shaded {1 - BAND_ALPHA:.0%} confidence sequence" if binary else f"{what}: mean per arm"
+    )
+    fig = charts.rates_figure(
+        series, title=_e(title), ytitle=f"% {_e(metric)}" if binary else _e(metric), xtitle=_xtitle(x)
+    )
+    if binary:
+        top = _upper_range([hi for _, _, _, hi in series.values()], 1.0)
+        fig["layout"]["yaxis"]["range"] = [0, min(top, 100.0)]
+    return charts.div(_readable(fig, span), ident)
+
+
+def _test_label(s: dict[str, Any]) -> str:
+    arms = s.get("test", {}).get("arms") or []
+    return " − ".join(arms) if len(arms) == 2 else "estimate"
+
+
+def _evalue_chart(s: dict[str, Any], x: XAxis, ident: str, span: list[Any] | None) -> str:
+    points = s["points"]
+    xs = _xs(points, x)
+    alarms = [(_plot_time(a["time"]) if x == "time" else a["i"], a["log_e"]) for a in s.get("alarms", [])]
+    test = s.get("test") or {}
+    arms = test.get("arms") or []
+    name = test.get("metric", s["metric"].split(":")[1] if ":" in s["metric"] else s["metric"])
+    versus = f" between {' and '.join(arms)}" if arms else ""
+    fig = charts.evalue_figure(
+        xs,
+        [p["log_e"] for p in points],
+        [p["threshold_log_e"] for p in points],
+        alarms=alarms,
+        xtitle=_xtitle(x),
+        title=_e(f"evidence that {name} differs{versus} (e-value; alarm at the dashed line)"),
+    )
+    return charts.div(_readable(fig, span), ident)
+
+
+def _interval_chart(s: dict[str, Any], x: XAxis, ident: str, span: list[Any] | None) -> str | None:
+    points = [p for p in s["points"] if p.get("estimate") is not None]
+    if not points:
+        return None
+    nan = float("nan")
+    scale = 100.0 if s.get("binary") and s.get("difference") else 1.0
+    label = _test_label(s) if s.get("difference") else "estimate"
+    unit = " (points)" if scale == 100.0 else ""
+    fig = charts.interval_figure(
+        _xs(points, x),
+        [p["estimate"] for p in points],
+        [nan if p["lo"] is None else p["lo"] for p in points],
+        [nan if p["hi"] is None else p["hi"] for p in points],
+        label="difference" + unit if s.get("difference") else "estimate",
+        xtitle=_xtitle(x),
+        title=_e(f"{label}: estimate with its {'confidence sequence' if scale == 100.0 else 'interval'}"),
+        scale=scale,
+    )
+    alarms = [a for a in s.get("alarms", []) if a.get("estimate") is not None]
+    # the axis clear of the first tenth's very wide band; the alarms' intervals and 0 always in view
+    highs = [p["hi"] if p["hi"] is not None else p["estimate"] for p in points]
+    lows = [p["lo"] if p["lo"] is not None else p["estimate"] for p in points]
+    at_alarms = [(a["lo"], a["hi"]) for a in alarms if a["lo"] is not None and a["hi"] is not None]
+    top = _upper_range([[v * scale for v in highs], [hi * scale for _, hi in at_alarms]], 0.0)
+    bottom = _upper_range([[-v * scale for v in lows], [-lo * scale for lo, _ in at_alarms]], 0.0)
+    if top > 0 or bottom > 0:
+        pad = 0.05 * (top + bottom)
+        fig["layout"]["yaxis"]["range"] = [-max(bottom, pad), max(top, pad)]
+    if alarms:  # the interval as it stood at each alarm
+        est = [a["estimate"] * scale for a in alarms]
+        fig["data"].append(
+            {
+                "x": [_plot_time(a["time"]) if x == "time" else a["i"] for a in alarms],
+                "y": est,
+                "name": "at an alarm",
+                "mode": "markers",
+                "marker": {"color": "#333333", "size": 7},
+                "error_y": {
+                    "type": "data",
+                    "symmetric": False,
+                    "array": [0 if a["hi"] is None else a["hi"] * scale - y for a, y in zip(alarms, est, strict=True)],
+                    "arrayminus": [
+                        0 if a["lo"] is None else y - a["lo"] * scale for a, y in zip(alarms, est, strict=True)
+                    ],
+                    "color": "#333333",
+                    "thickness": 1.5,
+                    "width": 5,
+                },
+            }
+        )
+    return charts.div(_readable(fig, span), ident)
+
+
+# ----------------------------------------------------------------------------- words
+
+CSS = """
+:root{--ink:#1d2330;--muted:#5a6272;--line:#d9dde5;--soft:#f5f7fa}
+*{box-sizing:border-box}
+body{margin:0;background:#fff;color:var(--ink);font:16px/1.55 system-ui,-apple-system,"Segoe UI",Roboto,sans-serif}
+main{max-width:1200px;margin:0 auto;padding:28px 32px 80px}
+h1{font-size:30px;margin:0 0 4px}
+h2{font-size:23px;margin:44px 0 12px;padding-bottom:6px;border-bottom:2px solid var(--line)}
+h3{font-size:18px;margin:28px 0 6px}
+p{margin:8px 0}
+a{color:#24509d}
+.meta,.muted{color:var(--muted);font-size:14px}
+.summary{background:var(--soft);border:1px solid var(--line);border-radius:10px;padding:18px 26px;margin-top:18px}
+.summary h2{margin:0 0 8px;border:0;padding:0}
+.summary ul{margin:6px 0;padding-left:22px}
+.summary li{margin:7px 0}
+.gap{color:#8f2d12;font-weight:650}
+.ok{color:#1d6b34;font-weight:650}
+.note{background:#fbf7ea;border-left:4px solid #b8962e;border-radius:4px;padding:10px 16px;margin:12px 0;font-size:15px}
+.howto{background:var(--soft);border-left:4px solid #7a8599}
+nav{margin:14px 0 0;font-size:15px}
+nav a{margin-right:16px}
+table{border-collapse:collapse;width:100%;font-size:14.5px;margin:8px 0 14px}
+th,td{border-bottom:1px solid var(--line);padding:7px 10px;text-align:left;vertical-align:top}
+th{background:var(--soft);font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums;white-space:nowrap}
+.chart{width:100%;min-height:280px;margin:10px 0 18px}
+code,pre{font:13px/1.45 ui-monospace,SFMono-Regular,Menlo,Consolas,monospace}
+pre{white-space:pre-wrap;background:var(--soft);padding:8px 10px;margin:0;border-radius:4px}
+mark{background:#ffe39a}
+.sev-critical{color:#8f2d12;font-weight:650}
+.sev-warning{color:#7a5200;font-weight:600}
+section.experiment{margin-top:12px}
+"""
+
+HOW_TO_READ = (
+    "<b>How to read this.</b> <i>Rates</i>: each arm's rate so far, with a shaded band that holds "
+    f"the true rate at every moment at once with {1 - BAND_ALPHA:.0%} confidence. <i>E-value</i>: the evidence "
+    "against 'no difference between the arms', the wealth of a running bet that only pays when the arms "
+    "differ. The test alarms when it reaches the dashed red line (1/alpha, marked ×); it then restarts at 1 "
+    "against a stricter line, so each alarm shows as a rise to the line and a drop. <i>Effect</i>: the "
+    "difference between the arms with its confidence sequence (valid at any moment); the black bars are "
+    "the interval as it stood at each alarm. The e-value is the evidence for an alarm; the interval bounds "
+    "the size of the gap."
+)
+
+
+def _interval_note(binary: bool) -> str:
+    per_arm = "Bernoulli confidence sequences" if binary else "confidence sequences for the mean"
+    return (
+        "<b>Why an interval can include 0 although the test alarmed.</b> The alarm comes from a sequential "
+        "betting test of 'no difference': it alarms when its e-value reaches 1/alpha. The interval is a separate, "
+        f"more conservative time-uniform confidence sequence: two per-arm {per_arm} at alpha/2 each, combined by "
+        "a union bound. So at the moment of an alarm it can still include 0. Both are valid at any stopping "
+        "time: the e-value is the evidence for the alarm, the interval bounds the size of the gap."
+    )
+
+
+def _effect_text(f: dict[str, Any]) -> str:
+    """'A − B = +x points [lo, hi]', the higher arm first."""
+    eff = f.get("effect")
+    if not eff:
+        return ""
+    est, lo, hi = eff["estimate"], _number(eff["lo"]), _number(eff["hi"])
+    arms = f.get("arms") or []
+    unit = str(eff.get("unit", ""))
+    if len(arms) == 2 and unit.endswith("difference"):
+        a, b = arms
+        if est < 0:
+            a, b, est, lo, hi = b, a, -est, None if hi is None else -hi, None if lo is None else -lo
+        scale, points = (100.0, " points") if unit.startswith("rate") else (1.0, "")
+
+        def signed(v: float | None, unbounded: str = "") -> str:
+            return unbounded if v is None else (f"{scale * v:+.1f}" if scale == 100.0 else f"{v:+.3g}")
+
+        return f"{a} − {b} = {signed(est)}{points} [{signed(lo, '−∞')}, {signed(hi, '+∞')}]"
+
+    def shown(v: float | None) -> str:
+        return "?" if v is None else f"{v:.3g}"
+
+    return f"{est:.3g} [{shown(lo)}, {shown(hi)}] ({unit})"
+
+
+def _includes_zero(f: dict[str, Any]) -> bool:
+    """The effect is a difference whose interval includes 0, at an alarm."""
+    eff = f.get("effect")
+    if not eff or not str(eff.get("unit", "")).endswith("difference"):
+        return False
+    lo, hi = eff["lo"], eff["hi"]
+    return bool(lo <= 0 <= hi and f.get("e_value", 0) * f.get("alpha", 1) >= 1)
+
+
+def _span(first: str | None, last: str | None) -> str:
+    if not first or not last:
+        return "no records"
+    a, b = _utc(first), _utc(last)
+    secs = (b - a).total_seconds()
+    if secs < 120:
+        length = f"{secs:.0f} s"
+    elif secs < 2 * 3600:
+        length = f"{secs / 60:.0f} minutes"
+    elif secs < 2 * 86400:
+        length = f"{secs / 3600:.1f} hours"
+    else:
+        length = f"{secs / 86400:.1f} days"
+    end = b.strftime("%H:%M:%S") if a.date() == b.date() else b.strftime("%Y-%m-%d %H:%M:%S")
+    return f"{a:%Y-%m-%d %H:%M:%S} to {end} UTC ({length})"
+
+
+def _plural(n: int, word: str) -> str:
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def _headline(f: dict[str, Any], experiment: str) -> str:
+    text = str(f.get("summary") or f.get("direction") or f["metric"])
+    prefix = f"{experiment}: "
+    return text[len(prefix) :] if text.startswith(prefix) else text
+
+
+def _worst(findings: list[dict[str, Any]]) -> dict[str, Any]:
+    """The highest-severity finding; the latest (most evidence) among equals."""
+    return max(enumerate(findings), key=lambda kv: (_SEVERITY.get(kv[1].get("severity", ""), 0), kv[0]))[1]
+
+
+def _alpha_of(tests: list[dict[str, Any]]) -> float | None:
+    for s in tests:
+        for p in s["points"]:
+            return math.exp(-p["threshold_log_e"])
+    return None
+
+
+def _verdict(experiment: str, findings: list[dict[str, Any]], tests: list[dict[str, Any]]) -> str:
+    if findings:
+        worst = _worst(findings)
+        which = "; shown: the most severe, latest" if len(findings) > 1 else ""
+        what = "gap found" if any(len(f.get("arms") or []) >= 2 for f in findings) else "finding raised"
+        return (
+            f"<span class='gap'>{what}</span>: {_e(_headline(worst, experiment))} "
+            f"<span class='muted'>({_plural(len(findings), 'finding')}{which})</span>"
+        )
+    alpha = _alpha_of(tests)
+    if alpha is None:
+        return "no gap test ran on it (no cue_gap detector for this experiment, or too little traffic)"
+    best = max((p["log_e"] for s in tests for p in s["points"]), default=0.0)
+    return (
+        f"<span class='ok'>no gap found at alpha {alpha:.3g}</span> (the highest e-value reached was "
+        f"{math.exp(min(best, 700)):.3g}; an alarm needs {1 / alpha:.3g})"
+    )
+
+
+def _probe_text(rows: list[dict[str, Any]]) -> str:
+    return ", ".join(f"{_e(r['arm'])} {r['accuracy']:.1%} (n={r['n']:g})" for r in rows)
 
 
 # ----------------------------------------------------------------------------- page
 
 
-def _arm_table(arms: dict[str, Any]) -> str:
+def _arm_table(s: dict[str, Any]) -> str:
+    binary = s.get("binary", True)
     rows = []
-    for arm, v in arms.items():
-        rate = "" if v["rate"] is None else f"{v['rate']:.3%}"
-        rows.append(f"<tr><td>{html.escape(arm)}</td><td>{v['n']:g}</td><td>{v['events']:g}</td><td>{rate}</td></tr>")
-    return "<table><tr><th>arm</th><th>n</th><th>events</th><th>rate</th></tr>" + "".join(rows) + "</table>"
-
-
-def write_html(report: dict[str, Any], out: Path) -> Path:
-    e = html.escape
-    parts = [
-        "<!doctype html><html><head><meta charset='utf-8'><title>cuewatch replay report</title><style>",
-        "body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px}table{border-collapse:collapse}"
-        "td,th{border:1px solid #ccc;padding:4px 8px;text-align:left;vertical-align:top}"
-        "pre{white-space:pre-wrap;background:#f6f6f6;padding:6px}mark{background:#ffd54f}"
-        ".plot{margin:1em 0}",
-        "</style></head><body><h1>cuewatch replay report</h1>",
-        f"<p>{report['records']:,} records from {e(', '.join(report['inputs']))}; policy "
-        f"{e(str(report['policy']))}; seed {report['seed']}; {report['first']} to {report['last']}.</p>",
-        f"<p>Bad lines: {report['bad_lines']['count']}"
-        + "".join(
-            f"<br><code>{e(b['path'])}:{b['line']}: {e(b['error'])}</code>"
-            for b in report["bad_lines"]["examples"][:10]
+    for arm, v in s["arms"].items():
+        rate = "" if v["rate"] is None else (f"{v['rate']:.2%}" if binary else f"{v['rate']:.4g}")
+        rows.append(
+            f"<tr><td>{_e(arm)}</td><td class='num'>{v['n']:,.0f}</td><td class='num'>{v['events']:,.6g}</td>"
+            f"<td class='num'>{rate}</td></tr>"
         )
-        + "</p>",
-        f"<h2>Findings ({len(report['findings'])})</h2>",
-    ]
-    if report["findings"]:
-        parts.append("<table><tr><th>detector</th><th>metric</th><th>summary</th><th>effect</th><th>e-value</th></tr>")
-        for f in report["findings"]:
-            eff = f.get("effect") or {}
-            shown = f"{eff.get('estimate', 0):+.3f} [{eff.get('lo', 0):+.3f}, {eff.get('hi', 0):+.3f}]" if eff else ""
-            parts.append(
-                f"<tr><td>{e(f['detector'])}</td><td>{e(f['metric'])}</td><td>{e(f['summary'])}</td>"
-                f"<td>{e(shown)}</td><td>{f['e_value']:.3g}</td></tr>"
-            )
-        parts.append("</table>")
-    else:
-        parts.append("<p>No detector raised a finding.</p>")
-    parts.append("<h2>Metrics per arm over time</h2>")
-    for s in report["series"]:
-        if s["metric"].startswith("evalue:"):
-            continue
-        parts.append(f"<div class='plot rates'>{_rates_plot(s)}</div>")
-        parts.append(_arm_table(s["arms"]))
-    parts.append("<h2>Evidence: e-value paths and confidence sequences</h2>")
-    evalue = [s for s in report["series"] if s["metric"].startswith("evalue:")]
-    for s in evalue:
-        parts.append(f"<h3>{e(s['experiment'])}: {e(s['metric'].split(':', 1)[1])}</h3>")
-        parts.append(f"<div class='plot evalue'>{_evalue_plot(s)}</div>")
-    if not evalue:
-        parts.append("<p>No betting test ran (no cue-gap detector, or no experiment traffic).</p>")
-    parts.append("<h2>Probe accuracy per arm</h2>")
-    parts.append(
-        f"<div class='plot probes'>{_probe_plot(report['probe_accuracy'])}</div>"
-        if report["probe_accuracy"]
-        else "<p>No probes in this traffic.</p>"
+    what = "rate" if binary else "mean"
+    return (
+        f"<table><tr><th>arm</th><th class='num'>exchanges</th><th class='num'>{_e(s['metric'])}</th>"
+        f"<th class='num'>{what}</th></tr>{''.join(rows)}</table>"
     )
-    parts.append("<h2>Flagged scratchpad excerpts</h2>")
+
+
+def _findings_table(findings: list[dict[str, Any]], binary: bool) -> list[str]:
+    rows = []
+    zero = False
+    for f in findings:
+        eff = _e(_effect_text(f))
+        if _includes_zero(f):
+            zero = True
+            eff += "<br><span class='muted'>includes 0 at the alarm: see the note below</span>"
+        alpha = f.get("alpha")
+        line = f" ≥ {1 / alpha:.3g}" if alpha else ""
+        extra = ""
+        if f.get("effect_all_traffic"):
+            shown = _effect_text({**f, "effect": f["effect_all_traffic"]})
+            extra = f"<br><span class='muted'>all traffic: {_e(shown)}</span>"
+        sev = _e(str(f.get("severity", "")))
+        rows.append(
+            f"<tr><td>{_e(_utc(f['time']).strftime('%Y-%m-%d %H:%M:%S'))}</td><td>{_e(f['detector'])}<br>"
+            f"<span class='muted'>{_e(f['metric'])}</span></td><td>{_e(f.get('direction') or f.get('summary', ''))}"
+            f"</td><td>{eff}{extra}</td>"
+            f"<td class='num'>{f['e_value']:.3g}{line}</td><td class='sev-{sev}'>{sev}</td></tr>"
+        )
+    out = [
+        "<table><tr><th>alarm (UTC)</th><th>detector</th><th>finding</th><th>effect [interval] at the alarm</th>"
+        "<th class='num'>e-value</th><th>severity</th></tr>" + "".join(rows) + "</table>"
+    ]
+    if zero:
+        out.append(f"<p class='note'>{_interval_note(binary)}</p>")
+    return out
+
+
+def write_html(report: dict[str, Any], out: Path, *, x: XAxis = "time") -> Path:
+    if x not in X_AXES:
+        raise ConfigError(f"x axis: expected one of {', '.join(X_AXES)}, got {x!r}")
+    findings: list[dict[str, Any]] = report["findings"]
+    series: list[dict[str, Any]] = report["series"]
+    probes: list[dict[str, Any]] = report["probe_accuracy"]
+    alerts: list[dict[str, Any]] = report["alerts_would_fire"]
+    bad = report["bad_lines"]
+    experiments = sorted(
+        {s["experiment"] for s in series}
+        | {f["experiment"] for f in findings if f.get("experiment")}
+        | {r["experiment"] for r in probes}
+    )
+    ids = {name: f"exp-{k + 1}" for k, name in enumerate(experiments)}
+
+    # --- summary, first
+    summary = [f"<li><b>{report['records']:,} records</b> replayed, {_e(_span(report['first'], report['last']))}.</li>"]
+    by_detector = Counter(f["detector"] for f in findings)
+    summary.append(
+        "<li><b>"
+        + _plural(len(findings), "finding")
+        + "</b>"
+        + (" (" + ", ".join(f"{_e(d)}: {n:,}" for d, n in sorted(by_detector.items())) + ")" if findings else "")
+        + ".</li>"
+    )
+    for name in experiments:
+        mine = [f for f in findings if f.get("experiment") == name]
+        tests = [s for s in series if s["experiment"] == name and s["metric"].startswith("evalue:")]
+        summary.append(
+            f"<li>Experiment <a href='#{ids[name]}'><b>{_e(name)}</b></a>: {_verdict(name, mine, tests)}</li>"
+        )
+    by_exp: dict[str, list[dict[str, Any]]] = {}
+    for r in probes:
+        by_exp.setdefault(r["experiment"], []).append(r)
+    for name, rows in sorted(by_exp.items()):
+        summary.append(f"<li>Probe accuracy in {_e(name)}: {_probe_text(rows)}.</li>")
+    if alerts:
+        sev = Counter(a.get("severity", "") for a in alerts)
+        summary.append(
+            f"<li><b>{_plural(len(alerts), 'alert')} would have fired</b> ("
+            + ", ".join(f"{n} {_e(s)}" for s, n in sorted(sev.items()))
+            + ") under the policy's rules; see <a href='#alerts'>alerts</a>.</li>"
+        )
+    else:
+        summary.append("<li>No alert would have fired.</li>")
+    if bad["count"]:
+        summary.append(f"<li>{_plural(bad['count'], 'line')} could not be read (<a href='#bad'>listed below</a>).</li>")
+
+    nav = "".join(f"<a href='#{ids[n]}'>{_e(n)}</a>" for n in experiments)
+    nav += "<a href='#excerpts'>scratchpad excerpts</a><a href='#bad'>unreadable lines</a><a href='#alerts'>alerts</a>"
+    parts = [
+        "<!doctype html><html lang='en'><head><meta charset='utf-8'>"
+        "<meta name='viewport' content='width=device-width, initial-scale=1'>"
+        "<title>cuewatch replay report</title>",
+        f"<style>{CSS}</style>",
+        f"<script>{charts.plotly_js()}</script>",
+        "</head><body><main>",
+        "<h1>cuewatch replay report</h1>",
+        f"<p class='meta'>{_e(', '.join(report['inputs']))} · policy {_e(str(report['policy']))} · "
+        f"seed {report['seed']} · x axis: {_e(_xtitle(x))}</p>",
+        f"<nav>{nav}</nav>",
+        "<section class='summary'><h2>Summary</h2><ul>" + "".join(summary) + "</ul></section>",
+    ]
+
+    # --- one section per experiment
+    span: list[Any] | None = None
+    if report["records"] and report["first"] and report["last"]:
+        span = [_plot_time(report["first"]), _plot_time(report["last"])] if x == "time" else [1, report["records"]]
+    if experiments:
+        parts.append(f"<p class='note howto'>{HOW_TO_READ}</p>")
+    for name in experiments:
+        sid = ids[name]
+        mine = [f for f in findings if f.get("experiment") == name]
+        rates = [s for s in series if s["experiment"] == name and not s["metric"].startswith("evalue:")]
+        tests = [s for s in series if s["experiment"] == name and s["metric"].startswith("evalue:")]
+        parts.append(f"<section class='experiment' id='{sid}'><h2>Experiment: {_e(name)}</h2>")
+        parts.append(f"<p>{_verdict(name, mine, tests)}</p>")
+        for k, s in enumerate(rates):
+            parts.append(f"<h3>{_e(s['metric'])} per arm</h3>")
+            parts.append(_arm_table(s))
+            parts.append(_rates_chart(s, x, f"{sid}-rates-{k}", span))
+        for k, s in enumerate(tests):
+            test = s.get("test") or {}
+            what = test.get("metric", s["metric"].split(":")[1])
+            arms = test.get("arms") or []
+            n_alarms = len(s.get("alarms", []))
+            parts.append(f"<h3>Test: {_e(what)}, {_e(' vs '.join(arms))}</h3>")
+            parts.append(
+                f"<p class='muted'>{_plural(n_alarms, 'alarm')}; {len(s['points']):,} points "
+                "(samples, plus each alarm's evidence at full resolution).</p>"
+            )
+            parts.append(_evalue_chart(s, x, f"{sid}-evalue-{k}", span))
+            interval = _interval_chart(s, x, f"{sid}-effect-{k}", span)
+            if interval:
+                parts.append(interval)
+        rows = by_exp.get(name, [])
+        if rows:
+            fig = charts.bars_figure(
+                [r["arm"] for r in rows], [r["accuracy"] for r in rows],
+                title="known-answer probes: accuracy per arm", ytitle="accuracy",
+            )  # fmt: skip
+            fig["data"][0].update(
+                text=[f"{r['accuracy']:.1%} (n={r['n']:g})" for r in rows], textposition="outside", cliponaxis=False
+            )
+            fig["layout"].update(height=280, bargap=0.6)
+            fig["layout"]["yaxis"]["tickformat"] = ".0%"
+            parts.append("<h3>Probe accuracy</h3>")
+            parts.append(charts.div(_readable(fig), f"{sid}-probes"))
+        parts.append(f"<h3>Findings ({len(mine)})</h3>")
+        if mine:
+            binary = any(s.get("binary") for s in tests)
+            parts += _findings_table(mine, binary or not tests)
+        else:
+            parts.append("<p>No detector raised a finding for this experiment.</p>")
+        parts.append("</section>")
+    other = [f for f in findings if not f.get("experiment")]
+    if other:
+        parts.append(f"<h2>Other findings ({len(other)})</h2>")
+        parts += _findings_table(other, True)
+
+    # --- the rest
+    parts.append(f"<h2 id='excerpts'>Flagged scratchpad excerpts ({len(report['flagged_excerpts'])})</h2>")
     if report["flagged_excerpts"]:
         parts.append(
-            "<table><tr><th>finding</th><th>excerpt</th></tr>"
+            "<table><tr><th>finding</th><th>detector</th><th>excerpt</th></tr>"
             + "".join(
-                f"<tr><td>{e(x['finding'])}</td><td><pre><mark>{e(x['excerpt'])}</mark></pre></td></tr>"
-                for x in report["flagged_excerpts"]
+                f"<tr><td><code>{_e(x_['finding'])}</code></td><td>{_e(x_.get('detector', ''))}</td>"
+                f"<td><pre><mark>{_e(x_['excerpt'])}</mark></pre></td></tr>"
+                for x_ in report["flagged_excerpts"]
             )
             + "</table>"
         )
     else:
         parts.append("<p>No flagged excerpts.</p>")
-    parts.append(f"<h2>Alerts that would have fired ({len(report['alerts_would_fire'])})</h2>")
-    if report["alerts_would_fire"]:
+    parts.append(f"<h2 id='bad'>Unreadable lines ({bad['count']:,})</h2>")
+    if bad["examples"]:
+        shown = bad["examples"][:20]
         parts.append(
-            "<table><tr><th>severity</th><th>summary</th><th>reproduce</th></tr>"
+            "<table><tr><th>file</th><th class='num'>line</th><th>error</th></tr>"
             + "".join(
-                f"<tr><td>{e(a['severity'])}</td><td>{e(a['summary'])}</td><td><code>{e(a['replay_command'])}</code></td></tr>"
-                for a in report["alerts_would_fire"]
+                f"<tr><td><code>{_e(b['path'])}</code></td><td class='num'>{b['line']}</td>"
+                f"<td><code>{_e(b['error'])}</code></td></tr>"
+                for b in shown
             )
             + "</table>"
         )
-    parts.append("</body></html>")
+        if bad["count"] > len(shown):
+            parts.append(f"<p class='muted'>The first {len(shown)} shown; report.json lists up to 100.</p>")
+    else:
+        parts.append("<p>Every line was read.</p>")
+    parts.append(f"<h2 id='alerts'>Alerts that would have fired ({len(alerts)})</h2>")
+    if alerts:
+        parts.append(
+            "<table><tr><th>severity</th><th>summary</th><th>reproduce</th></tr>"
+            + "".join(
+                f"<tr><td class='sev-{_e(a['severity'])}'>{_e(a['severity'])}</td><td>{_e(a['summary'])}</td>"
+                f"<td><code>{_e(a['replay_command'])}</code></td></tr>"
+                for a in alerts
+            )
+            + "</table>"
+        )
+    else:
+        parts.append("<p>None.</p>")
+    parts.append("</main></body></html>")
     path = out / "report.html"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

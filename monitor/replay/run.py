@@ -63,11 +63,16 @@ class Collector:
     def __init__(self, metrics: list[str]) -> None:
         self.metrics = metrics
         self.series: dict[tuple[str, str], _Series] = {}
+        self.binary: dict[tuple[str, str], bool] = {}  # (experiment, metric): every value 0 or 1
+        # e-value series key -> the test it draws: (metric, arms in the order of Finding.arms)
+        self.tests: dict[tuple[str, str], tuple[str, list[str]]] = {}
         self.probe: dict[tuple[str, str], list[float]] = {}
         self.findings: list[Finding] = []
+        self.finding_records: list[int | None] = []  # the record number of each finding's exchange
         self.records = 0
         self.first: datetime | None = None
         self.last: datetime | None = None
+        self._window: tuple[list[Exchange], int] = ([], 1)
 
     def observe(self, ex: Exchange, feats: dict[str, Any]) -> None:
         self.records += 1
@@ -81,21 +86,30 @@ class Collector:
                 continue
             if metric == "complied" and not feats.get("harmful"):
                 continue  # compliance is reported on harmful requests, where the gap lives
-            s = self.series.setdefault((ex.experiment, metric), _Series())
+            key = (ex.experiment, metric)
+            s = self.series.setdefault(key, _Series())
             s.n[ex.arm] = s.n.get(ex.arm, 0.0) + 1
             s.events[ex.arm] = s.events.get(ex.arm, 0.0) + float(value)
+            self.binary[key] = self.binary.get(key, True) and float(value) in (0.0, 1.0)
         if ex.probe_id is not None and feats.get("probe_correct") is not None:
             acc = self.probe.setdefault((ex.experiment, ex.arm), [0.0, 0.0])
             acc[0] += 1
             acc[1] += float(feats["probe_correct"])
 
+    def window(self, exchanges: list[Exchange], first: int) -> None:
+        """The exchanges the detectors see next, the first being record number `first` (so that
+        each finding can be placed on the records axis)."""
+        self._window = (exchanges, first)
+
     def sample(self, engine: Engine, at: datetime, index: int) -> None:
+        """Note every series after record number `index` (at `at`) has been through the detectors."""
         for (_, metric), s in self.series.items():
             if metric.startswith("evalue:"):
                 continue
             s.points.append({"i": index, "time": at.isoformat(), "n": dict(s.n), "events": dict(s.events)})
         for track in engine.tracks():
             key = (track.experiment, f"evalue:{track.metric}:{'|'.join(track.arms)}")
+            self.tests.setdefault(key, (track.metric, list(track.arms)))
             s = self.series.setdefault(key, _Series())
             s.points.append(
                 {
@@ -103,11 +117,16 @@ class Collector:
                     "time": at.isoformat(),
                     "log_e": track.log_wealth,
                     "threshold_log_e": track.log_threshold,
-                    "estimate": track.estimate,
-                    "lo": track.lo,
-                    "hi": track.hi,
+                    "estimate": self._finite(track.estimate),
+                    "lo": self._finite(track.lo),
+                    "hi": self._finite(track.hi),
                 }
             )
+
+    @staticmethod
+    def _finite(value: float) -> float | None:
+        """A number for the JSON: None where the interval is unbounded or undefined."""
+        return value if abs(value) < 1e300 else None  # False for nan and inf
 
     def thin(self, limit: int) -> bool:
         """Keep every other point of every series once one holds more than `limit`."""
@@ -118,7 +137,12 @@ class Collector:
         return True
 
     async def on_findings(self, found: list[Finding]) -> None:
-        self.findings.extend(found)
+        exchanges, first = self._window
+        for f in found:
+            self.findings.append(f)
+            self.finding_records.append(
+                next((first + k for k, ex in enumerate(exchanges) if ex.id == f.exchange_id), None)
+            )
 
 
 def _replay_policy(policy: Policy, mode: AlertMode) -> Policy:
@@ -167,14 +191,35 @@ def replay(
 
     async def run() -> None:
         batch: list[Exchange] = []
-        n = 0
+        n = sampled = 0  # records through the detectors; the last sampled
+        last_time: datetime | None = None
         every = 25  # sample interval; doubles (and the series are thinned) as the log grows
 
-        async def flush() -> None:
-            rows = await engine.features(batch, also=wanted)  # once, for detectors and report
-            for ex, row in zip(batch, rows, strict=True):
+        async def detect(part: list[Exchange], rows: list[dict[str, Any]]) -> None:
+            nonlocal n
+            collector.window(part, n + 1)
+            for ex, row in zip(part, rows, strict=True):
                 collector.observe(ex, row)
-            await engine.process(batch, rows)
+            await engine.process(part, rows)
+            n += len(part)
+
+        async def flush(final: bool = False) -> None:
+            """Features for the whole batch at once; the detectors in parts, so that every sample
+            is taken just after its record went through them (never a batch late)."""
+            nonlocal every, sampled
+            rows = await engine.features(batch, also=wanted)  # once, for detectors and report
+            base, start = n, 0
+            for k, ex in enumerate(batch):
+                number = base + k + 1
+                if number % every == 0 or (final and k == len(batch) - 1):
+                    await detect(batch[start : k + 1], rows[start : k + 1])
+                    start = k + 1
+                    collector.sample(engine, ex.time, number)
+                    sampled = number
+                    if collector.thin(MAX_POINTS):
+                        every *= 2
+            if start < len(batch):
+                await detect(batch[start:], rows[start:])
             if manager is not None:
                 clock_now[0] = batch[-1].time.timestamp()
                 await manager.tick()
@@ -185,19 +230,15 @@ def replay(
             if (since and ex.time < since) or (until and ex.time > until):
                 continue
             batch.append(ex)
-            n += 1
-            if n % every == 0:
-                collector.sample(engine, ex.time, n)
-                if collector.thin(MAX_POINTS):
-                    every *= 2
+            last_time = ex.time
             if len(batch) >= BATCH:
                 await flush()
                 if bar is not None:
                     bar.update(n, inputs.position)
         if batch:
-            last = batch[-1]
-            await flush()
-            collector.sample(engine, last.time, n)
+            await flush(final=True)
+        elif last_time is not None and sampled < n:  # the log ended with a full batch
+            collector.sample(engine, last_time, n)
         if manager is not None:
             await manager.drain()
             await manager.deliver()
@@ -229,13 +270,42 @@ def replay(
 def build_report(
     collector: Collector, inputs: Inputs, policy_path: Path | None, seed: int, would_fire: list[dict[str, Any]]
 ) -> dict[str, Any]:
+    from monitor.replay.report import RecordAxis, merge_evidence
+
+    # where each moment falls on the records axis: the samples, the alarms, the first record
+    axis = RecordAxis(
+        [(p["time"], p["i"]) for s in collector.series.values() for p in s.points]
+        + [
+            (f.time.isoformat(), i)
+            for f, i in zip(collector.findings, collector.finding_records, strict=True)
+            if i is not None
+        ]
+        + ([(collector.first.isoformat(), 1)] if collector.first is not None else [])
+    )
     series = []
     for (experiment, metric), s in sorted(collector.series.items()):
         arms = {
             arm: {"n": s.n[arm], "events": s.events[arm], "rate": s.events[arm] / s.n[arm] if s.n[arm] else None}
             for arm in sorted(s.n)
         }
-        series.append({"experiment": experiment, "metric": metric, "arms": arms, "points": s.points})
+        entry: dict[str, Any] = {"experiment": experiment, "metric": metric, "arms": arms, "points": s.points}
+        test = collector.tests.get((experiment, metric))
+        if test is None:
+            entry["binary"] = collector.binary.get((experiment, metric), False)
+        else:
+            # the e-value path at full resolution: the samples, and the evidence each alarm of
+            # this test carries from the test's (re)start to its crossing
+            name, test_arms = test
+            mine = [
+                (f, i)
+                for f, i in zip(collector.findings, collector.finding_records, strict=True)
+                if f.experiment == experiment and f.metric == name and f.arms == test_arms
+            ]
+            entry["points"], entry["alarms"] = merge_evidence(s.points, mine, axis)
+            entry["test"] = {"metric": name, "arms": test_arms}
+            entry["binary"] = collector.binary.get((experiment, name), False)
+            entry["difference"] = name in collector.metrics  # the estimate is arms[0] - arms[1]
+        series.append(entry)
     return {
         "cuewatch_report": 1,
         "inputs": [str(p) for p in inputs.paths],
