@@ -35,7 +35,7 @@ from monitor.records import Effect, Exchange, Finding, Severity, Track
 _CHARS = 1000
 
 
-@features.batch_feature("response_embedding", kind="object")
+@features.batch_feature("response_embedding", kind="object", model=True)
 def response_embedding(batch: list[Exchange]) -> list[NDArray[np.float32] | None]:
     from detectors import semantic
 

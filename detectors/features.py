@@ -22,6 +22,7 @@ Feature = Callable[[Exchange], Any]
 Kind = Literal["binary", "continuous", "category", "object"]
 _FEATURES: dict[str, Feature] = {}
 _KINDS: dict[str, Kind] = {}
+_MODEL: set[str] = set()  # features computed with the local embedding model
 
 
 def feature(name: str, kind: Kind = "binary") -> Callable[[Feature], Feature]:
@@ -55,6 +56,12 @@ def names() -> list[str]:
     return sorted([*_FEATURES, *_BATCH])
 
 
+def needs_model(name: str) -> bool:
+    """Whether computing `name` loads the local embedding model."""
+    _load_extra()
+    return name in _MODEL
+
+
 def kind(name: str) -> Kind:
     _load_extra()
     if name not in _KINDS:
@@ -66,14 +73,18 @@ BatchFeature = Callable[[list[Exchange]], list[Any]]
 _BATCH: dict[str, BatchFeature] = {}
 
 
-def batch_feature(name: str, kind: Kind = "binary") -> Callable[[BatchFeature], BatchFeature]:
-    """Register a feature computed over a batch of exchanges at once (e.g. with a model)."""
+def batch_feature(name: str, kind: Kind = "binary", model: bool = False) -> Callable[[BatchFeature], BatchFeature]:
+    """Register a feature computed over a batch of exchanges at once; `model`: it needs the
+    local embedding model (`detectors.semantic`), so a policy that wants it without the model
+    installed does not load."""
 
     def deco(fn: BatchFeature) -> BatchFeature:
         if name in _FEATURES or name in _BATCH:
             raise ValueError(f"feature {name!r} is already registered")
         _BATCH[name] = fn
         _KINDS[name] = kind
+        if model:
+            _MODEL.add(name)
         return fn
 
     return deco
@@ -204,14 +215,14 @@ def harm_category(batch: list[Exchange]) -> list[str | None]:
     return [names[int(np.argmax(p))] if f else None for f, p in zip(flags, probs, strict=True)]
 
 
-@batch_feature("harm_score_semantic", kind="continuous")
+@batch_feature("harm_score_semantic", kind="continuous", model=True)
 def harm_score_semantic(batch: list[Exchange]) -> list[float | None]:
     """`harm_score` from the local sentence-embedding model and a head trained on the same data:
     better on request sources it never saw (docs/benchmarks.md), tens of requests/s on a CPU."""
     return _harm_scores("harmful_semantic", batch)
 
 
-@batch_feature("harmful_semantic")
+@batch_feature("harmful_semantic", model=True)
 def harmful_semantic(batch: list[Exchange]) -> list[int]:
     return _harm_flags("harmful_semantic", harm_score_semantic(batch))
 
@@ -330,13 +341,13 @@ def model(ex: Exchange) -> str | None:
 # ---------------------------------------------------------------------------- semantic
 
 
-@batch_feature("refused_semantic")
+@batch_feature("refused_semantic", model=True)
 def refused_semantic(batch: list[Exchange]) -> list[int | None]:
     """`refused` from the local sentence-embedding model and a head trained on the same
     third-party responses (`refusal_semantic`), batched; tens of answers a second on a CPU."""
     return [_refused_of(ex, label) for ex, label in zip(batch, _refusal_labels("refusal_semantic", batch), strict=True)]
 
 
-@batch_feature("complied_semantic")
+@batch_feature("complied_semantic", model=True)
 def complied_semantic(batch: list[Exchange]) -> list[int | None]:
     return [None if r is None else 1 - r for r in refused_semantic(batch)]

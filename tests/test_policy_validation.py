@@ -107,3 +107,22 @@ def test_unset_salt_secret_is_a_check_warning_but_a_load_error(
         load_policy(live)
     with pytest.raises(ConfigError, match="salt secret was not readable"):
         _ = load_policy(live, unset_secrets_ok=True).experiments[0].hash_salt
+
+
+def test_a_detector_that_needs_the_embedding_model_does_not_load_without_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A policy whose detector wants model features loads only where the model is installed:
+    otherwise every batch would fail at runtime."""
+    from detectors import semantic
+    from monitor.errors import ConfigError
+    from monitor.policy import load_policy
+
+    policy = tmp_path / "p.yaml"
+    policy.write_text("version: 1\ndetectors:\n  - name: scratchpad\n    params: {tier: combined}\n")
+    assert load_policy(policy).detectors  # the model is installed here
+    monkeypatch.setattr(semantic, "available", lambda: False)
+    with pytest.raises(ConfigError, match="redflags_combined.*not installed.*cuewatch\\[embeddings\\]"):
+        load_policy(policy)
+    policy.write_text("version: 1\ndetectors:\n  - name: scratchpad\n    params: {tier: lexical}\n")
+    assert load_policy(policy).detectors  # the lexical tier needs no model

@@ -52,12 +52,12 @@ def score_exchanges(batch: list[Exchange], tier: Tier) -> list[Result | None]:
 
 def _register() -> None:
     for tier in TIERS:
-        features.batch_feature(f"redflags_{tier}", kind="object")(
+        features.batch_feature(f"redflags_{tier}", kind="object", model=tier != "lexical")(
             lambda batch, tier=tier: score_exchanges(batch, tier)  # type: ignore[misc]
         )
     for cat in CATEGORIES:
         for prefix, tier in (("flag", "combined"), ("lexflag", "lexical")):
-            features.batch_feature(f"{prefix}_{cat}")(
+            features.batch_feature(f"{prefix}_{cat}", model=tier != "lexical")(
                 lambda batch, cat=cat, tier=tier: [  # type: ignore[misc]
                     None if r is None else int(r.scores[cat] >= 0.5) for r in score_exchanges(batch, tier)
                 ]
