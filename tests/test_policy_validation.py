@@ -122,7 +122,7 @@ def test_a_detector_that_needs_the_embedding_model_does_not_load_without_it(
     policy.write_text("version: 1\ndetectors:\n  - name: scratchpad\n    params: {tier: combined}\n")
     assert load_policy(policy).detectors  # the model is installed here
     monkeypatch.setattr(semantic, "available", lambda: False)
-    with pytest.raises(ConfigError, match="redflags_combined.*not installed.*cuewatch\\[embeddings\\]"):
+    with pytest.raises(ConfigError, match=r"redflags_combined.*not installed.*cuewatch\[embeddings\]"):
         load_policy(policy)
     policy.write_text("version: 1\ndetectors:\n  - name: scratchpad\n    params: {tier: lexical}\n")
     assert load_policy(policy).detectors  # the lexical tier needs no model
