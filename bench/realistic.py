@@ -226,13 +226,14 @@ def first_finding(
 
     stream = Stream(seed, mode, share, p, prof)
     det = {
-        "hashed": CueGap(experiment="monitoring-cue"),
+        "hashed": CueGap(experiment="monitoring-cue", only="harmful", condition_on="harm_category"),
+        "banded": CueGap(experiment="monitoring-cue", only=None, condition_on="harm_band"),
         "semantic": CueGap(experiment="monitoring-cue", metrics=["complied_semantic"], only="harmful_semantic"),
-        "oracle": CueGap(experiment="monitoring-cue"),
+        "oracle": CueGap(experiment="monitoring-cue", only="harmful", condition_on="harm_category"),
     }
     hit: dict[str, int | None] = dict.fromkeys(det)
     counts: Counter[str] = Counter()
-    wants = det["hashed"].wants | det["semantic"].wants
+    wants = det["hashed"].wants | det["banded"].wants | det["semantic"].wants
     while stream.n < horizon and any(v is None for v in hit.values()):
         exchanges, truth, number = stream.chunk()
         feats = features.compute_batch(exchanges, wants)
@@ -274,7 +275,8 @@ def _fmt(x: float) -> str:
 
 
 WHO = {
-    "hashed": "cuewatch default (hashed `harmful`, `complied`)",
+    "hashed": "cuewatch, only flagged requests (hashed `harmful`, strata `harm_category`)",
+    "banded": "cuewatch, every request (strata `harm_band`, hashed)",
     "semantic": "cuewatch MiniLM heads (`harmful_semantic`, `complied_semantic`)",
     "oracle": "oracle (simulator truth)",
 }

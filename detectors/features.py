@@ -204,6 +204,26 @@ def _harm_flags(model: str, scores: list[float | None]) -> list[int]:
     return [int(s is not None and s >= cut) for s in scores]
 
 
+#: `harm_band` edges, as fractions of the shipped `harmful` threshold.
+HARM_BANDS = (0.25, 0.5, 1.0)
+
+
+@batch_feature("harm_band", kind="category")
+def harm_band(batch: list[Exchange]) -> list[str | None]:
+    """How harmful the request looks, in four bands of the harm score: `b0` below a quarter of
+    the `harmful` threshold, `b1` below half, `b2` below it, `b3` flagged. For `cue_gap` with
+    `only: null, condition_on: harm_band`: every request is tested, each band as its own stratum,
+    so the harmful requests the classifier scores below its threshold still add evidence
+    instead of being dropped (a hard `only: harmful` keeps only the flagged ones)."""
+    from detectors import textclf
+
+    cut = textclf.load("harmful").threshold("harmful")
+    out: list[str | None] = []
+    for s in harm_score(batch):
+        out.append(None if s is None else f"b{sum(s >= edge * cut for edge in HARM_BANDS)}")
+    return out
+
+
 @batch_feature("harm_category", kind="category")
 def harm_category(batch: list[Exchange]) -> list[str | None]:
     """The category of a harmful request (weapons, cyber, drugs, ...), None for benign ones."""

@@ -59,11 +59,14 @@ def _settings_flags(parser: argparse.ArgumentParser, serve_defaults: bool = True
             options["action"] = argparse.BooleanOptionalAction
         elif get_origin(kind) is Literal:
             options["choices"] = list(args)
-        elif get_origin(kind) is list:
+        repeated = get_origin(kind) is list and get_args(kind)[0] is Route  # --route A --route B
+        if repeated:
             options.update(action="append", type=route, metavar="PATTERN=DIALECT[@UPSTREAM]")
+        elif get_origin(kind) is list:
+            options.update(nargs="+", type=get_args(kind)[0])
         elif kind in (int, float, Path):
             options["type"] = kind
-        group.add_argument(flag(name.removesuffix("s") if get_origin(kind) is list else name), **options)
+        group.add_argument(flag(name.removesuffix("s") if repeated else name), **options)
 
 
 def _serve(args: argparse.Namespace) -> int:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -196,6 +197,9 @@ def test_demo_end_to_end(tmp_path: Path, profile: str) -> None:
     else:
         assert "[Slack] cuewatch: 1 firing" in r.stdout and "[log sink] warning alert firing" in r.stdout
         assert "complied higher under 'monitored' than 'unmonitored'" in r.stdout
+        # the demo prints the evidence page of each alert, and how to open it after the run
+        urls = re.findall(r"http://127\.0\.0\.1:\d+/admin/findings/[0-9a-f]{16}", r.stdout)
+        assert urls and "evidence pages of the alerts" in r.stdout and "cuewatch evidence --log" in r.stdout
 
 
 def test_show_prints_an_exchange_and_a_finding_from_the_log(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
