@@ -7,11 +7,7 @@ over time, each test's e-value path with every alarm, the effect with its confid
 the findings), then flagged scratchpad excerpts, unreadable lines and the alerts that would have
 fired.
 
-Example
--------
->>> axis = RecordAxis([("2026-01-01T00:00:00+00:00", 1), ("2026-01-01T00:01:40+00:00", 101)])
->>> axis.at(_utc("2026-01-01T00:00:50Z"))
-51
+The evidence series and the charts are in `monitor.replay.figures`.
 """
 
 from __future__ import annotations
@@ -19,22 +15,28 @@ from __future__ import annotations
 import html
 import json
 import math
-from bisect import bisect_right
 from collections import Counter
-from collections.abc import Sequence
-from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from detectors.stats import bernoulli_cs
 from monitor import charts
 from monitor.errors import ConfigError
-from monitor.records import Finding
+from monitor.replay.figures import (
+    BAND_ALPHA,
+    X_AXES,
+    XAxis,
+    evalue_chart,
+    interval_chart,
+    number,
+    plot_time,
+    rates_chart,
+    readable,
+    utc,
+    xtitle,
+)
 
-BAND_ALPHA = 0.05
-XAxis = Literal["time", "records"]
-X_AXES: tuple[XAxis, ...] = ("time", "records")
 _SEVERITY = {"critical": 2, "warning": 1, "info": 0}
+_e = html.escape
 
 
 def write_report(report: dict[str, Any], out: Path, *, x: XAxis = "time") -> tuple[Path, Path]:
@@ -58,261 +60,6 @@ def rebuild(run_dir: Path, *, x: XAxis = "time") -> Path:
     except (OSError, ValueError) as exc:
         raise ConfigError(f"{path}: cannot read the report: {exc}") from exc
     return write_html(report, run_dir, x=x)
-
-
-# ----------------------------------------------------------------------------- evidence series
-
-
-def _utc(value: str | datetime) -> datetime:
-    """A time as an aware UTC datetime (a time without a zone is taken as UTC)."""
-    t = datetime.fromisoformat(value) if isinstance(value, str) else value
-    return t.replace(tzinfo=UTC) if t.tzinfo is None else t.astimezone(UTC)
-
-
-def _number(value: float | None) -> float | None:
-    return value if value is not None and math.isfinite(value) and abs(value) < 1e300 else None
-
-
-class RecordAxis:
-    """Where a moment falls on the records axis, interpolated between known (time, record) pairs:
-    the samples and the alarms are exact, the points of an alarm's path in between are not."""
-
-    def __init__(self, known: Sequence[tuple[str, int]]) -> None:
-        pairs = sorted({(_utc(t).timestamp(), int(i)) for t, i in known})
-        self.times = [t for t, _ in pairs]
-        self.records = [i for _, i in pairs]
-
-    def at(self, t: datetime) -> int:
-        if not self.times:
-            return 0
-        s = t.timestamp()
-        k = bisect_right(self.times, s)
-        if k == 0:
-            return self.records[0]
-        if k == len(self.times) or self.times[k - 1] == s:
-            return self.records[k - 1]
-        t0, t1, i0, i1 = self.times[k - 1], self.times[k], self.records[k - 1], self.records[k]
-        return round(i0 + (i1 - i0) * (s - t0) / (t1 - t0))
-
-
-def merge_evidence(
-    samples: list[dict[str, Any]], findings: Sequence[tuple[Finding, int | None]], axis: RecordAxis
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """One test's e-value series at full resolution: its sampled points and the path each of its
-    findings carries (from the test's start or last alarm up to the crossing), in time order, with
-    the restart at 1 just after each alarm. Returns the points and the alarms."""
-    rows: list[tuple[tuple[datetime, int, int, int], dict[str, Any]]] = []
-    for j, p in enumerate(samples):
-        point = {**p, "lo": _number(p.get("lo")), "hi": _number(p.get("hi")), "source": "sample"}
-        rows.append(((_utc(p["time"]), 2, 0, j), point))
-    alarms = []
-    for k, (f, record) in enumerate(findings):
-        path: list[dict[str, Any]] = [
-            {"time": _utc(p.time), "log_e": p.log_e, "log_threshold": p.log_threshold, "estimate": p.estimate,
-             "lo": p.lo, "hi": p.hi}
-            for p in f.path
-        ]  # fmt: skip
-        if not path:  # a finding without its path: the crossing alone
-            eff = f.effect
-            path = [
-                {"time": _utc(f.time), "log_e": math.log(max(f.e_value, 1e-300)), "log_threshold": -math.log(f.alpha),
-                 "estimate": eff.estimate if eff else None, "lo": eff.lo if eff else None,
-                 "hi": eff.hi if eff else None}
-            ]  # fmt: skip
-        for j, p in enumerate(path):
-            last = j == len(path) - 1
-            t = p["time"]
-            point = {
-                "i": record if last and record is not None else axis.at(t),
-                "time": t.isoformat(),
-                "log_e": p["log_e"],
-                "threshold_log_e": p["log_threshold"],
-                "estimate": _number(p["estimate"]),
-                "lo": _number(p["lo"]),
-                "hi": _number(p["hi"]),
-                "source": "alarm" if last else "path",
-            }
-            rows.append(((t, 0, k, j), point))
-        crossing = rows[-1][1]
-        # the test restarts at e-value 1 (log 0), against a stricter line (filled in below)
-        rows.append(((path[-1]["time"], 1, k, 0), {**crossing, "log_e": 0.0, "source": "restart"}))
-        alarms.append(
-            {
-                "finding": f.id,
-                "time": crossing["time"],
-                "i": crossing["i"],
-                "log_e": crossing["log_e"],
-                "threshold_log_e": crossing["threshold_log_e"],
-                "estimate": crossing["estimate"],
-                "lo": crossing["lo"],
-                "hi": crossing["hi"],
-            }
-        )
-    rows.sort(key=lambda r: r[0])
-    points = [p for _, p in rows]
-    following: float | None = None
-    for p in reversed(points):  # after a restart the line is the next point's, the stricter level
-        if p["source"] == "restart" and following is not None:
-            p["threshold_log_e"] = following
-        elif p["source"] != "restart":
-            following = p["threshold_log_e"]
-    return points, alarms
-
-
-# ----------------------------------------------------------------------------- charts
-
-_e = html.escape
-
-
-def _plot_time(value: str) -> str:
-    """An ISO time as plotly.js reads dates: UTC, no zone suffix."""
-    t = _utc(value)
-    return t.strftime("%Y-%m-%d %H:%M:%S.%f" if t.microsecond else "%Y-%m-%d %H:%M:%S")
-
-
-def _xs(points: list[dict[str, Any]], x: XAxis) -> list[Any]:
-    return [_plot_time(p["time"]) if x == "time" else p["i"] for p in points]
-
-
-def _xtitle(x: XAxis) -> str:
-    return "time (UTC)" if x == "time" else "records replayed"
-
-
-def _readable(fig: dict[str, Any], span: list[Any] | None = None) -> dict[str, Any]:
-    """Larger text, the legend above the plot (clear of the axis title), and the x axis over
-    `span` (the whole replay, so that the charts of a section line up)."""
-    layout = fig["layout"]
-    layout["font"] = {"size": 13, "family": "system-ui, -apple-system, 'Segoe UI', Roboto, sans-serif"}
-    layout["title"] = {**layout.get("title", {}), "x": 0, "xanchor": "left", "font": {"size": 16}}
-    layout["legend"] = {"orientation": "h", "x": 1, "xanchor": "right", "y": 1.0, "yanchor": "bottom"}
-    layout["margin"] = {"l": 70, "r": 20, "t": 70, "b": 55}
-    layout["plot_bgcolor"] = "#ffffff"
-    for axis in ("xaxis", "yaxis"):
-        layout.setdefault(axis, {}).update(gridcolor="#e6e6e6", zeroline=False, automargin=True)
-    if span is not None:
-        layout["xaxis"]["range"] = span
-    return fig
-
-
-def _upper_range(bands: list[list[float]], floor: float) -> float:
-    """A y-axis top that ignores the first tenth of each band (where few observations make it
-    very wide) so that the rest stays readable."""
-    later = [v for band in bands for v in band[len(band) // 10 :] if math.isfinite(v)]
-    return max([floor, *later]) * 1.1 if later else floor
-
-
-def _rates_chart(s: dict[str, Any], x: XAxis, ident: str, span: list[Any] | None) -> str:
-    binary = s.get("binary", True)
-    series: dict[str, tuple[list[Any], list[float], list[float], list[float]]] = {}
-    for arm in s["arms"]:
-        xs: list[Any] = []
-        ys: list[float] = []
-        lo: list[float] = []
-        hi: list[float] = []
-        for p in s["points"]:
-            n, k = p["n"].get(arm, 0.0), p["events"].get(arm, 0.0)
-            if not n:
-                continue
-            xs.append(_plot_time(p["time"]) if x == "time" else p["i"])
-            if binary:
-                a, b = bernoulli_cs(k, n, BAND_ALPHA)
-                ys.append(100 * k / n)
-                lo.append(100 * a)
-                hi.append(100 * b)
-            else:
-                ys.append(k / n)
-                lo.append(k / n)
-                hi.append(k / n)
-        series[arm] = (xs, ys, lo, hi)
-    metric = s["metric"]
-    what = f"{metric} (harmful requests)" if metric == "complied" else metric
-    title = (
-        f"{what}: rate per arm, shaded {1 - BAND_ALPHA:.0%} confidence sequence" if binary else f"{what}: mean per arm"
-    )
-    fig = charts.rates_figure(
-        series, title=_e(title), ytitle=f"% {_e(metric)}" if binary else _e(metric), xtitle=_xtitle(x)
-    )
-    if binary:
-        top = _upper_range([hi for _, _, _, hi in series.values()], 1.0)
-        fig["layout"]["yaxis"]["range"] = [0, min(top, 100.0)]
-    return charts.div(_readable(fig, span), ident)
-
-
-def _test_label(s: dict[str, Any]) -> str:
-    arms = s.get("test", {}).get("arms") or []
-    return " − ".join(arms) if len(arms) == 2 else "estimate"
-
-
-def _evalue_chart(s: dict[str, Any], x: XAxis, ident: str, span: list[Any] | None) -> str:
-    points = s["points"]
-    xs = _xs(points, x)
-    alarms = [(_plot_time(a["time"]) if x == "time" else a["i"], a["log_e"]) for a in s.get("alarms", [])]
-    test = s.get("test") or {}
-    arms = test.get("arms") or []
-    name = test.get("metric", s["metric"].split(":")[1] if ":" in s["metric"] else s["metric"])
-    versus = f" between {' and '.join(arms)}" if arms else ""
-    fig = charts.evalue_figure(
-        xs,
-        [p["log_e"] for p in points],
-        [p["threshold_log_e"] for p in points],
-        alarms=alarms,
-        xtitle=_xtitle(x),
-        title=_e(f"evidence that {name} differs{versus} (e-value; alarm at the dashed line)"),
-    )
-    return charts.div(_readable(fig, span), ident)
-
-
-def _interval_chart(s: dict[str, Any], x: XAxis, ident: str, span: list[Any] | None) -> str | None:
-    points = [p for p in s["points"] if p.get("estimate") is not None]
-    if not points:
-        return None
-    nan = float("nan")
-    scale = 100.0 if s.get("binary") and s.get("difference") else 1.0
-    label = _test_label(s) if s.get("difference") else "estimate"
-    unit = " (points)" if scale == 100.0 else ""
-    fig = charts.interval_figure(
-        _xs(points, x),
-        [p["estimate"] for p in points],
-        [nan if p["lo"] is None else p["lo"] for p in points],
-        [nan if p["hi"] is None else p["hi"] for p in points],
-        label="difference" + unit if s.get("difference") else "estimate",
-        xtitle=_xtitle(x),
-        title=_e(f"{label}: estimate with its {'confidence sequence' if scale == 100.0 else 'interval'}"),
-        scale=scale,
-    )
-    alarms = [a for a in s.get("alarms", []) if a.get("estimate") is not None]
-    # the axis clear of the first tenth's very wide band; the alarms' intervals and 0 always in view
-    highs = [p["hi"] if p["hi"] is not None else p["estimate"] for p in points]
-    lows = [p["lo"] if p["lo"] is not None else p["estimate"] for p in points]
-    at_alarms = [(a["lo"], a["hi"]) for a in alarms if a["lo"] is not None and a["hi"] is not None]
-    top = _upper_range([[v * scale for v in highs], [hi * scale for _, hi in at_alarms]], 0.0)
-    bottom = _upper_range([[-v * scale for v in lows], [-lo * scale for lo, _ in at_alarms]], 0.0)
-    if top > 0 or bottom > 0:
-        pad = 0.05 * (top + bottom)
-        fig["layout"]["yaxis"]["range"] = [-max(bottom, pad), max(top, pad)]
-    if alarms:  # the interval as it stood at each alarm
-        est = [a["estimate"] * scale for a in alarms]
-        fig["data"].append(
-            {
-                "x": [_plot_time(a["time"]) if x == "time" else a["i"] for a in alarms],
-                "y": est,
-                "name": "at an alarm",
-                "mode": "markers",
-                "marker": {"color": "#333333", "size": 7},
-                "error_y": {
-                    "type": "data",
-                    "symmetric": False,
-                    "array": [0 if a["hi"] is None else a["hi"] * scale - y for a, y in zip(alarms, est, strict=True)],
-                    "arrayminus": [
-                        0 if a["lo"] is None else y - a["lo"] * scale for a, y in zip(alarms, est, strict=True)
-                    ],
-                    "color": "#333333",
-                    "thickness": 1.5,
-                    "width": 5,
-                },
-            }
-        )
-    return charts.div(_readable(fig, span), ident)
 
 
 # ----------------------------------------------------------------------------- words
@@ -379,7 +126,7 @@ def _effect_text(f: dict[str, Any]) -> str:
     eff = f.get("effect")
     if not eff:
         return ""
-    est, lo, hi = eff["estimate"], _number(eff["lo"]), _number(eff["hi"])
+    est, lo, hi = eff["estimate"], number(eff["lo"]), number(eff["hi"])
     arms = f.get("arms") or []
     unit = str(eff.get("unit", ""))
     if len(arms) == 2 and unit.endswith("difference"):
@@ -411,7 +158,7 @@ def _includes_zero(f: dict[str, Any]) -> bool:
 def _span(first: str | None, last: str | None) -> str:
     if not first or not last:
         return "no records"
-    a, b = _utc(first), _utc(last)
+    a, b = utc(first), utc(last)
     secs = (b - a).total_seconds()
     if secs < 120:
         length = f"{secs:.0f} s"
@@ -505,7 +252,7 @@ def _findings_table(findings: list[dict[str, Any]], binary: bool) -> list[str]:
             extra = f"<br><span class='muted'>all traffic: {_e(shown)}</span>"
         sev = _e(str(f.get("severity", "")))
         rows.append(
-            f"<tr><td>{_e(_utc(f['time']).strftime('%Y-%m-%d %H:%M:%S'))}</td><td>{_e(f['detector'])}<br>"
+            f"<tr><td>{_e(utc(f['time']).strftime('%Y-%m-%d %H:%M:%S'))}</td><td>{_e(f['detector'])}<br>"
             f"<span class='muted'>{_e(f['metric'])}</span></td><td>{_e(f.get('direction') or f.get('summary', ''))}"
             f"</td><td>{eff}{extra}</td>"
             f"<td class='num'>{f['e_value']:.3g}{line}</td><td class='sev-{sev}'>{sev}</td></tr>"
@@ -578,7 +325,7 @@ def write_html(report: dict[str, Any], out: Path, *, x: XAxis = "time") -> Path:
         "</head><body><main>",
         "<h1>cuewatch replay report</h1>",
         f"<p class='meta'>{_e(', '.join(report['inputs']))} · policy {_e(str(report['policy']))} · "
-        f"seed {report['seed']} · x axis: {_e(_xtitle(x))}</p>",
+        f"seed {report['seed']} · x axis: {_e(xtitle(x))}</p>",
         f"<nav>{nav}</nav>",
         "<section class='summary'><h2>Summary</h2><ul>" + "".join(summary) + "</ul></section>",
     ]
@@ -586,7 +333,7 @@ def write_html(report: dict[str, Any], out: Path, *, x: XAxis = "time") -> Path:
     # --- one section per experiment
     span: list[Any] | None = None
     if report["records"] and report["first"] and report["last"]:
-        span = [_plot_time(report["first"]), _plot_time(report["last"])] if x == "time" else [1, report["records"]]
+        span = [plot_time(report["first"]), plot_time(report["last"])] if x == "time" else [1, report["records"]]
     if experiments:
         parts.append(f"<p class='note howto'>{HOW_TO_READ}</p>")
     for name in experiments:
@@ -599,7 +346,7 @@ def write_html(report: dict[str, Any], out: Path, *, x: XAxis = "time") -> Path:
         for k, s in enumerate(rates):
             parts.append(f"<h3>{_e(s['metric'])} per arm</h3>")
             parts.append(_arm_table(s))
-            parts.append(_rates_chart(s, x, f"{sid}-rates-{k}", span))
+            parts.append(rates_chart(s, x, f"{sid}-rates-{k}", span))
         for k, s in enumerate(tests):
             test = s.get("test") or {}
             what = test.get("metric", s["metric"].split(":")[1])
@@ -610,8 +357,8 @@ def write_html(report: dict[str, Any], out: Path, *, x: XAxis = "time") -> Path:
                 f"<p class='muted'>{_plural(n_alarms, 'alarm')}; {len(s['points']):,} points "
                 "(samples, plus each alarm's evidence at full resolution).</p>"
             )
-            parts.append(_evalue_chart(s, x, f"{sid}-evalue-{k}", span))
-            interval = _interval_chart(s, x, f"{sid}-effect-{k}", span)
+            parts.append(evalue_chart(s, x, f"{sid}-evalue-{k}", span))
+            interval = interval_chart(s, x, f"{sid}-effect-{k}", span)
             if interval:
                 parts.append(interval)
         rows = by_exp.get(name, [])
@@ -626,7 +373,7 @@ def write_html(report: dict[str, Any], out: Path, *, x: XAxis = "time") -> Path:
             fig["layout"].update(height=280, bargap=0.6)
             fig["layout"]["yaxis"]["tickformat"] = ".0%"
             parts.append("<h3>Probe accuracy</h3>")
-            parts.append(charts.div(_readable(fig), f"{sid}-probes"))
+            parts.append(charts.div(readable(fig), f"{sid}-probes"))
         parts.append(f"<h3>Findings ({len(mine)})</h3>")
         if mine:
             binary = any(s.get("binary") for s in tests)

@@ -270,7 +270,7 @@ def replay(
 def build_report(
     collector: Collector, inputs: Inputs, policy_path: Path | None, seed: int, would_fire: list[dict[str, Any]]
 ) -> dict[str, Any]:
-    from monitor.replay.report import RecordAxis, merge_evidence
+    from monitor.replay.figures import RecordAxis, merge_evidence
 
     # where each moment falls on the records axis: the samples, the alarms, the first record
     axis = RecordAxis(
