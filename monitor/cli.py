@@ -141,13 +141,10 @@ def _outbox(args: argparse.Namespace) -> Any:
     """The alert outbox: the shared one in Redis when CUEWATCH_TRANSPORT=redis (and no --db),
     else the SQLite file of a single process."""
     if not args.db and os.environ.get("CUEWATCH_TRANSPORT") == "redis":
-        from monitor.alerts.redis_outbox import RedisOutbox
+        return _settings(argparse.Namespace()).alert_store()
+    from monitor.plugins import STORES
 
-        settings = _settings(argparse.Namespace())
-        return RedisOutbox(settings.redis_url.get_secret_value(), settings.redis_prefix)
-    from monitor.alerts import Outbox
-
-    return Outbox(_db(args))
+    return STORES.create("sqlite", {"path": _db(args)})
 
 
 def _alert_test(args: argparse.Namespace) -> int:

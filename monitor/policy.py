@@ -457,11 +457,15 @@ class WebhookReceiver(_Strict):
     secret: SecretRef | None = None
 
 
+class LogReceiver(_Strict):
+    """`log: {}`: alerts as structured log lines (no settings)."""
+
+
 class Receiver(_Strict):
     name: str
     slack: SlackReceiver | None = None
     webhook: WebhookReceiver | None = None
-    log: dict[str, Any] | None = None
+    log: LogReceiver | None = None
     send_resolved: bool = True
 
     @model_validator(mode="after")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import AnyHttpUrl, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -171,6 +171,20 @@ class Settings(BaseSettings):
 
     def public_base(self) -> str | None:
         return str(self.public_url).rstrip("/") if self.public_url is not None else None
+
+    def alert_store(self, db: Path | None = None) -> Any:
+        """The alert store these settings name (`monitor.plugins.STORES`): the shared one in Redis
+        with the redis transport, else SQLite in log_dir (or `db`)."""
+        from monitor.plugins import STORES
+
+        if self.transport == "redis" and db is None:
+            params = {
+                "url": self.redis_url.get_secret_value(),
+                "prefix": self.redis_prefix,
+                "timeout_s": self.redis_timeout_s,
+            }
+            return STORES.create("redis", params)
+        return STORES.create("sqlite", {"path": db or self.log_dir / "alerts.sqlite"})
 
     def redis_display(self) -> str:
         """The Redis URL with any password hidden, for logs."""

@@ -75,9 +75,7 @@ class Worker:
         self.keys = Keys(settings.redis_prefix)
         self.ttl_ms = max(int(settings.lease_ttl_s * 1000), 100)
         self.redis = async_client(settings)
-        self.outbox = RedisOutbox(
-            settings.redis_url.get_secret_value(), settings.redis_prefix, timeout_s=settings.redis_timeout_s
-        )
+        self.outbox: RedisOutbox = settings.model_copy(update={"transport": "redis"}).alert_store()
         self.alerts = AlertManager(
             self.holder,
             self.outbox,

@@ -19,7 +19,7 @@ from typing import Any
 import aiohttp
 import structlog
 
-from monitor.alerts import AlertManager, Outbox
+from monitor.alerts import AlertManager
 from monitor.alerts.outbox import AlertStore
 from monitor.asgi import (
     Receive,
@@ -180,13 +180,10 @@ class ProxyApp:
         self._background.append(loop.create_task(self.probes.run()))
         if s.transport == "redis":
             # Workers raise and send alerts; this replica only serves the silences API, shared in Redis.
-            from monitor.alerts.redis_outbox import RedisOutbox
-
-            url = s.redis_url.get_secret_value()
-            self.outbox = self.admin.outbox = RedisOutbox(url, s.redis_prefix, timeout_s=s.redis_timeout_s)
+            self.outbox = self.admin.outbox = s.alert_store()
             log.info("proxy_started", upstreams=self.routes.bases(), transport="redis", redis=s.redis_display())
             return
-        self.outbox = self.admin.outbox = Outbox(s.log_dir / "alerts.sqlite")
+        self.outbox = self.admin.outbox = s.alert_store()
         self.alerts = AlertManager(
             self.holder,
             self.outbox,

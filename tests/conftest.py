@@ -10,7 +10,7 @@ import anthropic
 import openai
 import pytest
 
-from monitor._procs import ServerProcess, free_port
+from monitor._procs import RedisServer, ServerProcess, free_port
 from tests._support import API_KEY, start_proxy
 
 
@@ -66,3 +66,10 @@ def sdk() -> Iterator[SDKClients]:
     clients = SDKClients()
     yield clients
     clients.close()
+
+
+@pytest.fixture(scope="module")
+def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A redis-server of this module's own, on a free loopback port."""
+    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url

@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from monitor._procs import RedisServer
 from monitor.alerts import AlertManager, Notification, Outbox
 from monitor.alerts.outbox import AlertStore
 from monitor.alerts.redis_outbox import RedisOutbox
@@ -120,12 +119,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture(scope="module")
-def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    with RedisServer(tmp_path_factory.mktemp("redis")) as server:
-        yield server.url
 
 
 @pytest.fixture(params=["sqlite", "redis"])

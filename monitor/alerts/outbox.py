@@ -15,7 +15,11 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, ClassVar, Protocol
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from monitor.plugins import STORES
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS notifications (
@@ -125,8 +129,20 @@ def new_silence(
     return Silence(uuid.uuid4().hex[:12], dict(matchers), now, now + duration_s, comment, created_by)
 
 
+class SqliteParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    path: Path = Field(..., description="the database file (created with its folder)")
+
+
+@STORES.register("sqlite")
 class Outbox:
     """SQLite-backed outbox; safe to call from several threads (one connection, one lock)."""
+
+    Params: ClassVar[type[SqliteParams]] = SqliteParams
+    test_params: ClassVar[dict[str, Any]] = {"path": "alerts.sqlite"}
+
+    def __repr__(self) -> str:
+        return f"Outbox(path={str(self.path)!r})"
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)

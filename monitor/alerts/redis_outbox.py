@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any
+from typing import Any, ClassVar
+
+from pydantic import BaseModel, ConfigDict, Field
 
 from monitor.alerts.outbox import Row, Silence, new_silence
+from monitor.plugins import STORES
 
 SENT_RETENTION_S = 7 * 86400  # sent notifications are kept this long for `cuewatch alert outbox`
 
@@ -50,8 +53,26 @@ return 1
 """
 
 
+class RedisParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    url: str = Field(..., description="Redis URL (may hold a password)")
+    prefix: str = Field("cuewatch", min_length=1)
+    claim_s: float = Field(30.0, gt=0, description="how long a claimed notification stays claimed")
+    timeout_s: float = Field(5.0, gt=0)
+
+    def __repr__(self) -> str:  # never shows the URL (it may hold a password)
+        return f"RedisParams(prefix={self.prefix!r})"
+
+
+@STORES.register("redis")
 class RedisOutbox:
     """Shared outbox; thread-safe (a redis-py client with a connection pool)."""
+
+    Params: ClassVar[type[RedisParams]] = RedisParams
+    test_params: ClassVar[dict[str, Any]] = {"url": "redis://127.0.0.1:6379/0"}
+
+    def __repr__(self) -> str:  # never shows the URL (it may hold a password)
+        return f"RedisOutbox(prefix={self.prefix!r})"
 
     def __init__(self, url: str, prefix: str = "cuewatch", *, claim_s: float = 30.0, timeout_s: float = 5.0) -> None:
         from redis import Redis

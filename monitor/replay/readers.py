@@ -15,12 +15,13 @@ import json
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, Any, ClassVar, Protocol
 
 import orjson
-from pydantic import TypeAdapter, ValidationError
+from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from monitor.capture import Capture, to_exchange
+from monitor.plugins import LOG_FORMATS
 from monitor.records import Exchange, Record
 from monitor.store import BadLine, segment_paths
 
@@ -34,19 +35,122 @@ def _open(path: Path) -> IO[bytes]:
     return gzip.open(path, "rb") if magic == b"\x1f\x8b" else open(path, "rb")  # type: ignore[return-value]
 
 
-def _kind(doc: dict[str, Any]) -> str:
-    if "kind" in doc:
-        return "record"
-    if "custom_id" in doc:
+class _Join:
+    """Batch requests by custom_id, and results waiting for every request to be read."""
+
+    def __init__(self) -> None:
+        self.requests: dict[str, tuple[str, str, dict[str, Any]]] = {}  # custom_id -> (dialect, path, body)
+        self.results: list[tuple[LineFormat, Path, int, dict[str, Any]]] = []
+
+
+class NoParams(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class LineFormat(Protocol):
+    """One kind of line `cuewatch replay` reads (`monitor.plugins.LOG_FORMATS`)."""
+
+    Params: ClassVar[type[BaseModel]]
+    test_params: ClassVar[dict[str, Any]]
+
+    def matches(self, doc: dict[str, Any]) -> bool: ...
+
+    def line(self, doc: dict[str, Any], join: _Join, where: tuple[Path, int]) -> Exchange | None:
+        """The exchange this line is, or None (a request kept, or a result queued in `join`)."""
+        ...
+
+    def joined(self, doc: dict[str, Any], join: _Join) -> Exchange | None:
+        """A queued result with its request, or None when no request has its custom_id."""
+        ...
+
+
+@LOG_FORMATS.register("cuewatch")
+class TrafficLogFormat:
+    """This product's traffic log: records with a `kind` (exchanges; findings are skipped)."""
+
+    Params: ClassVar[type[BaseModel]] = NoParams
+    test_params: ClassVar[dict[str, Any]] = {}
+
+    def matches(self, doc: dict[str, Any]) -> bool:
+        return "kind" in doc
+
+    def line(self, doc: dict[str, Any], join: _Join, where: tuple[Path, int]) -> Exchange | None:
+        rec = _RECORD.validate_python(doc)
+        return rec if isinstance(rec, Exchange) else None
+
+    def joined(self, doc: dict[str, Any], join: _Join) -> Exchange | None:
+        return None
+
+
+@LOG_FORMATS.register("openai_batch")
+class OpenAIBatchFormat:
+    """OpenAI Batch API: input lines (custom_id, url, body) and output lines (custom_id, response)."""
+
+    Params: ClassVar[type[BaseModel]] = NoParams
+    test_params: ClassVar[dict[str, Any]] = {}
+
+    def matches(self, doc: dict[str, Any]) -> bool:
+        return "custom_id" in doc and ("response" in doc or ("body" in doc and "url" in doc))
+
+    def line(self, doc: dict[str, Any], join: _Join, where: tuple[Path, int]) -> Exchange | None:
+        if "response" in doc and "result" not in doc:
+            join.results.append((self, *where, doc))
+        else:
+            dialect = "responses" if doc["url"].endswith("/responses") else "openai"
+            join.requests[doc["custom_id"]] = (dialect, doc["url"], doc["body"])
+        return None
+
+    def joined(self, doc: dict[str, Any], join: _Join) -> Exchange | None:
+        resp = doc.get("response") or {}
+        status = int(resp.get("status_code") or (500 if doc.get("error") else 200))
+        payload = resp.get("body") if resp else {"error": doc.get("error")}
+        created = (payload or {}).get("created") if isinstance(payload, dict) else None
+        time = datetime.fromtimestamp(created, UTC) if isinstance(created, int | float) else _EPOCH
+        return _batch_exchange(doc, join, status, payload, time)
+
+
+@LOG_FORMATS.register("anthropic_batch")
+class AnthropicBatchFormat:
+    """Anthropic Message Batches: request lines (custom_id, params) and results (custom_id, result)."""
+
+    Params: ClassVar[type[BaseModel]] = NoParams
+    test_params: ClassVar[dict[str, Any]] = {}
+
+    def matches(self, doc: dict[str, Any]) -> bool:
+        return "custom_id" in doc and ("result" in doc or "params" in doc)
+
+    def line(self, doc: dict[str, Any], join: _Join, where: tuple[Path, int]) -> Exchange | None:
         if "result" in doc:
-            return "anthropic_result"
-        if "response" in doc:
-            return "openai_output"
-        if "body" in doc and "url" in doc:
-            return "openai_input"
-        if "params" in doc:
-            return "anthropic_request"
-    return "unknown"
+            join.results.append((self, *where, doc))
+        else:
+            join.requests[doc["custom_id"]] = ("anthropic", "/v1/messages", doc["params"])
+        return None
+
+    def joined(self, doc: dict[str, Any], join: _Join) -> Exchange | None:
+        result = doc.get("result") or {}
+        ok = result.get("type") == "succeeded"
+        payload = result.get("message") if ok else {"type": "error", "error": result.get("error") or result}
+        return _batch_exchange(doc, join, 200 if ok else 500, payload, _EPOCH)
+
+
+def _batch_exchange(doc: dict[str, Any], join: _Join, status: int, payload: Any, time: datetime) -> Exchange | None:
+    cid = str(doc.get("custom_id"))
+    if cid not in join.requests:
+        return None
+    dialect, url, body = join.requests[cid]
+    cap = Capture(
+        id=cid,
+        time=time,
+        dialect=dialect,
+        path=url.split("?")[0],
+        request=body,
+        status=status,
+        outcome="ok" if status < 400 else "upstream_error",
+        content_type="application/json",
+        body=json.dumps(payload).encode(),
+        labels=_labels(cid, body),
+    )
+    return to_exchange(cap)
 
 
 class Inputs:
@@ -59,19 +163,19 @@ class Inputs:
         self.position = 0  # bytes of input consumed (compressed bytes for gzip files), for progress
 
     def __iter__(self) -> Iterator[Exchange]:
-        requests: dict[str, tuple[str, str, dict[str, Any]]] = {}  # custom_id -> (dialect, path, body)
-        results: list[tuple[Path, int, str, dict[str, Any]]] = []
+        formats = [LOG_FORMATS.create(name, {}) for name in LOG_FORMATS.names()]
+        join = _Join()
         for path in self.paths:
-            yield from self._read(path, requests, results)
-        for path, n, kind, doc in results:  # batch results, joined now that every request is known
-            ex = self._batch_exchange(kind, doc, requests)
+            yield from self._read(path, formats, join)
+        for fmt, path, n, doc in join.results:  # batch results, joined now that every request is known
+            ex = fmt.joined(doc, join)
             if ex is None:
                 self.skipped_results += 1
                 self.bad_lines.append(BadLine(str(path), n, f"no request for custom_id {doc.get('custom_id')!r}"))
             else:
                 yield ex
 
-    def _read(self, path: Path, requests: dict[str, Any], results: list[Any]) -> Iterator[Exchange]:
+    def _read(self, path: Path, formats: list[LineFormat], join: _Join) -> Iterator[Exchange]:
         n = 0
         done = self.position
         try:
@@ -89,58 +193,17 @@ class Inputs:
                                 yield rec
                             continue
                         doc = orjson.loads(raw)
-                        kind = _kind(doc) if isinstance(doc, dict) else "unknown"
-                        if kind == "record":
-                            rec = _RECORD.validate_python(doc)
-                            if isinstance(rec, Exchange):
-                                yield rec
-                        elif kind == "openai_input":
-                            dialect = "responses" if doc["url"].endswith("/responses") else "openai"
-                            requests[doc["custom_id"]] = (dialect, doc["url"], doc["body"])
-                        elif kind == "anthropic_request":
-                            requests[doc["custom_id"]] = ("anthropic", "/v1/messages", doc["params"])
-                        elif kind in ("openai_output", "anthropic_result"):
-                            results.append((path, n, kind, doc))
-                        else:
+                        fmt = next((f for f in formats if isinstance(doc, dict) and f.matches(doc)), None)
+                        if fmt is None:
                             raise ValueError("not a cuewatch record, nor a batch request or result line")
+                        ex = fmt.line(doc, join, (path, n))
+                        if ex is not None:
+                            yield ex
                     except (ValueError, KeyError, TypeError, ValidationError, orjson.JSONDecodeError) as exc:
                         self.bad_lines.append(BadLine(str(path), n, _short(exc)))
         except (OSError, EOFError) as exc:
             self.bad_lines.append(BadLine(str(path), n + 1, f"unreadable: {exc}"))
         self.position = done + (path.stat().st_size if path.exists() else 0)
-
-    @staticmethod
-    def _batch_exchange(kind: str, doc: dict[str, Any], requests: dict[str, Any]) -> Exchange | None:
-        cid = str(doc.get("custom_id"))
-        if cid not in requests:
-            return None
-        dialect, url, body = requests[cid]
-        labels = _labels(cid, body)
-        if kind == "openai_output":
-            resp = doc.get("response") or {}
-            status = int(resp.get("status_code") or (500 if doc.get("error") else 200))
-            payload = resp.get("body") if resp else {"error": doc.get("error")}
-            created = (payload or {}).get("created") if isinstance(payload, dict) else None
-            time = datetime.fromtimestamp(created, UTC) if isinstance(created, int | float) else _EPOCH
-        else:
-            result = doc.get("result") or {}
-            ok = result.get("type") == "succeeded"
-            status = 200 if ok else 500
-            payload = result.get("message") if ok else {"type": "error", "error": result.get("error") or result}
-            time = _EPOCH
-        cap = Capture(
-            id=cid,
-            time=time,
-            dialect=dialect,
-            path=url.split("?")[0],
-            request=body,
-            status=status,
-            outcome="ok" if status < 400 else "upstream_error",
-            content_type="application/json",
-            body=json.dumps(payload).encode(),
-            labels=labels,
-        )
-        return to_exchange(cap)
 
 
 def _labels(custom_id: str, body: dict[str, Any]) -> dict[str, Any]:

@@ -11,9 +11,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Literal, TextIO
 
-from monitor.alerts import AlertManager, Outbox
+from monitor.alerts import AlertManager
 from monitor.alerts.model import from_finding, rule_matches
+from monitor.alerts.outbox import AlertStore
 from monitor.engine import Engine
+from monitor.plugins import STORES
 from monitor.policy import Policy, Receiver, load_policy
 from monitor.records import Exchange, Finding
 from monitor.reload import PolicyHolder
@@ -176,7 +178,8 @@ def replay(
     engine = Engine(holder)
     engine.subscribe(collector.on_findings)
     out.mkdir(parents=True, exist_ok=True)
-    outbox = Outbox(out / "alerts.sqlite") if alerts != "none" and policy.alerts.route is not None else None
+    wanted_outbox = alerts != "none" and policy.alerts.route is not None
+    outbox: AlertStore | None = STORES.create("sqlite", {"path": out / "alerts.sqlite"}) if wanted_outbox else None
     clock_now = [0.0]
     manager = (
         AlertManager(holder, outbox, log_dir=" ".join(map(str, paths)), clock=lambda: clock_now[0])

@@ -99,15 +99,8 @@ async def post(client: httpx.AsyncClient, url: str, *, content: bytes, headers: 
 
 def build_sink(receiver: Receiver, client: httpx.AsyncClient) -> Sink:
     """The sink for a policy receiver (secrets read now, from env or file)."""
-    if receiver.slack is not None:
-        from monitor.alerts.sinks.slack import SlackSink
+    from monitor.plugins import SINKS
 
-        return SlackSink(receiver.name, receiver.slack.url.read().get_secret_value(), client)
-    if receiver.webhook is not None:
-        from monitor.alerts.sinks.webhook import WebhookSink
-
-        secret = receiver.webhook.secret.read().get_secret_value() if receiver.webhook.secret else None
-        return WebhookSink(receiver.name, receiver.webhook.url.read().get_secret_value(), secret, client)
-    from monitor.alerts.sinks.log import LogSink
-
-    return LogSink(receiver.name)
+    kind = receiver.type
+    section = getattr(receiver, kind)
+    return SINKS.create(kind, section.model_dump(exclude_unset=True), receiver=receiver.name, client=client)

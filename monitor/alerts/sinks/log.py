@@ -2,16 +2,30 @@
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 import structlog
 
 from monitor.alerts.sinks.base import Notification
+from monitor.plugins import SINKS
+from monitor.policy import LogReceiver
 
 log = structlog.get_logger("cuewatch.alerts")
 
 
+@SINKS.register("log")
 class LogSink:
-    def __init__(self, name: str) -> None:
-        self.name = name
+    """A receiver's `log: {}`: one structured log line per alert."""
+
+    Params: ClassVar[type[LogReceiver]] = LogReceiver
+    test_params: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, *, receiver: str, client: Any = None, **params: Any) -> None:
+        self.Params.model_validate(params)
+        self.name = receiver
+
+    def __repr__(self) -> str:
+        return f"LogSink(name={self.name!r})"
 
     async def send(self, notification: Notification) -> None:
         for alert in notification.alerts:

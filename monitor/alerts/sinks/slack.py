@@ -6,11 +6,13 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 
 from monitor.alerts.sinks.base import Notification, post
+from monitor.plugins import SINKS
+from monitor.policy import SlackReceiver
 from monitor.records import Effect, stated_effect
 
 MAX_BLOCKS = 50
@@ -118,9 +120,16 @@ def build_message(n: Notification) -> dict[str, Any]:
     return {"text": _cut("\n".join(lines), MAX_TEXT), "blocks": blocks}
 
 
+@SINKS.register("slack")
 class SlackSink:
-    def __init__(self, name: str, url: str, client: httpx.AsyncClient) -> None:
-        self.name, self._url, self._client = name, url, client
+    """A receiver's `slack: {url: {env: SLACK_WEBHOOK_URL}}`; the URL is read when the sink is built."""
+
+    Params: ClassVar[type[SlackReceiver]] = SlackReceiver
+    test_params: ClassVar[dict[str, Any]] = {"url": {"env": "CUEWATCH_CONTRACT_URL"}}
+
+    def __init__(self, *, receiver: str, client: httpx.AsyncClient, **params: Any) -> None:
+        p = self.Params.model_validate(params)
+        self.name, self._url, self._client = receiver, p.url.read().get_secret_value(), client
 
     def __repr__(self) -> str:  # never shows the webhook URL
         return f"SlackSink(name={self.name!r})"

@@ -16,19 +16,30 @@ import hashlib
 import hmac
 import json
 import time
+from typing import Any, ClassVar
 
 import httpx
 
 from monitor.alerts.sinks.base import Notification, post
+from monitor.plugins import SINKS
+from monitor.policy import WebhookReceiver
 
 
 def sign(secret: str, timestamp: str, body: bytes) -> str:
     return "v1=" + hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
 
 
+@SINKS.register("webhook")
 class WebhookSink:
-    def __init__(self, name: str, url: str, secret: str | None, client: httpx.AsyncClient) -> None:
-        self.name, self._url, self._secret, self._client = name, url, secret, client
+    """A receiver's `webhook: {url: {env: ...}, secret: {file: ...}}`; read when the sink is built."""
+
+    Params: ClassVar[type[WebhookReceiver]] = WebhookReceiver
+    test_params: ClassVar[dict[str, Any]] = {"url": {"env": "CUEWATCH_CONTRACT_URL"}}
+
+    def __init__(self, *, receiver: str, client: httpx.AsyncClient, **params: Any) -> None:
+        p = self.Params.model_validate(params)
+        self.name, self._url, self._client = receiver, p.url.read().get_secret_value(), client
+        self._secret = p.secret.read().get_secret_value() if p.secret is not None else None
 
     def __repr__(self) -> str:  # never shows the URL or the secret
         return f"WebhookSink(name={self.name!r})"
