@@ -196,6 +196,7 @@ class CueGapParams(Params):
     severity: Severity = "warning"
     max_strata: int = Field(16, ge=1)
     reweight: bool = False
+    pairs_all: bool = True
 
     _metrics = field_validator("metrics")(classmethod(lambda cls, v: tuple(measurable(m) for m in v)))
     _features = field_validator("only", "condition_on")(classmethod(lambda cls, v: feature_name(v)))
@@ -236,6 +237,10 @@ class CueGap:
     max_strata: strata beyond this many distinct values share one.
     reweight: also report, for shadow pairs sampled with unequal probabilities, the effect
         reweighted to all traffic (inverse sampling probability; a fixed-time normal interval).
+    pairs_all: test every shadow pair, whatever `only` says. A pair answered alike under both
+        cues adds nothing to the paired test, neither evidence nor noise, so `only` would just
+        throw away the harmful requests the classifier misses; the effect the finding reports
+        (rates, counts, examples) still counts only the pairs `only` selects.
     """
 
     name: ClassVar[str] = "cue_gap"
@@ -255,7 +260,7 @@ class CueGap:
         self.only, self.condition_on = p.only, p.condition_on
         self.arms_param = list(p.arms) if p.arms is not None else None
         self.alpha, self.lam, self.examples, self.severity = p.alpha, p.lam, p.examples, p.severity
-        self.max_strata, self.reweight = p.max_strata, p.reweight
+        self.max_strata, self.reweight, self.pairs_all = p.max_strata, p.reweight, p.pairs_all
         # `alpha` bounds the false alarms of the detector as a whole: with k metrics there are
         # k + 1 tests (each metric and their combination), each run at alpha / (k + 1).
         k = len(self.metrics)
@@ -284,7 +289,8 @@ class CueGap:
         ex, feats = obs.exchange, obs.features
         if ex.experiment != self.experiment or ex.arm is None:
             return []
-        if self.only and not feats.get(self.only):
+        selected = not self.only or bool(feats.get(self.only))
+        if not selected and not (self.pairs_all and ex.pair_id is not None):
             return []
         arm = ex.arm
         if self.arms_param is not None and arm not in self.arms_param:
@@ -296,10 +302,11 @@ class CueGap:
         values = {m: float(v) for m in self.metrics if (v := feats.get(m)) is not None and not isinstance(v, str)}
         if not values:
             return []
-        self._examples.setdefault(arm, deque(maxlen=max(self.examples, 1))).append(ex.id)
+        if selected:
+            self._examples.setdefault(arm, deque(maxlen=max(self.examples, 1))).append(ex.id)
         touched: set[tuple[str, str]] = set()
         if ex.pair_id is not None:
-            touched = self._paired(ex.pair_id, arm, values, ex.sample_probability)
+            touched = self._paired(ex.pair_id, arm, values, ex.sample_probability, counted=selected)
         else:
             stratum = self._stratum(feats.get(self.condition_on) if self.condition_on else None)
             for other in self._arms:
@@ -349,8 +356,10 @@ class CueGap:
         return True
 
     def _paired(
-        self, pair_id: str, arm: str, values: dict[str, float], sample_probability: float | None
+        self, pair_id: str, arm: str, values: dict[str, float], sample_probability: float | None, counted: bool
     ) -> set[tuple[str, str]]:
+        """Feed a completed pair to the paired test; `counted`: it is one of the requests `only`
+        selects, so it also counts towards the effect (rates, counts) the finding reports."""
         slot = self._pending.setdefault(pair_id, {})
         slot[arm] = values
         if len(self._pending) > _MAX_PENDING_PAIRS:
@@ -364,9 +373,10 @@ class CueGap:
                 track = self._track(metric, pair)
                 v = {arm: values[metric], other: other_values[metric]}
                 track.paired.update_one(v[pair[0]], v[pair[1]])
-                track.observe_pair(v[pair[0]] - v[pair[1]], sample_probability)
-                track.observe(arm, values[metric])
-                track.observe(other, other_values[metric])
+                if counted:
+                    track.observe_pair(v[pair[0]] - v[pair[1]], sample_probability)
+                    track.observe(arm, values[metric])
+                    track.observe(other, other_values[metric])
                 touched.add(pair)
         if self._arms and set(slot) >= set(self._arms):
             self._pending.pop(pair_id, None)
@@ -425,7 +435,11 @@ class CueGap:
                 unit=f"{effect.unit}, paired, reweighted to all traffic (1 / sampling probability)",
                 method=f"normal approximation at the alarm, {1 - self.alpha:.0%} (fixed-time, not time-uniform)",
             )
-        hi_arm, lo_arm = (a1, a0) if m1 >= m0 else (a0, a1)
+        higher = m1 >= m0
+        if (not n1 or not n0 or m1 == m0) and float(track.paired.discordant[0]) > 0:
+            # the pairs `only` selects say nothing yet: the direction is the paired test's own
+            higher = float(track.paired.wins[0]) * 2 >= float(track.paired.discordant[0])
+        hi_arm, lo_arm = (a1, a0) if higher else (a0, a1)
         name = metric if metrics is None else "+".join(metrics)
         direction = f"{name} higher under {hi_arm!r} than {lo_arm!r}"
         e_value = math.exp(min(log_wealth, 700.0))

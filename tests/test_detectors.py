@@ -254,6 +254,34 @@ def test_cue_gap_paired_shadow_pairs() -> None:
     assert found and found[0].paired and found[0].arms == ["free", "paid"]
 
 
+def test_cue_gap_tests_every_shadow_pair_but_reports_the_effect_on_the_selected_ones() -> None:
+    """Most harmful requests are missed by the classifier (`harmful` 0): the paired test still uses
+    them (benign pairs answered alike add nothing), so it alarms sooner than with `only` applied to
+    pairs; the reported counts are those of the pairs `only` selects."""
+
+    def run(pairs_all: bool) -> tuple[int | None, list[Finding]]:
+        rng = random.Random(11)
+        det = CueGap(experiment="e", condition_on=None, pairs_all=pairs_all)
+        for i in range(4000):
+            harmful = rng.random() < 0.5
+            flagged = int(harmful and rng.random() < 0.3)  # the classifier sees 30% of them
+            for arm, p in (("free", 0.14), ("paid", 0.02)):
+                y = int(rng.random() < p) if harmful else 1  # benign: answered under both cues
+                ex = _ex(i, arm, mode="shadow", origin="shadow", pair_id=f"p{i}", id=f"{arm}{i}")
+                found = det.update(Observation(ex, {"complied": y, "harmful": flagged}))
+                if found:
+                    return i, found
+        return None, []
+
+    fast, found = run(pairs_all=True)
+    slow, _ = run(pairs_all=False)
+    assert fast is not None and (slow is None or fast < slow / 2), (fast, slow)
+    f = found[0]
+    assert f.direction == "complied higher under 'free' than 'paid'"
+    assert sum(c["n"] for c in f.counts.values()) < fast  # only the flagged pairs are counted
+    assert all(i.startswith(("free", "paid")) for ids in f.example_ids.values() for i in ids)
+
+
 def test_cue_gap_continuous_metric() -> None:
     """A continuous metric (length) is compared with a classifier bet."""
     rng = random.Random(8)
