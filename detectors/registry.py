@@ -49,6 +49,8 @@ class Registry(Generic[P]):
         def deco(cls: T) -> T:
             if name in self._classes:
                 raise ValueError(f"{self.kind} {name!r} is already registered")
+            if not hasattr(cls, "Params") or not hasattr(cls, "test_params"):
+                raise TypeError(f"{self.kind} {name!r}: a plugin declares `Params` and `test_params`")
             self._classes[name] = cls
             return cls
 

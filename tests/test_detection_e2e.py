@@ -77,6 +77,7 @@ def test_detector_that_raises_is_isolated(tmp_path: Path) -> None:
     """A broken detector is logged and skipped; the other detectors and the pipeline go on."""
     from datetime import UTC, datetime
 
+    from detectors.base import Params as NoParams
     from detectors.registry import register
     from monitor.engine import Engine
     from monitor.policy import Policy
@@ -87,6 +88,8 @@ def test_detector_that_raises_is_isolated(tmp_path: Path) -> None:
     class AlwaysRaises:
         name = "test_always_raises"
         state_version = 1
+        Params = NoParams
+        test_params: ClassVar[dict[str, object]] = {}
         wants: frozenset[str] = frozenset()
 
         def update(self, obs: object) -> list[Finding]:
