@@ -146,6 +146,7 @@ class AppendFile(io.RawIOBase):
     def __init__(self, path: Path) -> None:
         super().__init__()
         self._fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)  # records hold prompts
+        self._size = os.lseek(self._fd, 0, os.SEEK_END)  # then counted here: no syscall per tell()
 
     def writable(self) -> bool:
         return True
@@ -153,17 +154,22 @@ class AppendFile(io.RawIOBase):
     def write(self, data: Any) -> int:
         view = memoryview(data).cast("B")
         done = 0
-        while done < len(view):
-            done += os.write(self._fd, view[done:])
+        try:
+            while done < len(view):
+                done += os.write(self._fd, view[done:])
+        finally:
+            self._size += done
         return done
 
     def tell(self) -> int:
-        return os.lseek(self._fd, 0, os.SEEK_END)
+        """The file's length (this process is its only writer)."""
+        return self._size
 
     def cut(self, size: int) -> None:
         """Truncate to `size` bytes (best effort: the disk may refuse this too)."""
         with contextlib.suppress(OSError):
             os.ftruncate(self._fd, size)
+            self._size = size
 
     def fileno(self) -> int:
         return self._fd

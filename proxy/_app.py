@@ -125,10 +125,8 @@ class ProxyApp:
                 await self._metrics(send)
             elif path == "/upstreamz":
                 await self._upstreamz(send)
-            elif EvidencePages.handles(path):
-                await self.evidence(scope, receive, send)
             elif path.startswith("/admin/"):
-                await self.admin(scope, receive, send)
+                await (self.evidence if EvidencePages.handles(path) else self.admin)(scope, receive, send)
             elif "/." in path and any(seg in (".", "..") for seg in path.split("/")):
                 await send_json(send, 400, error_body("openai", 400, "dot segments in the path", "invalid_path"))
             else:
