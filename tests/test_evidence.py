@@ -72,6 +72,7 @@ def test_alert_links_to_its_evidence_page_and_carries_instance_labels(served: tu
     fid = a["evidence"]["finding_ids"][-1]
     assert a["url"] == f"https://cuewatch.example.com/admin/findings/{fid}"
     assert a["labels"]["instance"] == "pod-3" and a["labels"]["environment"] == "staging"
+    assert a["next_step"].startswith("Open the evidence page") and a["url"] in a["next_step"]
     assert "monitored − unmonitored" in a["summary"] or "unmonitored − monitored" in a["summary"]
 
 

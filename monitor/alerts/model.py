@@ -69,8 +69,11 @@ def rule_matches(rule: AlertRule, finding: Finding) -> bool:
     return rule.min_samples is None or n >= rule.min_samples
 
 
-def next_step(finding: Finding, log_dir: str | None) -> str:
-    """One line saying what to look at first: the example exchanges, an arm beside the other."""
+def next_step(finding: Finding, log_dir: str | None, url: str | None = None) -> str:
+    """One line saying what to look at first: the example exchanges, an arm beside the other
+    (on the evidence page when there is one)."""
+    if url is not None:
+        return f"Open the evidence page and read the example exchanges of each arm side by side: {url}"
     where = f" --log {log_dir}" if log_dir else ""
     examples = [(arm, ids[-1]) for arm, ids in finding.example_ids.items() if ids]
     if not examples:
@@ -128,7 +131,7 @@ def from_finding(
         labels=labels,
         severity=severity,
         summary=finding.summary or finding.direction,
-        next_step=next_step(finding, log_dir),
+        next_step=next_step(finding, log_dir, evidence_url(public_url, finding.id)),
         url=evidence_url(public_url, finding.id),
         evidence=Evidence(
             effect=finding.effect,
