@@ -414,4 +414,9 @@ def test_slack_sink_posts_block_kit(
     assert "<https://cuewatch.example.com/admin/findings/f1|Open the evidence page>" in text
     # one line on what to do first: an example exchange under each arm, to read side by side
     nexts = [e["text"] for b in body["blocks"] if b["type"] == "context" for e in b["elements"] if "Next:" in e["text"]]
-    assert len(nexts) == 1 and "cuewatch show a2" in nexts[0] and "cuewatch show b1" in nexts[0]
+    assert len(nexts) == 1 and "Open the evidence page" in nexts[0] and "/admin/findings/f1" in nexts[0]
+    # without a public URL the next step names the commands that show an example under each arm
+    from monitor.alerts.model import next_step
+
+    plain = next_step(_finding(1), "logs")
+    assert "cuewatch show a2 --log logs" in plain and "cuewatch show b1 --log logs" in plain
