@@ -37,6 +37,7 @@ from __future__ import annotations
 import hashlib
 import math
 from collections import OrderedDict, deque
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -61,6 +62,8 @@ from monitor.records import Effect, Finding, PathPoint, Severity, Track
 
 _MAX_PENDING_PAIRS = 10_000
 MAX_PATH = 128  # points of a test's evidence kept for its finding (thinned by halves)
+# arm1 - arm0 with its confidence sequence, from (binary, arm1's and arm0's (n, sum, sum of squares))
+Interval = Callable[[bool, tuple[float, float, float], tuple[float, float, float]], tuple[float, float, float]]
 
 
 class _Track:
@@ -78,20 +81,25 @@ class _Track:
         self.max_log_wealth = 0.0
         # paired differences weighted by 1 / sampling probability: sums of w, w*d, w^2, w^2*d, w^2*d^2
         self.weighted = [0.0] * 5
-        # The evidence since the test (re)started: [epoch s, log wealth, n1, sum1, sumsq1, n0,
-        # sum0, sumsq0] every `stride` updates; halved (and the stride doubled) when full.
+        # The evidence since the test (re)started: [epoch s, log wealth, n1, n0, estimate, lo, hi]
+        # every `stride` updates; halved (and the stride doubled) when full.
         self.path: list[list[float]] = []
         self.stride, self.since = 1, 0
 
-    def mark(self, t: float, force: bool = False) -> None:
-        """Note the evidence after an update (every `stride`-th one, or this one if `force`)."""
+    def mark(self, t: float, interval: Interval, force: bool = False) -> None:
+        """Note the evidence after an update (every `stride`-th one, or this one if `force`),
+        with the effect's interval computed now: a finding then only copies the path out, and
+        the interval work is spread over the test's life instead of stalling the alarm."""
         self.since += 1
         if self.since < self.stride and not force:
             return
         self.since = 0
         a1, a0 = self.arm1, self.arm0
-        point = [t, self.log_wealth, self.n[a1], self.sum[a1], self.sumsq[a1], self.n[a0], self.sum[a0], self.sumsq[a0]]
-        self.path.append(point)
+        est, lo, hi = interval(
+            self.binary, (self.n[a1], self.sum[a1], self.sumsq[a1]), (self.n[a0], self.sum[a0], self.sumsq[a0])
+        )
+        # an arm with one observation has an unbounded interval: kept finite for JSON
+        self.path.append([t, self.log_wealth, self.n[a1], self.n[a0], est, max(lo, -1e300), min(hi, 1e300)])
         if len(self.path) > MAX_PATH:
             self.path = self.path[(len(self.path) - 1) % 2 :: 2]  # keeps the newest point
             self.stride *= 2
@@ -170,7 +178,7 @@ class _Track:
         self.max_log_wealth = float(state["max_log_wealth"])
         self.weighted = [float(v) for v in state["weighted"]]
         # state saved before paths were kept has none: the path starts again from here
-        self.path = [[float(x) for x in point] for point in state.get("path", [])]
+        self.path = [[float(x) for x in point] for point in state.get("path", []) if len(point) == 7]
         self.stride, self.since = int(state.get("stride", 1)), int(state.get("since", 0))
 
     def reset(self) -> None:
@@ -392,7 +400,7 @@ class CueGap:
                 lw = track.log_wealth
                 track.max_log_wealth = max(track.max_log_wealth, lw)
                 crossed = lw >= track.alarm.log_threshold
-                track.mark(time.timestamp(), force=crossed)
+                track.mark(time.timestamp(), self._difference, force=crossed)
                 if crossed:
                     out.append(self._finding(metric, track, lw, model, time, ex_id))
                     track.alarm.alarms += 1
@@ -480,21 +488,19 @@ class CueGap:
         return m1 - m0, lo1 - hi0, hi1 - lo0
 
     def _path(self, track: _Track) -> list[PathPoint]:
-        out = []
-        for t, log_e, n1, s1, q1, n0, s0, q0 in track.path:
-            est, lo, hi = self._difference(track.binary, (n1, s1, q1), (n0, s0, q0))
-            out.append(
-                PathPoint(
-                    time=datetime.fromtimestamp(t, UTC),
-                    log_e=log_e,
-                    log_threshold=track.alarm.log_threshold,
-                    estimate=est,
-                    lo=max(lo, -1e300),  # an arm with one observation has an unbounded interval
-                    hi=min(hi, 1e300),
-                    n={track.arm1: n1, track.arm0: n0},
-                )
+        arms, threshold = (track.arm1, track.arm0), track.alarm.log_threshold
+        return [
+            PathPoint(
+                time=datetime.fromtimestamp(t, UTC),
+                log_e=log_e,
+                log_threshold=threshold,
+                estimate=est,
+                lo=lo,
+                hi=hi,
+                n=dict(zip(arms, (n1, n0), strict=True)),
             )
-        return out
+            for t, log_e, n1, n0, est, lo, hi in track.path
+        ]
 
     def tracks(self) -> list[Track]:
         """Every test: wealth against its alarm line, and the effect with its interval."""
