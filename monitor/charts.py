@@ -26,6 +26,20 @@ COLOURS = ["#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00"]
 LOG_CAP = 700.0  # exp(700) is near the largest double
 
 
+def interval_note(binary: bool = True) -> str:
+    """Why an effect's interval can include 0 although its test alarmed (shown beside the charts
+    of the evidence page and the report)."""
+    per_arm = "Bernoulli confidence sequences" if binary else "confidence sequences for the mean"
+    return (
+        "The alarm and the interval are two different methods. The alarm comes from a sequential betting "
+        "test of 'no difference': it alarms when its e-value reaches 1/alpha, and that is the evidence for "
+        f"the finding. The interval is a separate, more conservative time-uniform confidence sequence: two "
+        f"per-arm {per_arm} at alpha/2 each, combined by a union bound. So at the moment of an alarm it can "
+        "still include 0; it narrows as traffic continues. Both are valid at any stopping time: the e-value "
+        "is the evidence for the alarm, the interval bounds the size of the gap."
+    )
+
+
 def plotly_js_path() -> Path:
     """The plotly.js bundle of the installed `plotly` package."""
     try:

@@ -7,6 +7,7 @@ hold credentials: request headers are not part of a record at all.
 
 from __future__ import annotations
 
+import math
 import os
 from datetime import UTC, datetime
 from typing import Annotated, Literal
@@ -178,14 +179,19 @@ def stated_effect(effect: Effect, arms: list[str]) -> str:
     'free − paid = +13.5 points [+4.9, +21.6]'
     """
     est, lo, hi = effect.estimate, effect.lo, effect.hi
+    rate = effect.unit.startswith("rate") and len(arms) == 2
+
+    def num(v: float) -> str:
+        if not math.isfinite(v):
+            return "+∞" if v > 0 else "−∞"  # an arm with one observation: an unbounded interval
+        return f"{v * 100:+.1f}" if rate else f"{v:+.3g}"
+
     if len(arms) != 2:
-        return f"{est:+.3g} [{lo:+.3g}, {hi:+.3g}] {effect.unit}"
+        return f"{num(est)} [{num(lo)}, {num(hi)}] {effect.unit}"
     first, second = arms
     if est < 0:
         first, second, est, lo, hi = second, first, -est, -hi, -lo
-    if effect.unit.startswith("rate"):
-        return f"{first} − {second} = {est * 100:+.1f} points [{lo * 100:+.1f}, {hi * 100:+.1f}]"
-    return f"{first} − {second} = {est:+.3g} [{lo:+.3g}, {hi:+.3g}]"
+    return f"{first} − {second} = {num(est)}{' points' if rate else ''} [{num(lo)}, {num(hi)}]"
 
 
 class PathPoint(_Model):

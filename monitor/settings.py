@@ -172,19 +172,15 @@ class Settings(BaseSettings):
     def public_base(self) -> str | None:
         return str(self.public_url).rstrip("/") if self.public_url is not None else None
 
-    def alert_store(self, db: Path | None = None) -> Any:
-        """The alert store these settings name (`monitor.plugins.STORES`): the shared one in Redis
-        with the redis transport, else SQLite in log_dir (or `db`)."""
+    def alert_store(self, shared: bool | None = None) -> Any:
+        """The alert store (`monitor.plugins.STORES`): the one in Redis that every replica and
+        worker shares (`shared`; default: with the redis transport), else SQLite in log_dir."""
         from monitor.plugins import STORES
 
-        if self.transport == "redis" and db is None:
-            params = {
-                "url": self.redis_url.get_secret_value(),
-                "prefix": self.redis_prefix,
-                "timeout_s": self.redis_timeout_s,
-            }
-            return STORES.create("redis", params)
-        return STORES.create("sqlite", {"path": db or self.log_dir / "alerts.sqlite"})
+        if shared if shared is not None else self.transport == "redis":
+            url = self.redis_url.get_secret_value()
+            return STORES.create("redis", {"url": url, "prefix": self.redis_prefix, "timeout_s": self.redis_timeout_s})
+        return STORES.create("sqlite", {"path": self.log_dir / "alerts.sqlite"})
 
     def redis_display(self) -> str:
         """The Redis URL with any password hidden, for logs."""

@@ -75,15 +75,8 @@ class Worker:
         self.keys = Keys(settings.redis_prefix)
         self.ttl_ms = max(int(settings.lease_ttl_s * 1000), 100)
         self.redis = async_client(settings)
-        self.outbox: RedisOutbox = settings.model_copy(update={"transport": "redis"}).alert_store()
-        self.alerts = AlertManager(
-            self.holder,
-            self.outbox,
-            log_dir=settings.log_shown(),
-            redact=settings.redact_prompts,
-            public_url=settings.public_base(),
-            labels=settings.alert_labels(),
-        )
+        self.outbox: RedisOutbox = settings.alert_store(shared=True)
+        self.alerts = AlertManager.from_settings(self.holder, self.outbox, settings)
         self.traffic = TrafficLogStage.from_settings(settings)
         self.features = feature_executor()  # one feature thread, shared by the partitions
         self.parts: dict[str, _Partition] = {}

@@ -176,20 +176,12 @@ class ProxyApp:
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):  # main thread only
                 loop.add_signal_handler(signal.SIGHUP, self.holder.schedule_reload)
         self._background.append(loop.create_task(self.probes.run()))
+        self.outbox = self.admin.outbox = s.alert_store()
         if s.transport == "redis":
             # Workers raise and send alerts; this replica only serves the silences API, shared in Redis.
-            self.outbox = self.admin.outbox = s.alert_store()
             log.info("proxy_started", upstreams=self.routes.bases(), transport="redis", redis=s.redis_display())
             return
-        self.outbox = self.admin.outbox = s.alert_store()
-        self.alerts = AlertManager(
-            self.holder,
-            self.outbox,
-            log_dir=s.log_shown(),
-            redact=s.redact_prompts,
-            public_url=s.public_base(),
-            labels=s.alert_labels(),
-        )
+        self.alerts = AlertManager.from_settings(self.holder, self.outbox, s)
         self.metrics.watch_alerts(self.alerts)
         for stage in self.pipeline.stages:
             if isinstance(stage, Engine):

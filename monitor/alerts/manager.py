@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import structlog
@@ -34,6 +34,9 @@ from monitor.errors import ConfigError
 from monitor.policy import Alerts, InhibitRule, Policy, seconds
 from monitor.records import Finding
 from monitor.reload import PolicyHolder
+
+if TYPE_CHECKING:
+    from monitor.settings import Settings
 
 log = structlog.get_logger("cuewatch.alerts")
 
@@ -95,6 +98,18 @@ class AlertManager:
         self._sinks: dict[str, Sink] = {}  # built on first use; dropped on reload
         self._tree: Node | None = None  # the compiled route tree; dropped on reload
         holder.subscribe(self._on_reload)
+
+    @classmethod
+    def from_settings(cls, holder: PolicyHolder, outbox: AlertStore, settings: Settings) -> AlertManager:
+        """The manager of a sidecar or worker: its log location, redaction, public URL and labels."""
+        return cls(
+            holder,
+            outbox,
+            log_dir=settings.log_shown(),
+            redact=settings.redact_prompts,
+            public_url=settings.public_base(),
+            labels=settings.alert_labels(),
+        )
 
     @property
     def config(self) -> Alerts:

@@ -85,15 +85,6 @@ def findings_list(
 # ----------------------------------------------------------------------------- one finding
 
 
-INTERVAL_NOTE = (
-    "The alarm and the interval are two different methods. The alarm is a sequential test of 'no difference' "
-    "by betting: it fires when the e-value reaches 1/alpha, and that is the evidence for the finding. The "
-    "interval is a separate confidence sequence for the size of the difference (one per arm at alpha/2, "
-    "combined), more conservative than the test, so at the moment of an alarm it can still include 0; it "
-    "narrows as traffic continues. Both stay valid however long you watch."
-)
-
-
 def finding_page(
     f: Finding,
     examples: Mapping[str, Exchange],
@@ -147,9 +138,10 @@ def _effect(f: Finding) -> list[str]:
             f"<span class='muted'>({e(a.method or a.unit)})</span></p>"
         )
     if eff.lo <= 0 <= eff.hi:
-        out.append(f"<p class='note'><b>Why the interval includes 0 although the test alarmed.</b> {INTERVAL_NOTE}</p>")
+        note = charts.interval_note(eff.unit.startswith("rate"))
+        out.append(f"<p class='note'><b>Why the interval includes 0 although the test alarmed.</b> {note}</p>")
     else:
-        out.append(f"<p class='note'>{INTERVAL_NOTE}</p>")
+        out.append(f"<p class='note'>{charts.interval_note(eff.unit.startswith('rate'))}</p>")
     return out
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 from monitor import charts
 from monitor.errors import ConfigError
+from monitor.records import Effect, stated_effect
 from monitor.replay.figures import (
     BAND_ALPHA,
     X_AXES,
@@ -110,40 +111,14 @@ HOW_TO_READ = (
 )
 
 
-def _interval_note(binary: bool) -> str:
-    per_arm = "Bernoulli confidence sequences" if binary else "confidence sequences for the mean"
-    return (
-        "<b>Why an interval can include 0 although the test alarmed.</b> The alarm comes from a sequential "
-        "betting test of 'no difference': it alarms when its e-value reaches 1/alpha. The interval is a separate, "
-        f"more conservative time-uniform confidence sequence: two per-arm {per_arm} at alpha/2 each, combined by "
-        "a union bound. So at the moment of an alarm it can still include 0. Both are valid at any stopping "
-        "time: the e-value is the evidence for the alarm, the interval bounds the size of the gap."
-    )
-
-
 def _effect_text(f: dict[str, Any]) -> str:
-    """'A − B = +x points [lo, hi]', the higher arm first."""
+    """'A − B = +x points [lo, hi]', the higher arm first (an unbounded end, stored as null: ∞)."""
     eff = f.get("effect")
     if not eff:
         return ""
-    est, lo, hi = eff["estimate"], number(eff["lo"]), number(eff["hi"])
-    arms = f.get("arms") or []
-    unit = str(eff.get("unit", ""))
-    if len(arms) == 2 and unit.endswith("difference"):
-        a, b = arms
-        if est < 0:
-            a, b, est, lo, hi = b, a, -est, None if hi is None else -hi, None if lo is None else -lo
-        scale, points = (100.0, " points") if unit.startswith("rate") else (1.0, "")
-
-        def signed(v: float | None, unbounded: str = "") -> str:
-            return unbounded if v is None else (f"{scale * v:+.1f}" if scale == 100.0 else f"{v:+.3g}")
-
-        return f"{a} − {b} = {signed(est)}{points} [{signed(lo, '−∞')}, {signed(hi, '+∞')}]"
-
-    def shown(v: float | None) -> str:
-        return "?" if v is None else f"{v:.3g}"
-
-    return f"{est:.3g} [{shown(lo)}, {shown(hi)}] ({unit})"
+    lo, hi = number(eff["lo"]), number(eff["hi"])
+    bounded = {"lo": -math.inf if lo is None else lo, "hi": math.inf if hi is None else hi}
+    return stated_effect(Effect.model_validate({**eff, **bounded}), list(f.get("arms") or []))
 
 
 def _includes_zero(f: dict[str, Any]) -> bool:
@@ -262,7 +237,8 @@ def _findings_table(findings: list[dict[str, Any]], binary: bool) -> list[str]:
         "<th class='num'>e-value</th><th>severity</th></tr>" + "".join(rows) + "</table>"
     ]
     if zero:
-        out.append(f"<p class='note'>{_interval_note(binary)}</p>")
+        why = "<b>Why an interval can include 0 although the test alarmed.</b> "
+        out.append(f"<p class='note'>{why}{charts.interval_note(binary)}</p>")
     return out
 
 
