@@ -7,7 +7,10 @@ Each feature is a plain function registered by name; detectors refer to features
 
 from __future__ import annotations
 
+import base64
+import dataclasses
 import functools
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -106,6 +109,54 @@ def compute_batch(exchanges: list[Exchange], wanted: set[str]) -> list[dict[str,
             for row, value in zip(rows, fn(exchanges), strict=True):
                 row[name] = value
     return rows
+
+
+# ---------------------------------------------------------------------------- rows as JSON
+# Feature rows travel between processes (Redis feature workers to detector workers) as JSON:
+# numbers, strings and None as they are; arrays and registered dataclasses tagged.
+
+_CODECS: dict[str, type[Any]] = {}
+
+
+def codec(cls: type[Any]) -> type[Any]:
+    """Register a dataclass that an `object` feature returns, so rows holding it encode."""
+    _CODECS[cls.__name__] = cls
+    return cls
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        data = base64.b64encode(np.ascontiguousarray(value).tobytes()).decode()
+        return {"$nd": [value.dtype.str, list(value.shape), data]}
+    if isinstance(value, np.generic):
+        return value.item()
+    if dataclasses.is_dataclass(value) and type(value).__name__ in _CODECS:
+        return {"$dc": type(value).__name__, "v": dataclasses.asdict(value)}  # type: ignore[arg-type]
+    raise TypeError(f"feature value of type {type(value).__name__} cannot be encoded")
+
+
+def _object_hook(obj: dict[str, Any]) -> Any:
+    if "$nd" in obj:
+        dtype, shape, data = obj["$nd"]
+        return np.frombuffer(base64.b64decode(data), dtype=np.dtype(dtype)).reshape(shape).copy()
+    if "$dc" in obj:
+        return _CODECS[obj["$dc"]](**obj["v"])
+    return obj
+
+
+def dumps(row: dict[str, Any]) -> str:
+    """One exchange's features as JSON (see `loads`)."""
+    _load_extra()
+    return json.dumps(row, default=_default, separators=(",", ":"))
+
+
+def loads(text: str | bytes) -> dict[str, Any]:
+    """The features `dumps` encoded; arrays come back with their dtype and shape."""
+    _load_extra()
+    row = json.loads(text, object_hook=_object_hook)
+    if not isinstance(row, dict):
+        raise ValueError("a feature row is a JSON object")
+    return row
 
 
 # ---------------------------------------------------------------------------- text helpers

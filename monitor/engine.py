@@ -41,11 +41,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import multiprocessing
 import os
 import sys
 import threading
 from collections.abc import Awaitable, Callable, Collection
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures.thread import BrokenThreadPool
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -83,12 +86,79 @@ def _lower_priority() -> None:
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FEATURE_NICE)
 
 
-def feature_executor(workers: int = 1) -> ThreadPoolExecutor:
-    """Threads for feature work, below the event loop's priority. A feature thread holding the
-    GIL in Python code hands it back to the event loop within `SWITCH_INTERVAL_S` (the
-    interpreter's default is 5 ms, which a stream would see as a stall between chunks)."""
-    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
-    return ThreadPoolExecutor(max_workers=workers, thread_name_prefix="cuewatch-features", initializer=_lower_priority)
+def _start_process(torch_threads: int) -> None:
+    """Initializer of a feature process: below the proxy's priority, and its share of the cores
+    for torch (read by `detectors.semantic` when it loads the model)."""
+    _lower_priority()
+    os.environ.setdefault("CUEWATCH_TORCH_THREADS", str(torch_threads))  # unless set for the whole process
+
+
+def _load_model() -> None:
+    from detectors import semantic
+
+    semantic.encoder()
+
+
+class FeaturePool:
+    """Where features are computed, off the event loop.
+
+    `workers=1` (the default): one thread. The model's matrix work releases the interpreter
+    lock, and the thread hands the lock back to the event loop within `SWITCH_INTERVAL_S` (the
+    interpreter's default is 5 ms, which a stream would see as a stall between chunks).
+    `workers>1`: that many processes, each loading its own copy of the model on first use with
+    an equal share of the cores for torch; each batch is split among them and the rows come
+    back in the batch's order. Both run below the event loop's priority.
+    """
+
+    def __init__(self, workers: int = 1) -> None:
+        if workers < 1:
+            raise ValueError("a feature pool needs at least one worker")
+        self.workers = workers
+        self._executor = self._start()
+
+    def _start(self) -> Executor:
+        if self.workers == 1:
+            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+            return ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="cuewatch-features", initializer=_lower_priority
+            )
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        return ProcessPoolExecutor(
+            max_workers=self.workers,
+            mp_context=multiprocessing.get_context("spawn"),  # never fork a process holding threads
+            initializer=_start_process,
+            initargs=(threads,),
+        )
+
+    async def compute(self, batch: list[Exchange], names: set[str]) -> list[dict[str, Any]]:
+        """`features.compute_batch(batch, names)` in the pool; a process pool that lost a process
+        (killed for memory, say) is restarted and the batch computed again, once."""
+        if not batch:
+            return []
+        try:
+            return await self._compute(batch, names)
+        except (BrokenProcessPool, BrokenThreadPool):
+            log.error("feature_pool_broken_restarting", workers=self.workers)
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = self._start()
+            return await self._compute(batch, names)
+
+    async def _compute(self, batch: list[Exchange], names: set[str]) -> list[dict[str, Any]]:
+        loop = asyncio.get_running_loop()
+        size = -(-len(batch) // self.workers)  # ceil: one chunk per worker
+        chunks = [batch[i : i + size] for i in range(0, len(batch), size)]
+        parts = await asyncio.gather(
+            *(loop.run_in_executor(self._executor, features.compute_batch, chunk, names) for chunk in chunks)
+        )
+        return [row for part in parts for row in part]
+
+    async def warm(self) -> None:
+        """Load the embedding model in the pool's workers now rather than with the first batch."""
+        loop = asyncio.get_running_loop()
+        await asyncio.gather(*(loop.run_in_executor(self._executor, _load_model) for _ in range(self.workers)))
+
+    def shutdown(self, wait: bool = True) -> None:
+        self._executor.shutdown(wait=wait, cancel_futures=not wait)
 
 
 class Engine:
@@ -102,7 +172,7 @@ class Engine:
         state_path: Path | None = None,
         select: Callable[[DetectorSpec], bool] | None = None,
         saved: dict[str, Any] | None = None,
-        executor: ThreadPoolExecutor | None = None,
+        pool: FeaturePool | int = 1,
     ) -> None:
         self.holder = holder
         self.sink = sink
@@ -117,8 +187,10 @@ class Engine:
         holder.subscribe(self._on_reload)
         self._wanted: set[str] = set()
         self._saved: dict[str, Any] = dict(saved) if saved is not None else self._load_state()
-        self._own_executor = executor is None
-        self._executor = executor
+        # an int: the engine's own pool of that many workers, made on first use; a pool: shared
+        self._own_pool = isinstance(pool, int)
+        self._workers = pool if isinstance(pool, int) else pool.workers
+        self._pool = None if isinstance(pool, int) else pool
 
     def subscribe(self, subscriber: Subscriber) -> None:
         """Call `subscriber(findings)` with every non-empty batch of findings."""
@@ -167,22 +239,39 @@ class Engine:
 
     # ------------------------------------------------------------------ batches
 
+    @property
+    def wants_model(self) -> bool:
+        """Whether the current detectors want a feature computed with the embedding model."""
+        self.sync()
+        return any(features.needs_model(name) for name in self._wanted)
+
     async def __call__(self, batch: list[Exchange]) -> None:
         """Pipeline stage: features, then detectors, for one batch."""
+        await self.run(batch)
+
+    async def run(self, batch: list[Exchange], given: list[dict[str, Any] | None] | None = None) -> None:
+        """Features, then detectors, for one batch; a row in `given` holding every wanted feature
+        (computed elsewhere: a Redis feature worker) is taken as it is, the others computed here."""
         self.sync()
-        if self.detectors:
-            await self.process(batch, await self.features(batch))
-        else:
+        if not self.detectors:
             self.analysed += len(batch)  # nothing to run on them
+            return
+        if given is None:
+            rows = await self.features(batch)
+        else:
+            rows = [row or {} for row in given]
+            todo = [i for i, row in enumerate(given) if row is None or not self._wanted <= row.keys()]
+            if todo:
+                for i, row in zip(todo, await self.features([batch[i] for i in todo]), strict=True):
+                    rows[i] = row
+        await self.process(batch, rows)
 
     async def features(self, batch: list[Exchange], also: Collection[str] = ()) -> list[dict[str, Any]]:
         """The detectors' features (and `also`) for each exchange, computed in the feature thread."""
         self.sync()
-        names = self._wanted | set(also)
-        if self._executor is None:
-            self._executor = feature_executor()
-        loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(self._executor, features.compute_batch, batch, names)
+        if self._pool is None:
+            self._pool = FeaturePool(self._workers)
+        return await self._pool.compute(batch, self._wanted | set(also))
 
     async def process(self, batch: list[Exchange], rows: list[dict[str, Any]]) -> list[Finding]:
         """Run the detectors, in order, over exchanges whose features are computed; record the
@@ -261,7 +350,7 @@ class Engine:
         tmp.replace(self.state_path)
 
     def shutdown(self) -> None:
-        """Stop the feature thread (if the engine made it)."""
-        if self._own_executor and self._executor is not None:
-            self._executor.shutdown(wait=True)
-            self._executor = None
+        """Stop the feature pool (if the engine made it)."""
+        if self._own_pool and self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None

@@ -127,6 +127,14 @@ class Settings(BaseSettings):
     )
     redis_timeout_s: float = Field(2.0, gt=0, description="Connect and command timeout towards Redis.")
 
+    feature_workers: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Feature workers in this process: 1 is a thread; more are processes, each with its own copy "
+        "of the embedding model and a share of the cores, each batch split among them.",
+    )
+
     # Worker (`cuewatch worker`).
     worker_id: str | None = Field(None, description="Consumer name in Redis (default: hostname-pid).")
     lease_ttl_s: float = Field(
@@ -136,6 +144,31 @@ class Settings(BaseSettings):
         1.0, gt=0, description="Detector state is saved (and entries acknowledged) this often, and at shutdown."
     )
     worker_batch: int = Field(256, ge=1, description="Most stream entries read per step.")
+    worker_role: Literal["detectors", "features"] = Field(
+        "detectors",
+        description="detectors: hold partitions, run the detectors and alerts; features: compute the model-based "
+        "features of every exchange once, for the detector workers that set features_from=redis.",
+    )
+    features_from: Literal["local", "redis"] = Field(
+        "local",
+        description="Where a detector worker gets model-based features: local (its own feature_workers) or redis "
+        "(rows the feature workers wrote; a row still missing after feature_wait_s is computed locally).",
+    )
+    feature_wait_s: float = Field(
+        10.0,
+        ge=0,
+        description="With features_from=redis: longest wait for the next feature row of a batch (rows still "
+        "missing then are computed locally).",
+    )
+    feature_batch: int = Field(
+        64,
+        ge=1,
+        description="With worker_role=features: entries read per step (small, so the feature workers share the "
+        "work evenly and rows reach the detector workers steadily).",
+    )
+    feature_ttl_s: float = Field(
+        600.0, gt=0, description="With worker_role=features: feature rows expire from Redis after this long."
+    )
 
     # Process.
     log_level: Literal["debug", "info", "warning", "error"] = Field("info", description="Process log level.")

@@ -49,6 +49,14 @@ class Keys:
     def state(self, partition: str) -> str:
         return f"{self.prefix}:state:{partition}"
 
+    @property
+    def feature_workers(self) -> str:
+        return f"{self.prefix}:feature-workers"
+
+    def features(self, entry_id: bytes | str) -> str:
+        """One exchange's feature row, written by a feature worker (`monitor.feature_worker`)."""
+        return f"{self.prefix}:features:{entry_id.decode() if isinstance(entry_id, bytes) else entry_id}"
+
 
 def partition_of(spec: DetectorSpec) -> str:
     experiment = spec.params.get("experiment")

@@ -33,7 +33,8 @@ import structlog
 
 from monitor.alerts import AlertManager
 from monitor.alerts.redis_outbox import RedisOutbox
-from monitor.engine import Engine, feature_executor
+from monitor.engine import Engine, FeaturePool
+from monitor.feature_worker import RemoteFeatures
 from monitor.pipeline import TrafficLogStage
 from monitor.records import Exchange
 from monitor.reload import PolicyHolder
@@ -78,7 +79,9 @@ class Worker:
         self.outbox: RedisOutbox = settings.alert_store(shared=True)
         self.alerts = AlertManager.from_settings(self.holder, self.outbox, settings)
         self.traffic = TrafficLogStage.from_settings(settings)
-        self.features = feature_executor()  # one feature thread, shared by the partitions
+        self.features = FeaturePool(settings.feature_workers)  # shared by the partitions
+        # model features from the feature workers (`features_from: redis`), else computed here
+        self.remote = RemoteFeatures(settings, self.redis) if settings.features_from == "redis" else None
         self.parts: dict[str, _Partition] = {}
         self._lost: set[str] = set()
         self._alert_task: asyncio.Task[None] | None = None
@@ -152,7 +155,7 @@ class Worker:
             await self.redis.zrem(self.keys.workers, self.id)
         await self.alerts.close()
         self.traffic.close()
-        self.features.shutdown(wait=False, cancel_futures=True)
+        self.features.shutdown(wait=False)
         self.outbox.close()
         await self.redis.aclose()
         log.info("worker_stopped", worker=self.id, processed=sum(self.processed.values()))
@@ -238,7 +241,7 @@ class Worker:
             sink=self.traffic,
             select=lambda spec: partition_of(spec) == name,
             saved=json.loads(raw) if raw else {},
-            executor=self.features,
+            pool=self.features,
         )
         stage.subscribe(self.alerts.on_findings)
         stage.sync()
@@ -285,6 +288,7 @@ class Worker:
 
     async def _process(self, part: _Partition, entries: list[Any]) -> None:
         batch: list[Exchange] = []
+        ids: list[Any] = []  # the batch's entry ids
         fresh: dict[Any, Exchange] = {}  # entry id -> exchange not yet in the traffic log
         for entry_id, fields in entries:
             part.uncommitted.append(entry_id)
@@ -301,6 +305,7 @@ class Worker:
                 continue
             if concerns(part.name, ex):
                 batch.append(ex)
+                ids.append(entry_id)
                 if part.name == ALL and entry_id not in self._logged:
                     fresh[entry_id] = ex
         if not batch:
@@ -308,7 +313,10 @@ class Worker:
         if fresh:
             await self.traffic(list(fresh.values()))
             self._logged.update(fresh)
-        await part.stage(batch)
+        if self.remote is not None and part.stage.wants_model:
+            await part.stage.run(batch, await self.remote.rows(ids))
+        else:
+            await part.stage.run(batch)
         self.processed[part.name] = self.processed.get(part.name, 0) + len(batch)
 
     async def _commit_one(self, part: _Partition) -> None:

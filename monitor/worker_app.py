@@ -14,6 +14,7 @@ from prometheus_client.registry import Collector
 from monitor.alerts.metrics import AlertCollector
 from monitor.asgi import send_json, send_text
 from monitor.evidence.web import EvidencePages
+from monitor.feature_worker import FeatureWorker
 from monitor.settings import Settings
 from monitor.worker import Worker
 
@@ -52,6 +53,16 @@ class WorkerCollector(Collector):
             c = CounterMetricFamily(name, text)
             c.add_metric([], value)
             yield c
+        if w.remote is not None:
+            rows = CounterMetricFamily(
+                "cuewatch_worker_feature_rows",
+                "Feature rows of model-using partitions: taken from the feature workers (redis) or computed here "
+                "because none came in time (local).",
+                labels=["source"],
+            )
+            rows.add_metric(["redis"], w.remote.taken)
+            rows.add_metric(["local"], w.remote.missed)
+            yield rows
         yield GaugeMetricFamily("cuewatch_worker_up", "1 while Redis answers.", value=1.0 if w.connected else 0.0)
         yield GaugeMetricFamily(
             "cuewatch_worker_alert_leader",
@@ -60,19 +71,45 @@ class WorkerCollector(Collector):
         )
 
 
+class FeatureCollector(Collector):
+    """Rows written and entries skipped by one feature worker."""
+
+    def __init__(self, worker: FeatureWorker) -> None:
+        self.w = worker
+
+    def collect(self) -> Iterator[Any]:
+        w = self.w
+        for name, value, text in (
+            ("cuewatch_feature_worker_rows", w.computed, "Exchanges whose feature row this worker wrote."),
+            ("cuewatch_feature_worker_skipped", w.skipped, "Entries no partition wants a model feature for."),
+            ("cuewatch_feature_worker_entries_unreadable", w.unreadable, "Stream entries that were not an exchange."),
+        ):
+            c = CounterMetricFamily(name, text)
+            c.add_metric([], value)
+            yield c
+        yield GaugeMetricFamily("cuewatch_worker_up", "1 while Redis answers.", value=1.0 if w.connected else 0.0)
+
+
 class WorkerApp:
-    """ASGI app around a worker: /healthz, /readyz (Redis reachable), /metrics; the worker runs in
-    the lifespan."""
+    """ASGI app around a worker (`worker_role`: detectors or features): /healthz, /readyz (Redis
+    reachable), /metrics, and for a detector worker the evidence pages; the worker runs in the
+    lifespan."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self.worker = Worker(settings)
         self.registry = CollectorRegistry()
-        self.registry.register(WorkerCollector(self.worker))
-        alerts = AlertCollector()
-        alerts.manager = self.worker.alerts
-        self.registry.register(alerts)
-        self.evidence = EvidencePages.from_settings(settings)
+        self.worker: Worker | FeatureWorker
+        self.evidence: EvidencePages | None = None
+        if settings.worker_role == "features":
+            self.worker = FeatureWorker(settings)
+            self.registry.register(FeatureCollector(self.worker))
+        else:
+            self.worker = Worker(settings)
+            self.registry.register(WorkerCollector(self.worker))
+            alerts = AlertCollector()
+            alerts.manager = self.worker.alerts
+            self.registry.register(alerts)
+            self.evidence = EvidencePages.from_settings(settings)
         self._task: asyncio.Task[None] | None = None
         self._watch: asyncio.Task[None] | None = None
 
@@ -100,10 +137,13 @@ class WorkerApp:
                 await send_json(send, 200 if alive else 503, {"status": "ok" if alive else "stopped"})
             elif path == "/readyz":
                 ok = self.worker.connected
-                await send_json(send, 200 if ok else 503, {"ready": ok, "partitions": sorted(self.worker.parts)})
+                held = sorted(self.worker.parts) if isinstance(self.worker, Worker) else []
+                await send_json(
+                    send, 200 if ok else 503, {"ready": ok, "role": self.settings.worker_role, "partitions": held}
+                )
             elif path == "/metrics":
                 await send_text(send, 200, generate_latest(self.registry).decode(), b"text/plain; version=0.0.4")
-            elif EvidencePages.handles(path):
+            elif self.evidence is not None and EvidencePages.handles(path):
                 await self.evidence(scope, receive, send)
             else:
                 await send_json(send, 404, {"error": f"no route {path}"})

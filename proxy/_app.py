@@ -62,7 +62,14 @@ def build_pipeline(
     else:
         traffic = essential = TrafficLogStage.from_settings(settings)
         if holder is not None:
-            engines.append(Engine(holder, sink=traffic, state_path=settings.log_dir / "detectors.state.json"))
+            engines.append(
+                Engine(
+                    holder,
+                    sink=traffic,
+                    state_path=settings.log_dir / "detectors.state.json",
+                    pool=settings.feature_workers,
+                )
+            )
     access: list[Stage] = [AccessLogStage()] if settings.access_log else []
     export: list[Stage] = []
     if settings.otlp_endpoint and settings.transport == "inprocess":

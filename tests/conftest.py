@@ -73,3 +73,10 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A redis-server of this module's own, on a free loopback port."""
     with RedisServer(tmp_path_factory.mktemp("redis")) as server:
         yield server.url
+
+
+@pytest.fixture()
+def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
+    """A throwaway redis-server (Debian's package) on a loopback port."""
+    with RedisServer(tmp_path / "redis") as server:
+        yield server

@@ -132,7 +132,7 @@ def test_k8s_worker_command_runs(tmp_path: Path) -> None:
                     ready = r.json()
                     break
                 time.sleep(0.1)
-            assert ready == {"ready": True, "partitions": ["all", "exp:monitoring-cue"]}
+            assert ready == {"ready": True, "role": "detectors", "partitions": ["all", "exp:monitoring-cue"]}
 
 
 def test_deploy_doc_covers_every_setting() -> None:

@@ -145,12 +145,6 @@ def _findings_key(f: dict[str, Any]) -> str:
 
 
 @pytest.fixture()
-def redis_server(tmp_path: Path) -> Iterator[RedisServer]:
-    with RedisServer(tmp_path / "redis") as server:
-        yield server
-
-
-@pytest.fixture()
 def slack() -> Iterator[tuple[Receiver, str]]:
     app = Receiver()
     with ThreadServer(app) as server:

@@ -23,6 +23,7 @@ from typing import Literal
 import numpy as np
 from numpy.typing import NDArray
 
+from detectors import features
 from detectors.scratchpad import CATEGORIES, anchors, extract, lexical
 from detectors.scratchpad.head import Head
 
@@ -33,6 +34,7 @@ _SPAN_SIMILARITY = 0.55  # a sentence this close to a red-flag anchor group is q
 _MAX_SENTENCES = 200  # per text; longer reasoning is scored on its first 200 sentences
 
 
+@features.codec
 @dataclass
 class Result:
     scores: dict[str, float]
@@ -40,6 +42,9 @@ class Result:
     spans: dict[str, list[tuple[int, int]]] = field(default_factory=dict)
     quotes: dict[str, list[str]] = field(default_factory=dict)  # the text of each span
     redacted: int = 0  # reasoning present but unreadable (redacted thinking blocks)
+
+    def __post_init__(self) -> None:  # spans as pairs, also when decoded from JSON lists
+        self.spans = {cat: [(int(a), int(b)) for a, b in spans] for cat, spans in self.spans.items()}
 
 
 @dataclass
