@@ -101,6 +101,9 @@ def main() -> None:
     ap.add_argument("--background", type=int, default=4, help="clients sending harmful requests via the proxy")
     ap.add_argument("--rate", type=float, default=100.0, help="background requests/s (the model embeds ~50/s)")
     ap.add_argument("--chunk-interval-ms", type=float, default=5.0)
+    ap.add_argument(
+        "--feature-workers", type=int, default=1, help="the proxy's feature_workers (1: a thread; more: processes)"
+    )
     ap.add_argument("--label", default="", help="a name for this run in the output (e.g. a commit)")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "stream_gap.json")
     args = ap.parse_args()
@@ -110,6 +113,7 @@ def main() -> None:
     policy.write_text(POLICY)
     sim_port, proxy_port = free_port(), free_port()
     proxy_cmd = ["serve", "--port", str(proxy_port), "--log-dir", str(tmp / "logs"), "--policy", str(policy)]
+    proxy_cmd += ["--feature-workers", str(args.feature_workers)]
     sim_cmd = ["sim", "--profile", "alignment-faker", "--port", str(sim_port)]
     sim_cmd += ["--chunk-interval-ms", str(args.chunk_interval_ms)]
     with (
