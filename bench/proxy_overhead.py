@@ -202,6 +202,15 @@ def main() -> None:
             log=tmp / "aiohttp-pass-through.log",
             module="bench._passthrough",
         )
+        # the same under cuewatch's own server stack (uvicorn, ASGI): what the stack costs
+        port = free_port()
+        proxies["ASGI pass-through"] = ServerProcess(
+            ["--port", str(port), "--upstream", sim.url],
+            port,
+            cpu=proxy_cpu,
+            log=tmp / "asgi-pass-through.log",
+            module="bench._asgi_passthrough",
+        )
     if args.peers:  # LiteLLM's proxy (its own venv, `make peers`), routing the same model to the simulator
         litellm = ROOT / ".venv-peers" / "litellm" / "bin" / "litellm"
         if not litellm.exists():

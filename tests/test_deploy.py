@@ -91,7 +91,7 @@ def test_image_entry_command_serves(stage: str, tmp_path: Path, sim: ServerProce
 def test_k8s_example_uses_real_settings_commands_and_policy(tmp_path: Path) -> None:
     docs = _manifest()
     kinds = sorted(d["kind"] for d in docs)
-    assert kinds.count("Deployment") == 2 and "StatefulSet" in kinds and "ConfigMap" in kinds
+    assert kinds.count("Deployment") == 3 and "StatefulSet" in kinds and "ConfigMap" in kinds
     policy = next(d for d in docs if d["kind"] == "ConfigMap")["data"]["policy.yaml"]
     (tmp_path / "policy.yaml").write_text(policy)
     load_policy(tmp_path / "policy.yaml")  # raises with file:line: field on any mistake
@@ -105,6 +105,8 @@ def test_k8s_example_uses_real_settings_commands_and_policy(tmp_path: Path) -> N
         assert names <= fields, names - fields
         port = next(e for e in c["env"] if e["name"] == "CUEWATCH_PORT")["value"]
         assert c["ports"][0]["containerPort"] == int(port)
+    roles = [next((e["value"] for e in c["env"] if e["name"] == "CUEWATCH_WORKER_ROLE"), None) for c in containers]
+    assert roles.count("features") == 1
 
 
 def test_k8s_worker_command_runs(tmp_path: Path) -> None:

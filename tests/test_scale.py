@@ -177,7 +177,7 @@ def test_three_proxies_two_workers_exactly_once_same_findings_one_slack_message(
         # The two partitions (all, exp:training-cue) are shared out: one per worker.
         held = [httpx.get(w.url + "/readyz").json()["partitions"] for w in workers]
         assert sorted(name for names in held for name in names) == ["all", "exp:training-cue"] and all(held), held
-        time.sleep(2.5)  # group_wait, then delivery
+        assert wait_for(lambda: bool(receiver.delivered()), timeout=30), "no Slack message after group_wait"
         # Each worker serves the evidence pages of the findings in the logs, examples included.
         auth = {"authorization": "Bearer t0k"}
         listed = httpx.get(workers[0].url + "/admin/findings?format=json", headers=auth).json()
