@@ -21,11 +21,14 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
+
+import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -84,6 +87,22 @@ def cpu_seconds(proc: ServerProcess) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def backlog(proxy: ServerProcess) -> dict[str, float] | None:
+    """How far a cuewatch proxy's recording is behind the requests it answered: captures queued
+    in memory and spilled to disk so far (None for servers without cuewatch's metrics)."""
+    try:
+        text = httpx.get(proxy.url + "/metrics", timeout=5).text
+    except httpx.HTTPError:
+        return None
+    values = {}
+    for name in ("cuewatch_queue_depth", "cuewatch_records_spilled_total"):
+        found = re.findall(rf"^{name} (\S+)$", text, re.M)
+        if not found:
+            return None
+        values[name.removeprefix("cuewatch_")] = float(found[0])
+    return values
+
+
 def _row(concurrency: int, stream: bool, direct: dict[str, Any], via: dict[str, Any]) -> dict[str, Any]:
     return {
         "concurrency": concurrency,
@@ -98,13 +117,15 @@ def _row(concurrency: int, stream: bool, direct: dict[str, Any], via: dict[str, 
 
 def _print(label: str, row: dict[str, Any]) -> None:
     d, v = row["direct"], row["proxy"]
+    b = v.get("backlog")
+    behind = f" | queued {b['queue_depth']:.0f} spilled {b['records_spilled_total']:.0f}" if b else ""
     print(
         f"{label:<16} c={row['concurrency']:<3} stream={row['stream']!s:<5} "
         f"direct {d['rps']:6.0f} req/s p50 {d['p50_ms']:.2f} ms"
         f" | proxy {v['rps']:6.0f} req/s p50 {v['p50_ms']:.2f} ms p99 {v['p99_ms']:.2f} ms"
         f" | added p50 {row['added_p50_ms']:+.2f} ms p99 {row['added_p99_ms']:+.2f} ms"
         f" ttfb {row['added_ttfb_p50_ms']:+.2f} ms | in-proxy p50 {v['overhead_header_p50_ms']} ms"
-        f" | CPU {v['server_cpu_s_per_1000']:.3f} s/1000 req",
+        f" | CPU {v['server_cpu_s_per_1000']:.3f} s/1000 req{behind}",
         flush=True,
     )
 
@@ -208,7 +229,7 @@ def main() -> None:
             ["--port", str(port), "--upstream", sim.url],
             port,
             cpu=proxy_cpu,
-            log=tmp / "asgi-pass-through.log",
+            log=tmp / "ASGI-pass-through.log",
             module="bench._asgi_passthrough",
         )
     if args.peers:  # LiteLLM's proxy (its own venv, `make peers`), routing the same model to the simulator
@@ -258,6 +279,7 @@ def main() -> None:
                 cpu0 = cpu_seconds(proxy)
                 via = loadgen(proxy.url + path, concurrency, args.duration, stream, sim_cpu, prompt, args.api)
                 via["server_cpu_s_per_1000"] = (cpu_seconds(proxy) - cpu0) / max(via["all_requests"], 1) * 1000
+                via["backlog"] = backlog(proxy)  # a throughput the recording did not keep up with is not sustained
                 results[label].append(_row(concurrency, stream, direct, via))
                 _print(label, results[label][-1])
     base_label, other_label = list(proxies)[:2]

@@ -39,12 +39,10 @@ Example
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import multiprocessing
 import os
 import sys
-import threading
 from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -64,9 +62,6 @@ log = structlog.get_logger("cuewatch.engine")
 
 Subscriber = Callable[[list[Finding]], Awaitable[None]]
 
-#: The feature thread runs at this niceness (Linux: per thread), so when model work and
-#: forwarding share a core the scheduler serves the forwarding first.
-FEATURE_NICE = 10
 SWITCH_INTERVAL_S = 0.0005
 
 
@@ -80,16 +75,9 @@ def spec_key(spec: DetectorSpec) -> str:
     return f"{spec.name}:{json.dumps(spec.params, sort_keys=True)}"
 
 
-def _lower_priority() -> None:
-    if hasattr(os, "setpriority"):
-        with contextlib.suppress(OSError):
-            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), FEATURE_NICE)
-
-
 def _start_process(torch_threads: int) -> None:
-    """Initializer of a feature process: below the proxy's priority, and its share of the cores
-    for torch (read by `detectors.semantic` when it loads the model)."""
-    _lower_priority()
+    """Initializer of a feature process: its share of the cores for torch (read by
+    `detectors.semantic` when it loads the model)."""
     os.environ.setdefault("CUEWATCH_TORCH_THREADS", str(torch_threads))  # unless set for the whole process
 
 
@@ -107,7 +95,9 @@ class FeaturePool:
     interpreter's default is 5 ms, which a stream would see as a stall between chunks).
     `workers>1`: that many processes, each loading its own copy of the model on first use with
     an equal share of the cores for torch; each batch is split among them and the rows come
-    back in the batch's order. Both run below the event loop's priority.
+    back in the batch's order. Both run at the event loop's own priority: at a lower one, a
+    proxy whose core is saturated by forwarding starved them, and with them the whole record
+    pipeline (the traffic log included) until the queue spilled to disk.
     """
 
     def __init__(self, workers: int = 1) -> None:
@@ -119,9 +109,7 @@ class FeaturePool:
     def _start(self) -> Executor:
         if self.workers == 1:
             sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
-            return ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="cuewatch-features", initializer=_lower_priority
-            )
+            return ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuewatch-features")
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         return ProcessPoolExecutor(
             max_workers=self.workers,
