@@ -69,9 +69,9 @@ def test_saturated_proxy_keeps_recording(tmp_path: Path, sim: ServerProcess) -> 
     cores = sorted(os.sched_getaffinity(0))
     (tmp_path / "policy.yaml").write_text(POLICY)
     port = free_port()
+    logs, policy = str(tmp_path / "logs"), str(tmp_path / "policy.yaml")
     proxy = ServerProcess(
-        ["serve", "--upstream", sim.url, "--port", str(port), "--log-dir", str(tmp_path / "logs")]
-        + ["--policy", str(tmp_path / "policy.yaml")],
+        ["serve", "--upstream", sim.url, "--port", str(port), "--log-dir", logs, "--policy", policy],
         port,
         cpu=cores[-1],  # one core for the proxy; load and upstream on the others
         env={"CUEWATCH_FSYNC": "never"},
