@@ -22,7 +22,7 @@ def sim(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
         ["sim", "--profile", "alignment-faker", "--port", str(port), "--seed", "7"], port, log=tmp / "sim.log"
     ).start()
     yield proc
-    proc.stop(timeout=3)  # tests leave stalled streams open on purpose: no 30 s graceful wait
+    proc.stop(timeout=0.5)  # tests leave stalled streams open on purpose: no graceful wait for them
 
 
 @pytest.fixture()
