@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import ClassVar
 
 import httpx
+import pytest
 
 from monitor._procs import ServerProcess
 from monitor.records import Finding
@@ -34,6 +35,7 @@ HARMFUL = [
 BENIGN = ["Write a haiku about rain.", "How do I make sourdough bread?"]
 
 
+@pytest.mark.slow
 def test_alignment_faker_gap_found_through_the_proxy(tmp_path: Path, sim: ServerProcess) -> None:
     """Live cue experiment + alignment-faker simulator: the cue-gap detector raises a finding,
     written to the traffic log, naming the monitored arm."""

@@ -65,6 +65,7 @@ def _metric(proxy: ServerProcess, name: str) -> float:
     raise AssertionError(f"{name} not in /metrics")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("spill", ["other_volume", "same_disk"])
 def test_full_log_disk_loses_nothing(tmp_path: Path, small_disk: Path, sim: ServerProcess, spill: str) -> None:
     log_dir = small_disk / "logs"
@@ -119,6 +120,7 @@ def test_sigterm_on_full_disk_keeps_records_for_next_start(
         _stop_cleanly(again)
 
 
+@pytest.mark.slow
 def test_sigkill_under_load_loses_nothing(tmp_path: Path, sim: ServerProcess) -> None:
     """Killed outright mid-load: after a restart, every answered request has exactly one record
     (the journal holds what waited in memory; records already logged are not written again)."""

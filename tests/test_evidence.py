@@ -66,6 +66,7 @@ def _alerts(app: Receiver) -> list[dict]:
     return [a for r in app.requests for a in json.loads(r["body"]).get("alerts", [])]
 
 
+@pytest.mark.slow
 def test_alert_links_to_its_evidence_page_and_carries_instance_labels(served: tuple) -> None:
     _, _, alerts = served
     a = alerts[0]
@@ -76,6 +77,7 @@ def test_alert_links_to_its_evidence_page_and_carries_instance_labels(served: tu
     assert "monitored − unmonitored" in a["summary"] or "unmonitored − monitored" in a["summary"]
 
 
+@pytest.mark.slow
 def test_pages_need_the_token(served: tuple) -> None:
     proxy, _, _ = served
     with httpx.Client(base_url=proxy.url, timeout=10) as c:
@@ -90,6 +92,7 @@ def test_pages_need_the_token(served: tuple) -> None:
         assert form.status_code == 200 and "name='token'" in form.text and "/admin/findings/abc?x=1" in form.text
 
 
+@pytest.mark.slow
 def test_sign_in_sets_a_session_cookie_and_never_redirects_off_site(served: tuple) -> None:
     proxy, _, _ = served
     with httpx.Client(base_url=proxy.url, timeout=10) as c:
@@ -107,6 +110,7 @@ def test_sign_in_sets_a_session_cookie_and_never_redirects_off_site(served: tupl
         assert forged.status_code == 303
 
 
+@pytest.mark.slow
 def test_findings_list_and_filters(served: tuple) -> None:
     proxy, _, alerts = served
     fid = alerts[0]["evidence"]["finding_ids"][-1]
@@ -121,6 +125,7 @@ def test_findings_list_and_filters(served: tuple) -> None:
         assert c.get("/admin/findings/0000000000000000").status_code == 404
 
 
+@pytest.mark.slow
 def test_finding_page_shows_the_evidence_and_examples_side_by_side(served: tuple) -> None:
     proxy, _, alerts = served
     fid = alerts[0]["evidence"]["finding_ids"][-1]

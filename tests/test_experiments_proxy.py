@@ -291,6 +291,7 @@ def test_failing_shadow_upstream_never_touches_production(tmp_path: Path, sim: S
 # ------------------------------------------------------------------------------ probes
 
 
+@pytest.mark.slow
 def test_probes_sent_under_every_arm(tmp_path: Path) -> None:
     """Scheduled probes go out once per arm with a shared pair id, the expected answer recorded."""
     sandbagger = _sim(tmp_path, 2, "sandbagger-sim")

@@ -72,6 +72,7 @@ def test_rows_round_trip_through_json_arrays_and_scratchpad_results_included() -
         features.loads("[1, 2]")
 
 
+@pytest.mark.slow
 def test_a_pool_of_two_processes_gives_the_rows_of_one_thread_in_order() -> None:
     batch = _exchanges(9)
     one, two = FeaturePool(1), FeaturePool(2)

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from monitor._procs import ServerProcess
@@ -54,6 +55,7 @@ POLICY = (
 )
 
 
+@pytest.mark.slow
 def test_exchanges_become_genai_spans_with_findings_as_events(tmp_path: Path, sim: ServerProcess) -> None:
     receiver = Receiver()
     policy = tmp_path / "policy.yaml"

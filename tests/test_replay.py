@@ -248,6 +248,7 @@ def test_alerts_none_and_log_never_page(tmp_path: Path, policy: Path) -> None:
     assert not (tmp_path / "none" / "alerts.sqlite").exists()
 
 
+@pytest.mark.slow
 def test_report_renders_in_headless_chromium(tmp_path: Path, policy: Path) -> None:
     """The HTML report, opened in headless Chromium with no network, draws its charts: both arms'
     colours in quantity, and the red alarm line. Set CUEWATCH_SCREENSHOTS=DIR to keep the shot."""
