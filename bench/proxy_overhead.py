@@ -118,7 +118,7 @@ def _row(concurrency: int, stream: bool, direct: dict[str, Any], via: dict[str, 
 def _print(label: str, row: dict[str, Any]) -> None:
     d, v = row["direct"], row["proxy"]
     b = v.get("backlog")
-    behind = f" | queued {b['queue_depth']:.0f} spilled {b['records_spilled_total']:.0f}" if b else ""
+    behind = f" | queued {b['queue_depth']:.0f} spilled since start {b['records_spilled_total']:.0f}" if b else ""
     print(
         f"{label:<16} c={row['concurrency']:<3} stream={row['stream']!s:<5} "
         f"direct {d['rps']:6.0f} req/s p50 {d['p50_ms']:.2f} ms"

@@ -36,9 +36,11 @@ def uvicorn_config(app: Any, host: str, port: int, log_level: str = "info", **ex
 
 
 def settle_heap() -> None:
-    """Once the app has started: move what startup built (modules, the policy, the models) out of
+    """Once the app has started: move what startup built (modules, the policy, the routes) out of
     the collector's reach, and collect less often, so that a full collection walks only what
-    requests leave alive."""
+    requests leave alive. (The embedding model, loaded later, is frozen by its loader.) What is
+    frozen is still freed when nothing refers to it; only reference cycles among it, such as a
+    policy replaced by a reload, stay until the process exits: a few objects per reload."""
     gc.collect()
     gc.freeze()
     _, gen1, gen2 = gc.get_threshold()
