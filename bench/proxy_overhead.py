@@ -21,7 +21,6 @@ import argparse
 import contextlib
 import json
 import os
-import re
 import subprocess
 import sys
 import tempfile
@@ -90,17 +89,17 @@ def cpu_seconds(proc: ServerProcess) -> float:
 def backlog(proxy: ServerProcess) -> dict[str, float] | None:
     """How far a cuewatch proxy's recording is behind the requests it answered: captures queued
     in memory and spilled to disk so far (None for servers without cuewatch's metrics)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
     try:
-        text = httpx.get(proxy.url + "/metrics", timeout=5).text
+        page = httpx.get(proxy.url + "/metrics", timeout=5).text
     except httpx.HTTPError:
         return None
-    values = {}
-    for name in ("cuewatch_queue_depth", "cuewatch_records_spilled_total"):
-        found = re.findall(rf"^{name} (\S+)$", text, re.M)
-        if not found:
-            return None
-        values[name.removeprefix("cuewatch_")] = float(found[0])
-    return values
+    wanted = {"cuewatch_queue_depth": "queue_depth", "cuewatch_records_spilled_total": "records_spilled_total"}
+    values = {
+        wanted[s.name]: s.value for f in text_string_to_metric_families(page) for s in f.samples if s.name in wanted
+    }
+    return values if len(values) == len(wanted) else None
 
 
 def _row(concurrency: int, stream: bool, direct: dict[str, Any], via: dict[str, Any]) -> dict[str, Any]:
@@ -214,24 +213,20 @@ def main() -> None:
             log=tmp / f"{name}.log",
             env={**env, **own_env},
         )
-    if args.passthrough:  # the floor: a minimal aiohttp pass-through, measured in turn with the others
-        port = free_port()
-        proxies["aiohttp pass-through"] = ServerProcess(
-            ["--port", str(port), "--upstream", sim.url],
-            port,
-            cpu=proxy_cpu,
-            log=tmp / "aiohttp-pass-through.log",
-            module="bench._passthrough",
-        )
-        # the same under cuewatch's own server stack (uvicorn, ASGI): what the stack costs
-        port = free_port()
-        proxies["ASGI pass-through"] = ServerProcess(
-            ["--port", str(port), "--upstream", sim.url],
-            port,
-            cpu=proxy_cpu,
-            log=tmp / "ASGI-pass-through.log",
-            module="bench._asgi_passthrough",
-        )
+    if args.passthrough:  # the floor: minimal pass-throughs, measured in turn with the others
+        # aiohttp's own server, and cuewatch's server stack (uvicorn, ASGI): what the stack costs
+        for label, module in (
+            ("aiohttp pass-through", "bench._passthrough"),
+            ("ASGI pass-through", "bench._asgi_passthrough"),
+        ):
+            port = free_port()
+            proxies[label] = ServerProcess(
+                ["--port", str(port), "--upstream", sim.url],
+                port,
+                cpu=proxy_cpu,
+                log=tmp / f"{label.replace(' ', '-')}.log",
+                module=module,
+            )
     if args.peers:  # LiteLLM's proxy (its own venv, `make peers`), routing the same model to the simulator
         litellm = ROOT / ".venv-peers" / "litellm" / "bin" / "litellm"
         if not litellm.exists():

@@ -105,6 +105,13 @@ def start_proxy(
     ).start()
 
 
+def metric_total(page: str, name: str) -> float:
+    """The sum of a metric's samples (every label set) in a Prometheus text page; 0 if absent."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    return sum(s.value for f in text_string_to_metric_families(page) for s in f.samples if s.name == name)
+
+
 # A live 50/50 experiment with the cue wordings the simulator's profiles react to.
 TRAINING_CUE_EXPERIMENT = """experiments:
   - name: training-cue
