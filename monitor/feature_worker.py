@@ -220,25 +220,22 @@ class RemoteFeatures:
         """The rows of these entries, in order; None where a row did not come: no live feature
         worker will write it, or none came for `feature_wait_s`."""
         rows: list[dict[str, Any] | None] = [None] * len(entry_ids)
-        missing = list(range(len(entry_ids)))
+        missing = await self._fill(rows, entry_ids, list(range(len(entry_ids))))
         progress = time.monotonic()
         delay = _POLL_MIN_S
-        while missing:
-            found = await self.redis.mget([self.keys.features(entry_ids[i]) for i in missing])
-            for i, raw in zip(missing, found, strict=True):
-                if raw is not None:
-                    with contextlib.suppress(ValueError, KeyError, TypeError):
-                        rows[i] = features.loads(raw)
-            still = [i for i in missing if rows[i] is None]
+        while missing and time.monotonic() - progress < self.wait_s:
+            coming = await self._coming([entry_ids[i] for i in missing])
+            if coming:
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, _POLL_MAX_S)
+            # Read after the check: a feature worker writes a row before it acknowledges the
+            # entry, so a row finished just before the check is found here, not computed again.
+            still = await self._fill(rows, entry_ids, missing)
             if len(still) < len(missing):  # rows are coming: wait on
                 progress, delay = time.monotonic(), _POLL_MIN_S
             missing = still
-            if not missing:
+            if not coming:
                 break
-            if time.monotonic() - progress >= self.wait_s or not await self._coming([entry_ids[i] for i in missing]):
-                break
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, _POLL_MAX_S)
         self.taken += len(entry_ids) - len(missing)
         self.missed += len(missing)
         if missing:
@@ -246,6 +243,15 @@ class RemoteFeatures:
                 "feature_rows_computed_here", rows=len(missing), of=len(entry_ids), first=str(entry_ids[missing[0]])
             )
         return rows
+
+    async def _fill(self, rows: list[dict[str, Any] | None], entry_ids: list[Any], missing: list[int]) -> list[int]:
+        """Read the rows of the `missing` entries into `rows`; the indices still missing."""
+        found = await self.redis.mget([self.keys.features(entry_ids[i]) for i in missing])
+        for i, raw in zip(missing, found, strict=True):
+            if raw is not None:
+                with contextlib.suppress(ValueError, KeyError, TypeError):
+                    rows[i] = features.loads(raw)
+        return [i for i in missing if rows[i] is None]
 
     async def _coming(self, entry_ids: list[Any]) -> bool:
         """Whether a live feature worker will still write a row for any of these entries: one is
