@@ -35,20 +35,21 @@ class SSEParser:
         self._id: str | None = None
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
-        self._buf += chunk
-        while True:
-            line, sep, rest = _split_line(self._buf)
-            if not sep:
-                return
-            self._buf = rest
-            event = self._line(line.decode("utf-8", "replace"))
+        # One pass over the bytes (a whole captured stream is fed at once, up to the record's
+        # size): the lines are split in one call, and only an unfinished last line is kept.
+        # A last line not ending in \n is kept for the next chunk: it may be cut short, and a
+        # lone \r at the end may be the start of \r\n.
+        lines = (self._buf + chunk).splitlines(keepends=True)
+        self._buf = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
+        for line in lines:
+            event = self._line(_strip_end(line).decode("utf-8", "replace"))
             if event is not None:
                 yield event
 
     def close(self) -> Iterator[Event]:
         """Flush a final event that lacked its trailing blank line (a truncated stream)."""
         if self._buf:
-            event = self._line(self._buf.decode("utf-8", "replace"))
+            event = self._line(_strip_end(self._buf).decode("utf-8", "replace"))
             self._buf = b""
             if event is not None:
                 yield event
@@ -79,18 +80,13 @@ class SSEParser:
         return ev
 
 
-def _split_line(buf: bytes) -> tuple[bytes, bool, bytes]:
-    """Split off the first line ending in \\n, \\r\\n or \\r."""
-    n = buf.find(b"\n")
-    r = buf.find(b"\r")
-    if r != -1 and (n == -1 or r < n):
-        if r == len(buf) - 1:  # a lone \r at the end may be the start of \r\n
-            return buf, False, b""
-        end = r + 2 if buf[r + 1 : r + 2] == b"\n" else r + 1
-        return buf[:r], True, buf[end:]
-    if n == -1:
-        return buf, False, b""
-    return buf[:n], True, buf[n + 1 :]
+def _strip_end(line: bytes) -> bytes:
+    """The line without its \\n, \\r\\n or \\r."""
+    if line.endswith(b"\r\n"):
+        return line[:-2]
+    if line.endswith((b"\n", b"\r")):
+        return line[:-1]
+    return line
 
 
 def parse_events(chunks: Iterable[bytes]) -> list[Event]:

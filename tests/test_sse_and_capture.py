@@ -44,6 +44,14 @@ def test_sse_any_chunking(cuts: list[int]) -> None:
 def test_sse_truncated_stream_flushes_last_event() -> None:
     """A stream cut before its blank line still yields the event it was carrying."""
     assert parse_events([b"data: partial"]) == [Event("message", "partial")]
+    assert parse_events([b"data: cut after a lone CR\r"]) == [Event("message", "cut after a lone CR")]
+
+
+def test_sse_long_stream_in_one_chunk() -> None:
+    """A whole captured stream of many events (how records parse it) gives every event."""
+    body = b"".join(b"data: %d\r\n\n" % i for i in range(20_000))
+    events = parse_events([body])
+    assert len(events) == 20_000 and events[-1] == Event("message", "19999")
 
 
 def _cap(body: bytes, dialect: str = "openai", ctype: str = "application/json", **kw: object) -> Capture:
