@@ -3,6 +3,7 @@ and a last processor that scrubs anything that looks like a credential."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import re
 import sys
@@ -11,18 +12,31 @@ from typing import Any
 
 import structlog
 
-from monitor.secrets import scrub_value
+from monitor.secrets import may_hold_secret, scrub, scrub_value
 
 _SECRET_KEYS = re.compile(r"(authorization|api[-_]?key|token|secret|password|cookie)", re.I)
 
 
+@functools.lru_cache(maxsize=1024)
+def _secret_key(key: str) -> bool:
+    return key != "event" and _SECRET_KEYS.search(key) is not None
+
+
 def scrub_secrets(_: Any, __: str, event: MutableMapping[str, Any]) -> MutableMapping[str, Any]:
-    """Replace values under secret-looking keys, and secret-looking substrings anywhere."""
+    """Replace values under secret-looking keys, and secret-looking substrings anywhere. The
+    string values are tested together first: most lines hold no credential at all."""
+    texts: list[str] = []
     for key, value in list(event.items()):
-        if _SECRET_KEYS.search(key) and key != "event":
+        if _secret_key(key):
             event[key] = "[redacted]"
-        elif isinstance(value, str | list | tuple | dict):
+        elif isinstance(value, str):
+            texts.append(value)
+        elif isinstance(value, list | tuple | dict):
             event[key] = scrub_value(value)
+    if texts and may_hold_secret("\n".join(texts)):
+        for key, value in event.items():
+            if isinstance(value, str):
+                event[key] = scrub(value)
     return event
 
 

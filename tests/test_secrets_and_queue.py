@@ -292,3 +292,26 @@ def test_every_text_field_of_a_record_is_scrubbed(secret: str) -> None:
     dumped = ex.model_dump_json()
     assert secret.lstrip("?&") not in dumped and dumped.count("[redacted]") == 8
     assert ex.messages[0].text.startswith("see ") and ex.messages[0].text.endswith(" here")
+
+
+def test_log_lines_are_scrubbed_by_key_and_by_value() -> None:
+    """The logging processor redacts values under secret-looking keys, and credentials inside
+    any text value, nested ones included; lines without either are left as they are."""
+    from monitor.logs import scrub_secrets
+
+    plain = {"event": "exchange", "model": "gpt-4o", "status": 200, "error": None}
+    assert scrub_secrets(None, "info", dict(plain)) == plain
+    event = scrub_secrets(
+        None,
+        "info",
+        {
+            "event": "upstream_failed",
+            "api_key": "anything at all",
+            "error": "Incorrect API key provided: sk-proj-abcdefghijklmnop0123",
+            "status": 401,
+            "urls": ["https://hooks.slack.com/services/T000/B000/XXXXXXXX"],
+        },
+    )
+    assert event["api_key"] == "[redacted]" and event["status"] == 401
+    assert event["error"] == "Incorrect API key provided: [redacted]"
+    assert event["urls"] == ["https://[redacted]"]
