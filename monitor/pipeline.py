@@ -377,7 +377,7 @@ class Pipeline:
         if self.journal is not None and cap.id in self._journaled:
             self.journal.done(self._journaled.pop(cap.id))
 
-    async def _process(self, caps: list[Capture], from_spill: bool = False, from_held: bool = False) -> bool:
+    def _normalise(self, caps: list[Capture]) -> list[Exchange]:
         exchanges: list[Exchange] = []
         for cap in caps:
             try:
@@ -391,6 +391,12 @@ class Pipeline:
             except Exception:  # to_exchange never raises; should a bug make it, the worker goes on
                 self.failed += 1
                 log.exception("normalise_failed", exchange_id=cap.id)
+        return exchanges
+
+    async def _process(self, caps: list[Capture], from_spill: bool = False, from_held: bool = False) -> bool:
+        # In a thread: a batch of long streamed answers takes tens of milliseconds to parse,
+        # which on the event loop would hold up every request and stream in flight.
+        exchanges = await asyncio.to_thread(self._normalise, caps)
         for stage in self.stages:
             try:
                 await stage(exchanges)
