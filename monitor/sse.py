@@ -36,20 +36,30 @@ class SSEParser:
 
     def feed(self, chunk: bytes) -> Iterator[Event]:
         # One pass over the bytes (a whole captured stream is fed at once, up to the record's
-        # size): the lines are split in one call, and only an unfinished last line is kept.
-        # A last line not ending in \n is kept for the next chunk: it may be cut short, and a
-        # lone \r at the end may be the start of \r\n.
-        lines = (self._buf + chunk).splitlines(keepends=True)
-        self._buf = lines.pop() if lines and not lines[-1].endswith(b"\n") else b""
-        for line in lines:
-            event = self._line(_strip_end(line).decode("utf-8", "replace"))
+        # size). A last line not ending in \n is kept for the next chunk: it may be cut short,
+        # and a lone \r at the end may be the start of \r\n.
+        buf = self._buf + chunk
+        if buf.endswith(b"\n"):
+            self._buf = b""
+        else:
+            cut = max(buf.rfind(b"\n"), buf.rfind(b"\r", 0, len(buf) - 1)) + 1
+            buf, self._buf = buf[:cut], buf[cut:]
+        for raw in buf.splitlines():  # the two commonest lines handled inline, the rest by _line
+            if raw.startswith(b"data:"):
+                value = raw[5:].decode("utf-8", "replace")
+                self._data.append(value[1:] if value.startswith(" ") else value)
+                continue
+            if not raw and self._data:
+                yield self._dispatch()
+                continue
+            event = self._line(raw.decode("utf-8", "replace"))
             if event is not None:
                 yield event
 
     def close(self) -> Iterator[Event]:
         """Flush a final event that lacked its trailing blank line (a truncated stream)."""
         if self._buf:
-            event = self._line(_strip_end(self._buf).decode("utf-8", "replace"))
+            event = self._line(self._buf.rstrip(b"\r").decode("utf-8", "replace"))
             self._buf = b""
             if event is not None:
                 yield event
@@ -78,15 +88,6 @@ class SSEParser:
         ev = Event(self._event or "message", "\n".join(self._data), self._id)
         self._event, self._data = "", []
         return ev
-
-
-def _strip_end(line: bytes) -> bytes:
-    """The line without its \\n, \\r\\n or \\r."""
-    if line.endswith(b"\r\n"):
-        return line[:-2]
-    if line.endswith((b"\n", b"\r")):
-        return line[:-1]
-    return line
 
 
 def parse_events(chunks: Iterable[bytes]) -> list[Event]:

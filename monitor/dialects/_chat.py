@@ -222,17 +222,19 @@ def _openai_stream(events: list[Event]) -> ParsedResponse:
         for choice in as_list(chunk.get("choices")):
             if not isinstance(choice, dict):
                 continue
-            slot = slots.setdefault(
-                as_int(choice.get("index")) or 0, {"text": [], "reasoning": [], "calls": {}, "finish": None}
-            )
+            index = as_int(choice.get("index")) or 0
+            slot = slots.get(index)  # a stream has one chunk per token: no new dict for each
+            if slot is None:
+                slot = slots[index] = {"text": [], "reasoning": [], "calls": {}, "finish": None}
             delta = as_dict(choice.get("delta"))
             if isinstance(delta.get("content"), str):
                 slot["text"].append(delta["content"])
             elif isinstance(delta.get("refusal"), str):
                 slot["text"].append(delta["refusal"])
-            r = _reasoning_field(delta)
-            if r:
-                slot["reasoning"].append(r)
+            if "reasoning_content" in delta or "reasoning" in delta:
+                r = _reasoning_field(delta)
+                if r:
+                    slot["reasoning"].append(r)
             for tc in as_list(delta.get("tool_calls")):
                 if not isinstance(tc, dict):
                     continue
