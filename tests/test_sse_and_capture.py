@@ -109,6 +109,50 @@ def test_openai_stream_with_reasoning_and_refusal_fields() -> None:
     assert ex.finish_reason == "length" and ex.stream
 
 
+def _sse(frames: list[dict]) -> bytes:
+    return b"".join(b"event: " + f["type"].encode() + b"\ndata: " + orjson.dumps(f) + b"\n\n" for f in frames)
+
+
+def test_anthropic_stream_interleaved_blocks_are_assembled() -> None:
+    """Thinking, text and tool-input deltas interleaved across blocks end up in their own blocks."""
+    frames = [
+        {"type": "message_start", "message": {"usage": {"input_tokens": 4}}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "thinking", "thinking": ""}},
+        {"type": "content_block_start", "index": 1, "content_block": {"type": "text", "text": "So: "}},
+        {"type": "content_block_start", "index": 2, "content_block": {"type": "tool_use", "id": "t", "name": "f"}},
+    ]
+    for i in range(300):
+        frames.append({"type": "content_block_delta", "index": 0, "delta": {"type": "thinking_delta", "thinking": "t"}})
+        frames.append({"type": "content_block_delta", "index": 1, "delta": {"type": "text_delta", "text": f"{i} "}})
+    frames += [
+        {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": '{"q": '}},
+        {"type": "content_block_delta", "index": 2, "delta": {"type": "input_json_delta", "partial_json": "1}"}},
+        {"type": "message_delta", "delta": {"stop_reason": "tool_use"}, "usage": {"output_tokens": 9}},
+    ]
+    ex = to_exchange(_cap(_sse(frames), dialect="anthropic", ctype="text/event-stream"))
+    assert ex.reasoning == "t" * 300
+    assert ex.response_text == "So: " + "".join(f"{i} " for i in range(300))
+    assert [(c.name, c.arguments) for c in ex.tool_calls] == [("f", '{"q": 1}')]
+    assert ex.finish_reason == "tool_use" and ex.usage.output_tokens == 9
+
+
+def test_responses_stream_cut_short_is_assembled_from_deltas() -> None:
+    """A Responses stream with no terminal event keeps what its item and delta events built; an
+    item sent whole replaces what its deltas had built."""
+    frames = [
+        {"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "content": []}},
+        *({"type": "response.output_text.delta", "output_index": 0, "delta": f"{i} "} for i in range(300)),
+        {"type": "response.output_text.delta", "output_index": 1, "delta": "dropped"},
+        {"type": "response.output_item.done", "output_index": 1, "item": {"type": "function_call", "name": "g",
+                                                                            "arguments": "{}", "call_id": "c"}},
+    ]  # fmt: skip
+    cap = _cap(_sse(frames), dialect="responses", ctype="text/event-stream")
+    cap.path = "/v1/responses"
+    ex = to_exchange(cap)
+    assert ex.response_text == "".join(f"{i} " for i in range(300))
+    assert [(c.name, c.arguments) for c in ex.tool_calls] == [("g", "{}")]
+
+
 def test_anthropic_redacted_thinking_counted() -> None:
     """redacted_thinking blocks are counted as present but unreadable."""
     body = {

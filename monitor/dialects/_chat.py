@@ -316,6 +316,7 @@ def _anthropic_response(body: JSON) -> ParsedResponse:
 def _anthropic_stream(events: list[Event]) -> ParsedResponse:
     out = ParsedResponse()
     blocks: dict[int, dict[str, Any]] = {}
+    grown: dict[tuple[int, str], list[str]] = {}  # (block, field) -> its delta pieces
     for ev in events:
         data = loads(ev.data)
         if not isinstance(data, dict):
@@ -327,17 +328,18 @@ def _anthropic_stream(events: list[Event]) -> ParsedResponse:
             block = dict(data.get("content_block") or {})
             if block.get("type") in ("tool_use", "server_tool_use"):
                 block["input"] = ""  # filled from input_json_delta fragments
-            blocks[int(data.get("index", len(blocks)))] = block
+            index = int(data.get("index", len(blocks)))
+            blocks[index] = block
+            for field in ("text", "thinking", "input"):  # a block started again drops what it had
+                grown.pop((index, field), None)
         elif kind == "content_block_delta":
-            block = blocks.setdefault(int(data.get("index", 0)), {"type": "text", "text": ""})
+            index = int(data.get("index", 0))
+            if index not in blocks:
+                blocks[index] = {"type": "text", "text": ""}
             delta = data.get("delta") or {}
-            dkind = delta.get("type")
-            if dkind == "text_delta":
-                block["text"] = block.get("text", "") + delta.get("text", "")
-            elif dkind == "thinking_delta":
-                block["thinking"] = block.get("thinking", "") + delta.get("thinking", "")
-            elif dkind == "input_json_delta":
-                block["input"] = str(block.get("input", "")) + delta.get("partial_json", "")
+            grows = _ANTHROPIC_DELTAS.get(str(delta.get("type")))
+            if grows is not None:  # pieces joined once at the end: adding each to a string is quadratic
+                grown.setdefault((index, grows[0]), []).append(delta.get(grows[1], ""))
         elif kind == "message_delta":
             delta = data.get("delta") or {}
             if delta.get("stop_reason"):
@@ -345,5 +347,16 @@ def _anthropic_stream(events: list[Event]) -> ParsedResponse:
             _anthropic_usage(data.get("usage"), out.usage)
         elif kind == "error":
             out.error = error_message(data) or ev.data[:500]
+    for (index, field), pieces in grown.items():
+        start = blocks[index].get(field, "")
+        blocks[index][field] = (str(start) if field == "input" else start) + "".join(pieces)
     _anthropic_blocks([blocks[i] for i in sorted(blocks)], out)
     return out
+
+
+# delta type -> (the block field it grows, the delta's key holding the piece)
+_ANTHROPIC_DELTAS = {
+    "text_delta": ("text", "text"),
+    "thinking_delta": ("thinking", "thinking"),
+    "input_json_delta": ("input", "partial_json"),
+}

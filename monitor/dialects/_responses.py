@@ -152,6 +152,7 @@ def parse_stream(events: list[Event]) -> ParsedResponse:
         if isinstance(whole, dict) and as_list(whole.get("output")):
             return parse_response(whole)
     items: dict[int, JSON] = {}
+    grown: dict[int, dict[str, list[str]]] = {}  # output item -> its delta pieces, by field
     done: set[int] = set()
     final: JSON | None = None
     error: str | None = None
@@ -171,10 +172,15 @@ def parse_stream(events: list[Event]) -> ParsedResponse:
         elif kind in ("response.output_item.added", "response.output_item.done") and isinstance(data.get("item"), dict):
             if index not in done:
                 items[index] = dict(data["item"])
+                grown.pop(index, None)  # the item as sent replaces what its deltas had built
             if kind == "response.output_item.done":
                 done.add(index)
         elif index not in done and isinstance(data.get("delta"), str):
-            _add_delta(items.setdefault(index, {"type": "message"}), kind, data["delta"])
+            items.setdefault(index, {"type": "message"})
+            if kind in _DELTA_FIELDS:
+                grown.setdefault(index, {}).setdefault(_DELTA_FIELDS[kind], []).append(data["delta"])
+    for index, fields in grown.items():  # joined once: adding each delta to a string is quadratic
+        _add_deltas(items[index], fields)
     body = dict(final or {})
     if not as_list(body.get("output")) and items:
         body["output"] = [items[i] for i in sorted(items)]
@@ -183,14 +189,27 @@ def parse_stream(events: list[Event]) -> ParsedResponse:
     return out
 
 
-def _add_delta(item: JSON, kind: str, delta: str) -> None:
-    """Grow a partial output item by one delta event."""
-    if kind in ("response.output_text.delta", "response.refusal.delta"):
-        item["content"] = [{"type": "output_text", "text": _joined(item.get("content"), "text") + delta}]
-    elif kind in ("response.function_call_arguments.delta", "response.custom_tool_call_input.delta"):
-        item["arguments"] = str(item.get("arguments") or "") + delta
-    elif kind in ("response.reasoning_summary_text.delta", "response.reasoning_text.delta"):
-        item["summary"] = [{"type": "summary_text", "text": _joined(item.get("summary"), "text") + delta}]
+# delta event -> the part of the output item it grows
+_DELTA_FIELDS = {
+    "response.output_text.delta": "content",
+    "response.refusal.delta": "content",
+    "response.function_call_arguments.delta": "arguments",
+    "response.custom_tool_call_input.delta": "arguments",
+    "response.reasoning_summary_text.delta": "summary",
+    "response.reasoning_text.delta": "summary",
+}
+
+
+def _add_deltas(item: JSON, fields: dict[str, list[str]]) -> None:
+    """Grow a partial output item by its delta events' pieces."""
+    for field, pieces in fields.items():
+        grown = "".join(pieces)
+        if field == "content":
+            item["content"] = [{"type": "output_text", "text": _joined(item.get("content"), "text") + grown}]
+        elif field == "arguments":
+            item["arguments"] = str(item.get("arguments") or "") + grown
+        else:
+            item["summary"] = [{"type": "summary_text", "text": _joined(item.get("summary"), "text") + grown}]
 
 
 def _joined(parts: Any, key: str) -> str:
