@@ -238,11 +238,11 @@ def _openai_stream(events: list[Event]) -> ParsedResponse:
             for tc in as_list(delta.get("tool_calls")):
                 if not isinstance(tc, dict):
                     continue
-                call = slot["calls"].setdefault(as_int(tc.get("index")) or 0, {"id": "", "name": "", "args": ""})
+                call = slot["calls"].setdefault(as_int(tc.get("index")) or 0, {"id": "", "name": [], "args": []})
                 call["id"] = as_str(tc.get("id")) or call["id"]
                 fn = as_dict(tc.get("function"))
-                call["name"] += as_str(fn.get("name")) or ""
-                call["args"] += as_str(fn.get("arguments")) or ""
+                call["name"].append(as_str(fn.get("name")) or "")  # pieces, joined once by _calls
+                call["args"].append(as_str(fn.get("arguments")) or "")
             if choice.get("finish_reason"):
                 slot["finish"] = as_str(choice["finish_reason"])
     choices = [
@@ -260,9 +260,12 @@ def _openai_stream(events: list[Event]) -> ParsedResponse:
     return _first_and_all(out, choices)
 
 
-def _calls(calls: dict[int, dict[str, str]]) -> list[ToolCall]:
+def _calls(calls: dict[int, dict[str, Any]]) -> list[ToolCall]:
     """Tool calls assembled from stream fragments, in index order."""
-    return [ToolCall(id=c["id"] or None, name=c["name"], arguments=c["args"]) for _, c in sorted(calls.items())]
+    return [
+        ToolCall(id=c["id"] or None, name="".join(c["name"]), arguments="".join(c["args"]))
+        for _, c in sorted(calls.items())
+    ]
 
 
 def _anthropic_usage(u: Any, into: Usage | None = None) -> Usage:
