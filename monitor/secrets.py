@@ -41,7 +41,7 @@ def scrub_model(model: BaseModel) -> None:
 
     Most records hold no credential, so the record's JSON is tested first and the fields are
     walked only when it may hold one: JSON escapes none of the hints' characters, so a field
-    holding a hint shows it in the JSON too (dumping costs a fifth of the walk)."""
+    holding a hint shows it in the JSON too (and dumping costs less than walking)."""
     try:
         if not may_hold_secret(model.model_dump_json(warnings=False)):
             return

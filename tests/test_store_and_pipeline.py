@@ -30,7 +30,7 @@ def _ex(i: int) -> Exchange:
 def test_rotation_by_size_and_read_back(tmp_path: Path) -> None:
     """Segments rotate at the size limit and read back, in order, through the same model."""
     log = TrafficLog(tmp_path, max_bytes=2000, fsync="always")
-    for i in range(16):
+    for i in range(40):
         log.write([_ex(i).model_dump_json().encode()])
     log.close()
     assert len(list(tmp_path.glob("traffic-*.jsonl"))) > 3
