@@ -92,9 +92,12 @@ def backlog(proxy: ServerProcess) -> dict[str, float] | None:
     from prometheus_client.parser import text_string_to_metric_families
 
     try:
-        page = httpx.get(proxy.url + "/metrics", timeout=5).text
+        r = httpx.get(proxy.url + "/metrics", timeout=5)
     except httpx.HTTPError:
         return None
+    if r.status_code != 200 or not r.headers.get("content-type", "").startswith("text/plain"):
+        return None  # a pass-through forwards the path to the simulator, which has no such page
+    page = r.text
     wanted = {"cuewatch_queue_depth": "queue_depth", "cuewatch_records_spilled_total": "records_spilled_total"}
     values = {
         wanted[s.name]: s.value for f in text_string_to_metric_families(page) for s in f.samples if s.name in wanted
