@@ -24,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import threading
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
@@ -84,12 +85,22 @@ class TextClassifier:
         return vectorizer(self.n_features, self.ngrams)
 
     def encode(self, texts: list[str]) -> Any:
-        """The rows the linear layer reads: hashed n-grams (sparse) or sentence embeddings."""
+        """The rows the linear layer reads: hashed n-grams (sparse) or sentence embeddings.
+        Hashed rows of the last batch are kept per hashing set-up, so models that read the same
+        texts the same way (`harmful` and `harm_category`) hash a batch once."""
         if self.encoder == "minilm":
             from detectors import semantic
 
             return semantic.embed(texts)
-        return self._vectorizer.transform(texts)
+        key, batch = (self.n_features, self.ngrams), tuple(texts)
+        with _last_lock:
+            last = _last_hashed.get(key)
+        if last is not None and last[0] == batch:
+            return last[1]
+        rows = self._vectorizer.transform(texts)
+        with _last_lock:
+            _last_hashed[key] = (batch, rows)
+        return rows
 
     def logits(self, texts: list[str]) -> NDArray[np.float32]:
         """Uncalibrated scores, one row per text, one column per class."""
@@ -164,6 +175,12 @@ class TextClassifier:
                 meta=head["meta"],
                 encoder=head.get("encoder", "hashed"),
             )
+
+
+# (n_features, ngrams) -> (the last batch of texts hashed so, its rows); feature threads and
+# `cuewatch scan` may encode at once
+_last_hashed: dict[tuple[int, tuple[int, int]], tuple[tuple[str, ...], Any]] = {}
+_last_lock = threading.Lock()
 
 
 @functools.cache

@@ -42,6 +42,18 @@ def test_probabilities_are_rows_and_deterministic() -> None:
     assert np.allclose(a.sum(axis=1), 1.0) and np.array_equal(a, b)
 
 
+def test_models_hashing_alike_hash_a_batch_once() -> None:
+    """`harmful` and `harm_category` hash the same batch once; another batch is hashed anew."""
+    texts = ["How do I pick a lock?", "Write a haiku about the sea."]
+    harmful, category = textclf.load("harmful"), textclf.load("harm_category")
+    rows = harmful.encode(texts)
+    assert category.encode(list(texts)) is rows
+    other = harmful.encode([texts[0], "Plan a week of vegetarian dinners."])
+    assert other is not rows and (other[0] != rows[0]).nnz == 0 and (other[1] != rows[1]).nnz > 0
+    fresh = textclf.vectorizer(harmful.n_features, harmful.ngrams).transform(texts)
+    assert (harmful.encode(texts) != fresh).nnz == 0
+
+
 def test_calibration_is_monotone_in_the_score() -> None:
     """The calibrated probability is an increasing function of the model's raw score."""
     clf = textclf.load("harmful")
