@@ -98,6 +98,7 @@ class TextClassifier:
         if last is not None and last[0] == batch:
             return last[1]
         rows = self._vectorizer.transform(texts)
+        rows.data.flags.writeable = False  # shared by the models (and threads) reading this batch
         with _last_lock:
             _last_hashed[key] = (batch, rows)
         return rows
@@ -177,8 +178,10 @@ class TextClassifier:
             )
 
 
-# (n_features, ngrams) -> (the last batch of texts hashed so, its rows); feature threads and
-# `cuewatch scan` may encode at once
+# (n_features, ngrams) -> (the last batch of texts hashed so, its rows, read-only). One slot per
+# set-up: it pays off when models reading the same texts run one after the other, as
+# `features.compute_batch` runs `harmful` and `harm_category`; feature threads and `cuewatch scan`
+# may encode at once, so the slot is read and replaced under a lock.
 _last_hashed: dict[tuple[int, tuple[int, int]], tuple[tuple[str, ...], Any]] = {}
 _last_lock = threading.Lock()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import importlib.util
+import sys
 from typing import Any
 
 #: The collector's first-generation threshold while serving (the interpreter's default: 700).
@@ -11,6 +12,16 @@ from typing import Any
 #: at the default, full collections ran every few seconds under load, each walking every live
 #: object and holding the event loop for 50-250 ms (bench/proxy_overhead.py, concurrency 64).
 GC_GEN0_THRESHOLD = 10_000
+
+#: How long a thread may hold the interpreter lock while another waits (the interpreter's
+#: default: 5 ms, a stall between a stream's chunks). A server's worker threads (normalising
+#: records, computing features) hand the lock back to the event loop within this.
+SWITCH_INTERVAL_S = 0.0005
+
+
+def share_the_lock() -> None:
+    """Shorten the switch interval for a process running worker threads beside its event loop."""
+    sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
 
 
 def uvicorn_config(app: Any, host: str, port: int, log_level: str = "info", **extra: Any) -> Any:

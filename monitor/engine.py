@@ -42,7 +42,6 @@ import asyncio
 import json
 import multiprocessing
 import os
-import sys
 from collections.abc import Awaitable, Callable, Collection
 from concurrent.futures import Executor, ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -54,6 +53,7 @@ import structlog
 
 from detectors import features, registry
 from detectors.base import Detector, Observation, Snapshot
+from monitor._serve import share_the_lock
 from monitor.policy import DetectorSpec, Policy
 from monitor.records import Exchange, Finding, Track
 from monitor.reload import PolicyHolder
@@ -61,8 +61,6 @@ from monitor.reload import PolicyHolder
 log = structlog.get_logger("cuewatch.engine")
 
 Subscriber = Callable[[list[Finding]], Awaitable[None]]
-
-SWITCH_INTERVAL_S = 0.0005
 
 
 class FindingSink(Protocol):
@@ -91,8 +89,9 @@ class FeaturePool:
     """Where features are computed, off the event loop.
 
     `workers=1` (the default): one thread. The model's matrix work releases the interpreter
-    lock, and the thread hands the lock back to the event loop within `SWITCH_INTERVAL_S` (the
-    interpreter's default is 5 ms, which a stream would see as a stall between chunks).
+    lock, and the thread hands the lock back to the event loop within 0.5 ms
+    (`monitor._serve.share_the_lock`; the interpreter's default is 5 ms, which a stream would
+    see as a stall between chunks).
     `workers>1`: that many processes, each loading its own copy of the model on first use with
     an equal share of the cores for torch; each batch is split among them and the rows come
     back in the batch's order. Both run at the event loop's own priority: at a lower one, a
@@ -108,7 +107,7 @@ class FeaturePool:
 
     def _start(self) -> Executor:
         if self.workers == 1:
-            sys.setswitchinterval(min(sys.getswitchinterval(), SWITCH_INTERVAL_S))
+            share_the_lock()
             return ThreadPoolExecutor(max_workers=1, thread_name_prefix="cuewatch-features")
         threads = max(1, (os.cpu_count() or 1) // self.workers)
         return ProcessPoolExecutor(

@@ -25,6 +25,7 @@ import structlog
 from pydantic import ValidationError
 
 from monitor import journal
+from monitor._serve import share_the_lock
 from monitor.capture import RECORD_MAX_BYTES, Capture, to_exchange
 from monitor.journal import Journal, unowned
 from monitor.records import Exchange, Finding
@@ -229,6 +230,7 @@ class Pipeline:
     # -- lifecycle ---------------------------------------------------------------------
 
     async def start(self) -> None:
+        share_the_lock()  # records are normalised in a thread beside the event loop
         self._recover()
         self._queue = asyncio.Queue(self.queue_size)
         self._task = asyncio.create_task(self._run(), name="cuewatch-pipeline")

@@ -40,10 +40,12 @@ def scrub_model(model: BaseModel) -> None:
     """Scrub every text field of a record, in place (nested models, lists and dicts included).
 
     Most records hold no credential, so the record's JSON is tested first and the fields are
-    walked only when it may hold one: JSON escapes none of the hints' characters, so a field
-    holding a hint shows it in the JSON too (and dumping costs less than walking)."""
+    walked only when it may hold one: JSON escapes none of the hints' characters (no quote,
+    backslash or control character; a test checks), so a field holding a hint shows it in the
+    JSON too, subclasses' own fields included (`serialize_as_any`). Dumping costs less than
+    walking."""
     try:
-        if not may_hold_secret(model.model_dump_json(warnings=False)):
+        if not may_hold_secret(model.model_dump_json(warnings=False, serialize_as_any=True)):
             return
     except PydanticSerializationError:  # a value JSON cannot hold: walk the fields
         pass

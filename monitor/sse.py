@@ -5,7 +5,7 @@ Used off the request path to turn a teed byte stream back into events, and by th
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 
@@ -22,9 +22,9 @@ class SSEParser:
     """Feed bytes in any chunking; get complete events out.
 
     >>> p = SSEParser()
-    >>> list(p.feed(b"event: ping\\ndata: {}\\n\\nda"))
+    >>> p.feed(b"event: ping\\ndata: {}\\n\\nda")
     [Event(event='ping', data='{}', id=None)]
-    >>> list(p.feed(b"ta: x\\n\\n"))
+    >>> p.feed(b"ta: x\\n\\n")
     [Event(event='message', data='x', id=None)]
     """
 
@@ -34,37 +34,38 @@ class SSEParser:
         self._data: list[str] = []
         self._id: str | None = None
 
-    def feed(self, chunk: bytes) -> Iterator[Event]:
-        # One pass over the bytes (a whole captured stream is fed at once, up to the record's
-        # size). A last line not ending in \n is kept for the next chunk: it may be cut short,
-        # and a lone \r at the end may be the start of \r\n.
+    def feed(self, chunk: bytes) -> list[Event]:
+        """The events `chunk` completes. One pass over the bytes (a whole captured stream is fed
+        at once, up to the record's size); a last line not ending in \\n is kept for the next
+        chunk: it may be cut short, and a lone \\r at the end may be the start of \\r\\n."""
         buf = self._buf + chunk
         if buf.endswith(b"\n"):
             self._buf = b""
         else:
             cut = max(buf.rfind(b"\n"), buf.rfind(b"\r", 0, len(buf) - 1)) + 1
             buf, self._buf = buf[:cut], buf[cut:]
+        events: list[Event] = []
         for raw in buf.splitlines():  # the two commonest lines handled inline, the rest by _line
             if raw.startswith(b"data:"):
                 value = raw[5:].decode("utf-8", "replace")
                 self._data.append(value[1:] if value.startswith(" ") else value)
-                continue
-            if not raw and self._data:
-                yield self._dispatch()
-                continue
-            event = self._line(raw.decode("utf-8", "replace"))
-            if event is not None:
-                yield event
+            elif not raw and self._data:
+                events.append(self._dispatch())
+            elif (event := self._line(raw.decode("utf-8", "replace"))) is not None:
+                events.append(event)
+        return events
 
-    def close(self) -> Iterator[Event]:
+    def close(self) -> list[Event]:
         """Flush a final event that lacked its trailing blank line (a truncated stream)."""
+        events: list[Event] = []
         if self._buf:
             event = self._line(self._buf.rstrip(b"\r").decode("utf-8", "replace"))
             self._buf = b""
             if event is not None:
-                yield event
+                events.append(event)
         if self._data:
-            yield self._dispatch()
+            events.append(self._dispatch())
+        return events
 
     def _line(self, line: str) -> Event | None:
         if line == "":

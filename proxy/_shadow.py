@@ -185,7 +185,7 @@ class ShadowSender:
         key = (exp.name, cap.outcome)
         self.sent[key] = self.sent.get(key, 0) + 1
         try:
-            usage = to_exchange(cap).usage
+            usage = (await asyncio.to_thread(to_exchange, cap)).usage  # a long answer: off the loop
             tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
         except Exception:
             tokens = 0

@@ -315,3 +315,19 @@ def test_log_lines_are_scrubbed_by_key_and_by_value() -> None:
     assert event["api_key"] == "[redacted]" and event["status"] == 401
     assert event["error"] == "Incorrect API key provided: [redacted]"
     assert event["urls"] == ["https://[redacted]"]
+
+
+def test_every_secret_hint_survives_json_and_unserialisable_records_are_walked() -> None:
+    """scrub_model tests a record's JSON before walking it: that is sound only while JSON writes
+    every hint as it is. A record JSON cannot hold (a lone surrogate) is walked instead."""
+    from monitor.records import Exchange
+    from monitor.secrets import _HINTS, scrub_model
+
+    for hint in _HINTS:
+        ex = Exchange(id="x", time=datetime.now(UTC), dialect="openai", path="/", status=200, outcome="ok")
+        ex.response_text = f"<{hint}>"
+        assert hint in ex.model_dump_json().lower(), hint
+    ex = Exchange(id="x", time=datetime.now(UTC), dialect="openai", path="/", status=200, outcome="ok")
+    ex.response_text = "\ud800 sk-proj-abcdefghijklmnop0123"
+    scrub_model(ex)
+    assert ex.response_text == "\ud800 [redacted]"

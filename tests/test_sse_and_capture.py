@@ -136,15 +136,29 @@ def test_anthropic_stream_interleaved_blocks_are_assembled() -> None:
     assert ex.finish_reason == "tool_use" and ex.usage.output_tokens == 9
 
 
+def test_anthropic_block_started_again_drops_its_deltas() -> None:
+    """A content block started a second time at the same index replaces what its deltas built."""
+    frames = [
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "dropped"}},
+        {"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": "kept: "}},
+        {"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "yes"}},
+    ]
+    ex = to_exchange(_cap(_sse(frames), dialect="anthropic", ctype="text/event-stream"))
+    assert ex.response_text == "kept: yes"
+
+
 def test_responses_stream_cut_short_is_assembled_from_deltas() -> None:
     """A Responses stream with no terminal event keeps what its item and delta events built; an
     item sent whole replaces what its deltas had built."""
     frames = [
         {"type": "response.output_item.added", "output_index": 0, "item": {"type": "message", "content": []}},
         *({"type": "response.output_text.delta", "output_index": 0, "delta": f"{i} "} for i in range(300)),
-        {"type": "response.output_text.delta", "output_index": 1, "delta": "dropped"},
+        {"type": "response.function_call_arguments.delta", "output_index": 1, "delta": '{"dropped": '},
+        {"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "true}"},
         {"type": "response.output_item.done", "output_index": 1, "item": {"type": "function_call", "name": "g",
                                                                             "arguments": "{}", "call_id": "c"}},
+        {"type": "response.function_call_arguments.delta", "output_index": 1, "delta": "late"},  # after done
     ]  # fmt: skip
     cap = _cap(_sse(frames), dialect="responses", ctype="text/event-stream")
     cap.path = "/v1/responses"

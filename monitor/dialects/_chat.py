@@ -161,8 +161,11 @@ def _openai_usage(u: Any) -> Usage:
     )
 
 
+_REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
 def _reasoning_field(obj: JSON) -> str | None:
-    for key in ("reasoning_content", "reasoning"):
+    for key in _REASONING_KEYS:
         value = obj.get(key)
         if isinstance(value, str) and value:
             return value
@@ -231,7 +234,7 @@ def _openai_stream(events: list[Event]) -> ParsedResponse:
                 slot["text"].append(delta["content"])
             elif isinstance(delta.get("refusal"), str):
                 slot["text"].append(delta["refusal"])
-            if "reasoning_content" in delta or "reasoning" in delta:
+            if any(key in delta for key in _REASONING_KEYS):
                 r = _reasoning_field(delta)
                 if r:
                     slot["reasoning"].append(r)
@@ -319,7 +322,7 @@ def _anthropic_response(body: JSON) -> ParsedResponse:
 def _anthropic_stream(events: list[Event]) -> ParsedResponse:
     out = ParsedResponse()
     blocks: dict[int, dict[str, Any]] = {}
-    grown: dict[tuple[int, str], list[str]] = {}  # (block, field) -> its delta pieces
+    grown: dict[int, dict[str, list[str]]] = {}  # block -> its delta pieces, by field
     for ev in events:
         data = loads(ev.data)
         if not isinstance(data, dict):
@@ -333,8 +336,7 @@ def _anthropic_stream(events: list[Event]) -> ParsedResponse:
                 block["input"] = ""  # filled from input_json_delta fragments
             index = int(data.get("index", len(blocks)))
             blocks[index] = block
-            for field in ("text", "thinking", "input"):  # a block started again drops what it had
-                grown.pop((index, field), None)
+            grown.pop(index, None)  # a block started again drops what its deltas had built
         elif kind == "content_block_delta":
             index = int(data.get("index", 0))
             if index not in blocks:
@@ -342,7 +344,7 @@ def _anthropic_stream(events: list[Event]) -> ParsedResponse:
             delta = data.get("delta") or {}
             grows = _ANTHROPIC_DELTAS.get(str(delta.get("type")))
             if grows is not None:  # pieces joined once at the end: adding each to a string is quadratic
-                grown.setdefault((index, grows[0]), []).append(delta.get(grows[1], ""))
+                grown.setdefault(index, {}).setdefault(grows[0], []).append(delta.get(grows[1], ""))
         elif kind == "message_delta":
             delta = data.get("delta") or {}
             if delta.get("stop_reason"):
@@ -350,9 +352,10 @@ def _anthropic_stream(events: list[Event]) -> ParsedResponse:
             _anthropic_usage(data.get("usage"), out.usage)
         elif kind == "error":
             out.error = error_message(data) or ev.data[:500]
-    for (index, field), pieces in grown.items():
-        start = blocks[index].get(field, "")
-        blocks[index][field] = (str(start) if field == "input" else start) + "".join(pieces)
+    for index, fields in grown.items():
+        for field, pieces in fields.items():
+            start = blocks[index].get(field, "")
+            blocks[index][field] = (str(start) if field == "input" else start) + "".join(pieces)
     _anthropic_blocks([blocks[i] for i in sorted(blocks)], out)
     return out
 
