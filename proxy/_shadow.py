@@ -185,7 +185,9 @@ class ShadowSender:
         key = (exp.name, cap.outcome)
         self.sent[key] = self.sent.get(key, 0) + 1
         try:
-            usage = (await asyncio.to_thread(to_exchange, cap)).usage  # a long answer: off the loop
+            # Only the usage is read here (the budget needs it now, and with the Redis transport
+            # the record is made elsewhere): no secret scrubbing; a long answer, off the loop.
+            usage = (await asyncio.to_thread(to_exchange, cap, redact_secrets=False)).usage
             tokens = (usage.input_tokens or 0) + (usage.output_tokens or 0)
         except Exception:
             tokens = 0
