@@ -38,8 +38,8 @@ ORDINARY = "by construction: ordinary task"
 MAX_ROWS = 3000
 MAX_CHARS = 60000
 
-# sha1 of row texts that matched held-out fingerprints (/work/tools/heldout_check.py
-# --rows); they are dropped however the sources change.
+# sha1 of row texts that matched held-out fingerprints (bench/data/heldout.py);
+# they are dropped however the sources change.
 DROP_SHA1 = {
     "8692f810e4df3650b6aa5f676190a574ec9705c1",  # zero_shot_cot, strategyqa item (1 held-out shingle match)
 }

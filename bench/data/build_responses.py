@@ -22,8 +22,9 @@ import sys
 from collections import Counter
 from pathlib import Path
 
+import heldout  # bench/data/heldout.py: fingerprints of the held-out evaluation sets
+
 MIRROR = Path("/work/.mirror")
-HELDOUT_CHECK = Path("/work/tools/heldout_check.py")  # project tool: fingerprints of held-out text
 OUT = Path(__file__).resolve().parent / "external" / "responses"
 
 csv.field_size_limit(sys.maxsize)
@@ -252,14 +253,7 @@ def write(name: str, rows: list[dict]) -> None:
     path = OUT / f"{name}.jsonl"
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     # Drop every row that shares any fingerprint with held-out evaluation text.
-    held = set()
-    if HELDOUT_CHECK.exists():
-        res = subprocess.run(
-            [sys.executable, str(HELDOUT_CHECK), "--rows", str(path)], check=True, capture_output=True, text=True
-        )
-        held = {int(line.split()[0]) for line in res.stdout.splitlines() if line.strip()}
-    else:
-        print(f"  WARNING: {HELDOUT_CHECK} missing; held-out rows NOT removed")
+    held = heldout.held_rows(kept)
     dropped = Counter(kept[i]["model"] for i in held)
     kept = [r for i, r in enumerate(kept) if i not in held]
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))

@@ -61,11 +61,12 @@ import subprocess
 import sys
 import zipfile
 
+import heldout  # bench/data/heldout.py: fingerprints of the held-out evaluation sets
+
 SOURCE = "msc_sandbagging"
 COMMIT = "4ecc7b4ba3dae1db111b3f28188ed3e8f5eff076"
 MIRROR = pathlib.Path("/work/.mirror/SonakshiChauhan+MSc_Sandbagging/repo")
 RAW = pathlib.Path("/work/data/sandbag-raw/msc_sandbagging")
-HELDOUT_CHECK = pathlib.Path("/work/tools/heldout_check.py")  # project tool: fingerprints of held-out text
 OUT = pathlib.Path(__file__).resolve().parent / "external" / "sandbagging" / f"{SOURCE}.jsonl"
 
 HAIKU = "anthropic/claude-3-haiku-20240307"
@@ -277,16 +278,10 @@ def main() -> int:
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     # drop every row sharing a fingerprint with held-out evaluation text
-    if HELDOUT_CHECK.exists():
-        res = subprocess.run(
-            [sys.executable, str(HELDOUT_CHECK), "--rows", str(OUT)], check=True, capture_output=True, text=True
-        )
-        held = {int(line.split()[0]) for line in res.stdout.splitlines() if line.strip()}
-        print(f"held-out matches dropped: {len(held)} rows {sorted(rows[i]['id'] for i in held)}")
-        rows = [r for i, r in enumerate(rows) if i not in held]
-        OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    else:
-        print(f"WARNING: {HELDOUT_CHECK} missing; held-out rows NOT removed")
+    held = heldout.held_rows(rows)
+    print(f"held-out matches dropped: {len(held)} rows {sorted(rows[i]['id'] for i in held)}")
+    rows = [r for i, r in enumerate(rows) if i not in held]
+    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"wrote {len(rows)} rows to {OUT}")
     for k, n in sorted(collections.Counter((r["run"], r["label"]) for r in rows).items()):
         print(f"  {k[0]:9s} {k[1]:11s} {n}")
