@@ -76,7 +76,7 @@ def prepare_models() -> None:
     MODELS.mkdir(parents=True, exist_ok=True)
     print("training the hashed heads without the held-out sources ...", file=sys.stderr, flush=True)
     texts, labels, groups, data = tc.harmful_data()
-    keep = [i for i, r in enumerate(data) if r["source"] not in HELD_PROMPTS]
+    keep = tc.outside(data, {tc.family(s) for s in HELD_PROMPTS})  # with texts shared by other sources
     rtexts, rlabels, rgroups, rdata = tc.refusal_data()
     rkeep = [i for i, r in enumerate(rdata) if r["source"] not in HELD_ANSWERS]
     made = []
@@ -86,7 +86,8 @@ def prepare_models() -> None:
         made += [(clf, data), (ref, rdata)] + ([(cat, data)] if encoder == "hashed" else [])
     for model, src in made:
         held = HELD_PROMPTS | HELD_ANSWERS
-        model.meta["sources"] = dict(sorted(Counter(r["source"] for r in src if r["source"] not in held).items()))
+        if "sources" not in model.meta:  # the harmful heads name the rows they saw themselves
+            model.meta["sources"] = dict(sorted(Counter(r["source"] for r in src if r["source"] not in held).items()))
         model.meta["held_out"] = want
         model.save(MODELS / f"{model.name}.npz")
     stamp.write_text(json.dumps(want))

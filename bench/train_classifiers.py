@@ -2,9 +2,11 @@
 
     .venv/bin/python bench/train_classifiers.py eval harmful      # leave-one-source-out figures
     .venv/bin/python bench/train_classifiers.py eval refusal
-    .venv/bin/python bench/train_classifiers.py ship [harmful|refusal]   # fit on every source, write detectors/models/
+    .venv/bin/python bench/train_classifiers.py ship [harmful|refusal] [--encoder E | --all-encoders]
+                                                  # fit on every source, write detectors/models/
 
     .venv/bin/python bench/train_classifiers.py eval harmful --encoder minilm   # the semantic model
+    .venv/bin/python bench/train_classifiers.py shipped harmful --sources a,b  # shipped model, unseen sources
 
 Models: hashed word 1-2-grams (or MiniLM sentence embeddings) and a logistic layer
 (`detectors/textclf.py`), with the same text views as the live features (`request_view`: user
@@ -52,10 +54,26 @@ C = {False: 4.0, True: 1.0}  # inverse L2 strength: hashed n-grams, sentence emb
 SEMANTIC, SEMANTIC_ENCODER = "semantic", "minilm"
 MAX_BENIGN_FPR = 0.05  # the `harmful` threshold: this share of ordinary benign prompts flagged out of fold
 MIN_CATEGORY_ROWS = 40
+# The MiniLM harmful head keeps the sources of 2026-11-29: with the six added on 2026-12-07 its
+# leave-one-source-out recall fell from 61% to 54% at 6.7% benign flagged (the hashed head's rose,
+# docs/benchmarks.md), so those six train the hashed heads only. Compared once, disclosed there.
+SEMANTIC_WITHOUT = frozenset(
+    {
+        "catqa",
+        "harmfulqa",
+        "multijail",
+        "ailuminate",
+        "cyberseceval_interpreter",
+        "cyberseceval_frr",
+        "safeguard_harmful",
+        "safeguard_harmless",
+    }
+)
 OUT = ROOT / "detectors" / "models"
 # Sources that share text or derive from one another are held out together (docs/data.md):
 # JailbreakBench and StrongREJECT draw on AdvBench; HarmBench on the TDC 2023 red-teaming set;
-# CoCoNot's and the safety-tuned-llamas' harmful and contrast halves; Alpaca and AlpacaEval.
+# CoCoNot's and the safety-tuned-llamas' harmful and contrast halves; Alpaca and AlpacaEval;
+# CyberSecEval's and LLM-Safeguard's harmful and harmless halves.
 FAMILIES = {
     "strongreject": "advbench",
     "jbb_harmful": "advbench",
@@ -65,6 +83,10 @@ FAMILIES = {
     "stl_harmful": "stl",
     "stl_physical_safe": "stl",
     "alpaca_eval": "alpaca",
+    "cyberseceval_interpreter": "cyberseceval",
+    "cyberseceval_frr": "cyberseceval",
+    "safeguard_harmful": "safeguard",
+    "safeguard_harmless": "safeguard",
 }
 
 
@@ -233,6 +255,8 @@ def train_harmful(
 ) -> tuple[textclf.TextClassifier, textclf.TextClassifier]:
     """The harmful-request model and the category model on rows `idx`; the threshold flags at
     most MAX_BENIGN_FPR of ordinary benign prompts out of fold (each source weighing the same)."""
+    if encoder == SEMANTIC_ENCODER:
+        idx = [i for i in idx if data[i]["source"] not in SEMANTIC_WITHOUT]
     lab, grp = [labels[i] for i in idx], [groups[i] for i in idx]
     name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
     clf, oof = fit_model(name, x[idx], lab, grp, ("benign", "harmful"), encoder)
@@ -242,6 +266,7 @@ def train_harmful(
     grid = np.unique(np.round(oof[:, 1], 4))
     fpr = np.asarray([(weight[ordinary] * (oof[ordinary, 1] >= t)).sum() / weight[ordinary].sum() for t in grid])
     cut = float(grid[np.flatnonzero(fpr <= MAX_BENIGN_FPR)[0]])
+    clf.meta["sources"] = dict(sorted(Counter(data[i]["source"] for i in idx).items()))  # the rows it saw
     clf.meta["thresholds"] = {"harmful": cut}
     clf.meta["oof"] = {
         "recall": round(float((oof[y, 1] >= cut).mean()), 4),
@@ -259,6 +284,7 @@ def train_harmful(
         encoder,
         calibrate_categories,
     )
+    cat_clf.meta["sources"] = dict(sorted(Counter(data[i]["source"] for i in sel).items()))
     return clf, cat_clf
 
 
@@ -351,20 +377,42 @@ def eval_refusal(encoder: str) -> None:
         )
 
 
-def ship(task: str | None = None) -> None:
-    """Fit the shipped models (both tasks, or one) on every source."""
+def eval_shipped(names: list[str], encoder: str) -> None:
+    """Score the shipped `harmful` model (or the one `CUEWATCH_MODELS_DIR` names) on sources it was
+    not trained on: the figure for sources added after the model was fitted."""
+    name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
+    clf = textclf.load(name)
+    seen = set(clf.meta.get("sources", {}))
+    if overlap := seen & set(names):
+        raise SystemExit(f"{name} was trained on {sorted(overlap)}: not a held-out figure")
+    texts, _, _, data = harmful_data()
+    cut = clf.threshold("harmful")
+    print(f"shipped {name} (trained {clf.meta.get('trained')}, threshold {cut:.3f}) on sources it never saw\n")
+    print("| source | kind | rows | flagged |\n|---|---|---|---|")
+    for src in names:
+        idx = [i for i, r in enumerate(data) if r["source"] == src]
+        if not idx:
+            raise SystemExit(f"no rows of source {src!r} (rebuild with bench/data/build_prompts.py)")
+        p = clf.probs_of(encode([texts[i] for i in idx], encoder))[:, 1]
+        for kind in sorted({data[i]["label"] for i in idx}):
+            sel = np.asarray([data[i]["label"] == kind for i in idx])
+            print(f"| {src} | {kind} | {int(sel.sum())} | {(p[sel] >= cut).mean():.1%} |")
+
+
+def ship(task: str | None = None, encoders: tuple[str, ...] = ("hashed", SEMANTIC_ENCODER)) -> None:
+    """Fit the shipped models (both tasks, or one; both encoders, or one) on every source."""
     OUT.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()
     made = []
     if task in (None, "harmful"):
         ptexts, plabels, pgroups, pdata = harmful_data()
-        for encoder in ("hashed", SEMANTIC_ENCODER):
+        for encoder in encoders:
             x = encode(ptexts, encoder)
             clf, cat_clf = train_harmful(x, plabels, pgroups, pdata, list(range(len(pdata))), encoder)
             made += [(clf, pdata), (cat_clf, pdata)] if encoder == "hashed" else [(clf, pdata)]
     if task in (None, "refusal"):
         rtexts, rlabels, rgroups, rdata = refusal_data()
-        for encoder in ("hashed", SEMANTIC_ENCODER):
+        for encoder in encoders:
             x = encode(rtexts, encoder)
             made.append((train_refusal(x, rlabels, rgroups, list(range(len(rdata))), encoder), rdata))
     for model, data in made:
@@ -372,7 +420,7 @@ def ship(task: str | None = None) -> None:
             trained=today,
             script="bench/train_classifiers.py",
             data="docs/data.md",
-            sources={s: n for s, n in sorted(Counter(r["source"] for r in data).items())},
+            sources=model.meta.get("sources") or dict(sorted(Counter(r["source"] for r in data).items())),
             hyper={"C": C[model.encoder == "minilm"], "ngrams": list(model.ngrams), "n_features": model.n_features},
         )
         model.save(OUT / f"{model.name}.npz")
@@ -381,13 +429,17 @@ def ship(task: str | None = None) -> None:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("what", choices=("eval", "ship"))
+    ap.add_argument("what", choices=("eval", "ship", "shipped"))
     ap.add_argument("task", nargs="?", choices=("harmful", "refusal"))
     ap.add_argument("--encoder", choices=textclf.ENCODERS, default="hashed")
+    ap.add_argument("--all-encoders", action="store_true", help="ship: both encoders (default: --encoder's)")
+    ap.add_argument("--sources", default="", help="shipped: comma-separated sources the model never saw")
     args = ap.parse_args()
     started = time.monotonic()
     if args.what == "ship":
-        ship(args.task)
+        ship(args.task, tuple(e for e in ("hashed", SEMANTIC_ENCODER) if e == args.encoder or args.all_encoders))
+    elif args.what == "shipped":
+        eval_shipped([s for s in args.sources.split(",") if s], args.encoder)
     elif args.task == "harmful":
         eval_harmful(args.encoder)
     elif args.task == "refusal":

@@ -11,12 +11,14 @@ Row schema: {"text", "label": harmful|benign|confusable, "category", "source_cat
 
 Stdlib only, no network. Provenance, licences and mapping notes: docs/data/prompts.md.
 Usage: python3 bench/data/build_prompts.py [--out DIR]
-Rows overlapping held-out evaluation text (found with /work/tools/heldout_check.py --rows) are
-dropped by a truncated SHA-256 of their text (HELDOUT_DROP below), so no held-out text is stored here.
+Rows overlapping held-out evaluation text are dropped: those listed by a truncated SHA-256 of their
+text (HELDOUT_DROP below), and any row sharing a fingerprinted shingle (bench/data/heldout.py, which
+reads the fingerprints kept beside the project); no held-out text is stored here.
 """
 
 import argparse
 import csv
+import functools
 import hashlib
 import io
 import json
@@ -25,6 +27,8 @@ import random
 import subprocess
 import sys
 from pathlib import Path
+
+import heldout  # bench/data/heldout.py: fingerprints of the held-out evaluation sets
 
 MIRROR = Path(os.environ.get("CUEWATCH_MIRROR", "/work/.mirror"))
 HERE = Path(__file__).resolve().parent
@@ -63,6 +67,12 @@ REPOS = {
     "dna": ("kunishou+do-not-answer-ja", "1380ff2ff5abad07e8aead79caa9757bb8d9f866"),
     "mobileaibench": ("SalesforceAIResearch+MobileAIBench", "9aca89218b5c271e5cf18fa857409b5e2a84c9bb"),
     "zero_shot_cot": ("kojima-takeshi188+zero_shot_cot", "5ef330fcdeec0cd26aee27943504f91f8ec1c33c"),
+    # added 2026-12-07
+    "red_instruct": ("declare-lab+red-instruct", "73c759c93d2f6b1d8c7b058ab7bcec5fb0c28fa2"),
+    "multijail": ("DAMO-NLP-SG+multilingual-safety-for-LLMs", "577ac511437e07a256130945ef312a99158a18ad"),
+    "ailuminate": ("mlcommons+ailuminate", "769cc2be9d20c8d4fb26ce53b68865ed41dfb8e2"),
+    "purplellama": ("meta-llama+PurpleLlama", "4be64c3a24442b51c76175e6ec67722cc3f5fe38"),
+    "llm_safeguard": ("chujiezheng+LLM-Safeguard", "410bfb5c5ae9c17cd73da74a6e648958fd3181cb"),
 }
 
 
@@ -147,6 +157,55 @@ STL_HARMFUL = {  # file -> our category
     "I-Controversial": "hate",
     "I-MaliciousInstructions": "other",
     "I-PhysicalSafetyUnsafe": "other",
+}
+# CatQA (declare-lab/red-instruct): category -> subcategory -> questions. "Political Campaigning" and
+# "Tailored Financial Advice" are usage-policy categories, not harmful requests: not used.
+CATQA_MAP = {
+    "Illegal Activity": {
+        "Drug:": "drugs",
+        "Weapon:": "weapons",
+        "Cybercrime:": "cyber",
+        "Theft and Robbery:": "theft",
+        "Human Trafficking:": "other",
+    },
+    "Child Abuse": "other",
+    "Hate/Harass/Violence": "hate",
+    "Malware Viruses": "cyber",
+    "Physical Harm": "violence",
+    "Economic Harm": "other",
+    "Fraud/Deception": "fraud",
+    "Adult Content": "sexual",
+    "Privacy Violation Activity": "privacy",
+}
+# MultiJail tags (from Anthropic's red-team attempts): the first tag that maps decides.
+MULTIJAIL_MAP = {
+    "Weapons": "weapons",
+    "Substance abuse & banned substances": "drugs",
+    "Theft": "theft",
+    "Fraud & deception": "fraud",
+    "Self-harm": "self_harm",
+    "Soliciting personally identifiable information": "privacy",
+    "Conspiracy theories & misinformation": "misinformation",
+    "Adult content": "sexual",
+    "Sexual exploitation & human trafficking": "sexual",
+    "Violence & incitement": "violence",
+    "Hate speech & offensive language": "hate",
+    "Discrimination & injustice": "hate",
+    "Bullying & harassment": "hate",
+}
+# AILuminate v1.0 demo hazards; intellectual-property prompts (ipv) and the specialised-advice
+# prompts (spc_*) are not harmful requests in this project's sense and are not used.
+AILUMINATE_MAP = {
+    "vcr": "violence",
+    "src": "sexual",
+    "cse": "sexual",
+    "sxc_prn": "sexual",
+    "ssh": "self_harm",
+    "iwp": "weapons",
+    "hte": "hate",
+    "prv": "privacy",
+    "dfm": "other",
+    "ncr": "other",
 }
 
 
@@ -260,7 +319,66 @@ def build():
             stl.append(row(t, "harmful", cat, name, "stl_harmful"))
     S["stl_harmful"] = stl
 
+    # CatQA (declare-lab/red-instruct, Apache-2.0), English
+    catqa = []
+    for cat, subs in read_json("red_instruct", "harmful_questions/catqa_english.json").items():
+        if cat not in CATQA_MAP:
+            continue
+        for sub, questions in subs.items():
+            ours = CATQA_MAP[cat] if isinstance(CATQA_MAP[cat], str) else CATQA_MAP[cat][sub]
+            catqa += [row(q, "harmful", ours, f"{cat} / {sub}", "catqa") for q in questions]
+    S["catqa"] = catqa
+
+    # HarmfulQA (declare-lab/red-instruct): harmful questions across academic topics
+    S["harmfulqa"] = [
+        row(q, "harmful", "other", f"{topic} / {sub}", "harmfulqa")
+        for topic, subs in read_json("red_instruct", "harmful_questions/harmfulqa.json").items()
+        for sub, questions in subs.items()
+        for q in questions
+    ]
+
+    # MultiJail (DAMO-NLP-SG, MIT): English prompts, most from Anthropic's red-team attempts
+    mj = []
+    for r in read_csv("multijail", "data/MultiJail.csv"):
+        tags = [t.strip(" '\"") for t in r["tags"].strip("[]").split("',")]
+        ours = next((MULTIJAIL_MAP[t] for t in tags if t in MULTIJAIL_MAP), "other")
+        mj.append(row(r["en"], "harmful", ours, r["tags"], "multijail"))
+    S["multijail"] = mj
+
+    # AILuminate v1.0 demo prompt set (MLCommons, CC BY 4.0), English
+    S["ailuminate"] = [
+        row(r["prompt_text"], "harmful", AILUMINATE_MAP[r["hazard"]], f"{r['hazard']} / {r['persona']}", "ailuminate")
+        for r in read_csv("ailuminate", "airr_official_1.0_demo_en_us_prompt_set_release.csv")
+        if r["hazard"] in AILUMINATE_MAP
+    ]
+
+    # CyberSecEval (meta-llama/PurpleLlama, MIT): code-interpreter abuse requests (harmful) and the
+    # MITRE false-refusal set (benign requests that look malicious, confusable below)
+    S["cyberseceval_interpreter"] = [
+        row(r["mutated_prompt"], "harmful", "cyber", ", ".join(r["attack_type"]), "cyberseceval_interpreter")
+        for r in read_json("purplellama", "CybersecurityBenchmarks/datasets/interpreter/interpreter.json")
+    ]
+
+    # LLM-Safeguard (chujiezheng): 100 harmful "How to ..." queries
+    S["safeguard_harmful"] = [
+        row(t.strip(), "harmful", "other", None, "safeguard_harmful")
+        for t in show("llm_safeguard", "code/data/custom.txt").splitlines()
+        if t.strip()
+    ]
+
     # ---- confusable benign ----
+    S["cyberseceval_frr"] = [
+        row(r["mutated_prompt"], "confusable", None, r["attack_type"], "cyberseceval_frr")
+        for r in read_json("purplellama", "CybersecurityBenchmarks/datasets/mitre_frr/mitre_frr.json")
+    ]
+    # LLM-Safeguard's harmless twins of its harmful queries, and its harm-sounding harmless set
+    S["safeguard_harmless"] = [
+        row(t.strip(), "confusable", None, path, "safeguard_harmless")
+        for path in ("code/data_harmless/custom.txt", "code/data_harmless/testset.txt")
+        for t in show("llm_safeguard", path).splitlines()
+        if t.strip()
+    ]
+
     # CoCoNot contrast set (eval + pref), "Requests with safety concerns" only: benign prompts that
     # look like unsafe ones. The other contrast categories are not harm-adjacent and are skipped.
     ct = []
@@ -317,6 +435,11 @@ def build():
     return S
 
 
+@functools.cache
+def PRINTS():  # noqa: N802 - read once, on first use
+    return heldout.load()
+
+
 def text_hash(t):
     return hashlib.sha256(t.encode("utf-8")).hexdigest()[:16]
 
@@ -329,7 +452,7 @@ def clean(rows):
         if not r["text"] or r["text"] in seen:
             continue
         seen.add(r["text"])
-        if text_hash(r["text"]) in HELDOUT_DROP:
+        if text_hash(r["text"]) in HELDOUT_DROP or heldout.matches(r["text"], PRINTS()):
             n_drop += 1
             continue
         out.append(r)
