@@ -436,7 +436,8 @@ def build():
 
 
 @functools.cache
-def PRINTS():  # noqa: N802 - read once, on first use
+def prints():
+    """The held-out fingerprints, read once, on first use."""
     return heldout.load()
 
 
@@ -452,7 +453,7 @@ def clean(rows):
         if not r["text"] or r["text"] in seen:
             continue
         seen.add(r["text"])
-        if text_hash(r["text"]) in HELDOUT_DROP or heldout.matches(r["text"], PRINTS()):
+        if text_hash(r["text"]) in HELDOUT_DROP or heldout.matches(r["text"], prints()):
             n_drop += 1
             continue
         out.append(r)

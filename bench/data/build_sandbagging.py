@@ -286,7 +286,8 @@ def main() -> int:
     for k, n in sorted(collections.Counter((r["run"], r["label"]) for r in rows).items()):
         print(f"  {k[0]:9s} {k[1]:11s} {n}")
     print("  by label:", dict(collections.Counter(r["label"] for r in rows)))
-    print("  sandbag rows by dataset:", dict(collections.Counter(r["dataset"] for r in rows if r["label"] not in ("honest", "instructed_correct"))))
+    sandbagged = (r["dataset"] for r in rows if r["label"] not in ("honest", "instructed_correct"))
+    print("  sandbag rows by dataset:", dict(collections.Counter(sandbagged)))
     print("  skipped:", dict(sorted(skipped.items())))
     return 0
 

@@ -46,7 +46,7 @@ def matches(text: str, prints: frozenset[str]) -> int:
     """How many of the text's 12-word shingles are fingerprinted."""
     words = _WORD.findall(text.lower())
     return sum(
-        hashlib.sha1(SALT + " ".join(words[i : i + SHINGLE]).encode()).hexdigest()[:16] in prints
+        hashlib.sha1(SALT + " ".join(words[i : i + SHINGLE]).encode(), usedforsecurity=False).hexdigest()[:16] in prints
         for i in range(len(words) - SHINGLE + 1)
     )
 
