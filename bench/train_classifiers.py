@@ -2,8 +2,8 @@
 
     .venv/bin/python bench/train_classifiers.py eval harmful      # leave-one-source-out figures
     .venv/bin/python bench/train_classifiers.py eval refusal
-    .venv/bin/python bench/train_classifiers.py ship [harmful|refusal] [--encoder E | --all-encoders]
-                                                  # fit on every source, write detectors/models/
+    .venv/bin/python bench/train_classifiers.py ship [harmful|refusal] [--encoder E]
+                                                  # fit on every source (both encoders), write detectors/models/
 
     .venv/bin/python bench/train_classifiers.py eval harmful --encoder minilm   # the semantic model
     .venv/bin/python bench/train_classifiers.py shipped harmful --sources a,b  # shipped model, unseen sources
@@ -382,15 +382,16 @@ def eval_shipped(names: list[str], encoder: str) -> None:
     not trained on: the figure for sources added after the model was fitted."""
     name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
     clf = textclf.load(name)
-    seen = set(clf.meta.get("sources", {}))
-    if overlap := seen & set(names):
-        raise SystemExit(f"{name} was trained on {sorted(overlap)}: not a held-out figure")
+    seen = {family(s) for s in clf.meta.get("sources", {})}
+    if overlap := seen & {family(s) for s in names}:
+        raise SystemExit(f"{name} was trained on the families {sorted(overlap)}: not a held-out figure")
     texts, _, _, data = harmful_data()
+    trained = {_norm(r["text"]) for r in data if family(r["source"]) in seen}  # texts it may have seen elsewhere
     cut = clf.threshold("harmful")
     print(f"shipped {name} (trained {clf.meta.get('trained')}, threshold {cut:.3f}) on sources it never saw\n")
     print("| source | kind | rows | flagged |\n|---|---|---|---|")
     for src in names:
-        idx = [i for i, r in enumerate(data) if r["source"] == src]
+        idx = [i for i, r in enumerate(data) if r["source"] == src and _norm(r["text"]) not in trained]
         if not idx:
             raise SystemExit(f"no rows of source {src!r} (rebuild with bench/data/build_prompts.py)")
         p = clf.probs_of(encode([texts[i] for i in idx], encoder))[:, 1]
@@ -431,19 +432,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("eval", "ship", "shipped"))
     ap.add_argument("task", nargs="?", choices=("harmful", "refusal"))
-    ap.add_argument("--encoder", choices=textclf.ENCODERS, default="hashed")
-    ap.add_argument("--all-encoders", action="store_true", help="ship: both encoders (default: --encoder's)")
+    ap.add_argument("--encoder", choices=textclf.ENCODERS, help="default: hashed (ship: both)")
     ap.add_argument("--sources", default="", help="shipped: comma-separated sources the model never saw")
     args = ap.parse_args()
     started = time.monotonic()
     if args.what == "ship":
-        ship(args.task, tuple(e for e in ("hashed", SEMANTIC_ENCODER) if e == args.encoder or args.all_encoders))
+        ship(args.task, (args.encoder,) if args.encoder else ("hashed", SEMANTIC_ENCODER))
     elif args.what == "shipped":
-        eval_shipped([s for s in args.sources.split(",") if s], args.encoder)
+        if args.task != "harmful":
+            ap.error("shipped scores the harmful model only: shipped harmful --sources ...")
+        eval_shipped([s for s in args.sources.split(",") if s], args.encoder or "hashed")
     elif args.task == "harmful":
-        eval_harmful(args.encoder)
+        eval_harmful(args.encoder or "hashed")
     elif args.task == "refusal":
-        eval_refusal(args.encoder)
+        eval_refusal(args.encoder or "hashed")
     else:
         ap.error("eval needs a task: harmful or refusal")
     print(f"({time.monotonic() - started:.0f} s)", file=sys.stderr)

@@ -16,6 +16,8 @@ import pathlib
 import re
 import sys
 
+import heldout  # bench/data/heldout.py: fingerprints of the held-out evaluation sets
+
 RAW = pathlib.Path("/work/data/af-raw")
 OUT = pathlib.Path(__file__).resolve().parent / "external" / "reasoning"
 
@@ -105,6 +107,10 @@ def main() -> int:
                 }
             )
     for short, rs in sorted(rows.items()):
+        held = heldout.held_rows(rs)
+        if held:
+            print(f"af_{short}: {len(held)} held-out matches dropped")
+            rs = [r for i, r in enumerate(rs) if i not in held]
         out = OUT / f"af_{short}.jsonl"
         with out.open("w") as fh:
             for r in rs:

@@ -25,6 +25,8 @@ import re
 import subprocess
 import sys
 
+import heldout  # bench/data/heldout.py: fingerprints of the held-out evaluation sets
+
 CATEGORIES = [
     "alignment_faking",
     "monitoring_awareness",
@@ -272,10 +274,12 @@ def main(argv=None) -> int:
             print(f"{src}: snapshot {name}@{commit[:10]} unavailable ({e})", file=sys.stderr)
             status = 1
             continue
+        held = heldout.held_rows(rows)  # outside the try: no fingerprints is an error, not a missing snapshot
+        rows = [r for i, r in enumerate(rows) if i not in held]
         with open(a.out / f"{src}.jsonl", "w", encoding="utf-8") as f:
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        print(f"{src}: {len(rows)} rows")
+        print(f"{src}: {len(rows)} rows ({len(held)} held-out matches dropped)")
     return status
 
 
