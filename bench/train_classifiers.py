@@ -386,12 +386,12 @@ def eval_shipped(names: list[str], encoder: str) -> None:
     if overlap := seen & {family(s) for s in names}:
         raise SystemExit(f"{name} was trained on the families {sorted(overlap)}: not a held-out figure")
     texts, _, _, data = harmful_data()
-    trained = {_norm(r["text"]) for r in data if family(r["source"]) in seen}  # texts it may have seen elsewhere
+    unseen = set(outside(data, seen))  # neither its families nor a text they hold
     cut = clf.threshold("harmful")
     print(f"shipped {name} (trained {clf.meta.get('trained')}, threshold {cut:.3f}) on sources it never saw\n")
     print("| source | kind | rows | flagged |\n|---|---|---|---|")
     for src in names:
-        idx = [i for i, r in enumerate(data) if r["source"] == src and _norm(r["text"]) not in trained]
+        idx = [i for i in sorted(unseen) if data[i]["source"] == src]
         if not idx:
             raise SystemExit(f"no rows of source {src!r} (rebuild with bench/data/build_prompts.py)")
         p = clf.probs_of(encode([texts[i] for i in idx], encoder))[:, 1]

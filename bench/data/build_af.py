@@ -107,10 +107,9 @@ def main() -> int:
                 }
             )
     for short, rs in sorted(rows.items()):
-        held = heldout.held_rows(rs)
-        if held:
-            print(f"af_{short}: {len(held)} held-out matches dropped")
-            rs = [r for i, r in enumerate(rs) if i not in held]
+        rs, dropped = heldout.split(rs)
+        if dropped:
+            print(f"af_{short}: {len(dropped)} held-out matches dropped")
         out = OUT / f"af_{short}.jsonl"
         with out.open("w") as fh:
             for r in rs:

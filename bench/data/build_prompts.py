@@ -11,15 +11,13 @@ Row schema: {"text", "label": harmful|benign|confusable, "category", "source_cat
 
 Stdlib only, no network. Provenance, licences and mapping notes: docs/data/prompts.md.
 Usage: python3 bench/data/build_prompts.py [--out DIR]
-Rows overlapping held-out evaluation text are dropped: those listed by a truncated SHA-256 of their
-text (HELDOUT_DROP below), and any row sharing a fingerprinted shingle (bench/data/heldout.py, which
-reads the fingerprints kept beside the project); no held-out text is stored here.
+Rows sharing a fingerprinted 12-word shingle with held-out evaluation text are dropped
+(bench/data/heldout.py, which reads the fingerprints kept beside the project); no held-out text is
+stored here.
 """
 
 import argparse
 import csv
-import functools
-import hashlib
 import io
 import json
 import os
@@ -35,23 +33,6 @@ HERE = Path(__file__).resolve().parent
 DEFAULT_OUT = HERE / "external" / "prompts"
 MAX_PER_SOURCE = 5000
 SEED = 20261129
-
-# sha256(text)[:16] of rows that matched held-out fingerprints (checked 2026-11-29):
-# advbench 5, jbb_harmful 6 (one shared with advbench), coconot_unsafe 1, tdc2023 1.
-HELDOUT_DROP = {
-    "20b81cc0f1aaedc0",
-    "356bafcab2d213da",
-    "b9055c884aeac404",
-    "eeca6bdf5eb4eb05",
-    "f37814cb4dfc0fa4",
-    "9fbba64bca3ea85c",
-    "67576d002fef4127",
-    "69f8288b409150df",
-    "998874eaed8ddd6d",
-    "b2b05ba759b994a1",
-    "d5dadfad88fb7383",
-    "e12f4b79ce0ce834",
-}
 
 # (snapshot directory under MIRROR, pinned commit)
 REPOS = {
@@ -435,16 +416,6 @@ def build():
     return S
 
 
-@functools.cache
-def prints():
-    """The held-out fingerprints, read once, on first use."""
-    return heldout.load()
-
-
-def text_hash(t):
-    return hashlib.sha256(t.encode("utf-8")).hexdigest()[:16]
-
-
 def clean(rows):
     """Strip, drop empty / exact-duplicate / held-out rows, subsample to MAX_PER_SOURCE."""
     seen, out, n_drop = set(), [], 0
@@ -453,7 +424,7 @@ def clean(rows):
         if not r["text"] or r["text"] in seen:
             continue
         seen.add(r["text"])
-        if text_hash(r["text"]) in HELDOUT_DROP or heldout.matches(r["text"], prints()):
+        if heldout.matches(r["text"], heldout.load()):
             n_drop += 1
             continue
         out.append(r)

@@ -251,11 +251,8 @@ def write(name: str, rows: list[dict]) -> None:
         kept.append(r)
     OUT.mkdir(parents=True, exist_ok=True)
     path = OUT / f"{name}.jsonl"
-    path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
-    # Drop every row that shares any fingerprint with held-out evaluation text.
-    held = heldout.held_rows(kept)
-    dropped = Counter(kept[i]["model"] for i in held)
-    kept = [r for i, r in enumerate(kept) if i not in held]
+    kept, held = heldout.split(kept)  # every row sharing any fingerprint with held-out text
+    dropped = Counter(r["model"] for r in held)
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in kept))
     print(
         f"{name}: {len(rows)} read, {empty} empty, {len(rows) - empty - len(kept) - len(held)} duplicates,"

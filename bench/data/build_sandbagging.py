@@ -276,11 +276,8 @@ def main() -> int:
                     }
                 )
     OUT.parent.mkdir(parents=True, exist_ok=True)
-    OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
-    # drop every row sharing a fingerprint with held-out evaluation text
-    held = heldout.held_rows(rows)
-    print(f"held-out matches dropped: {len(held)} rows {sorted(rows[i]['id'] for i in held)}")
-    rows = [r for i, r in enumerate(rows) if i not in held]
+    rows, held = heldout.split(rows)  # every row sharing a fingerprint with held-out text
+    print(f"held-out matches dropped: {len(held)} rows {sorted(r['id'] for r in held)}")
     OUT.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))
     print(f"wrote {len(rows)} rows to {OUT}")
     for k, n in sorted(collections.Counter((r["run"], r["label"]) for r in rows).items()):

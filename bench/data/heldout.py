@@ -10,6 +10,7 @@ fingerprinted shingle is dropped by the build scripts; no held-out text is read 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -38,6 +39,11 @@ def load() -> frozenset[str]:
             f"held-out fingerprints not found at {DEFAULT} (set CUEWATCH_HELDOUT_FINGERPRINTS);"
             " refusing to build data that may overlap the held-out evaluation sets"
         )
+    return _read(path)
+
+
+@functools.cache
+def _read(path: Path) -> frozenset[str]:
     lines = path.read_text().splitlines()
     return frozenset(s.strip() for s in lines if s.strip() and not s.startswith("#"))
 
@@ -72,6 +78,12 @@ def held_rows(rows: Iterable[dict], prints: frozenset[str] | None = None) -> set
     """Indices of the rows that share any fingerprinted shingle with the held-out sets."""
     prints = load() if prints is None else prints
     return {i for i, r in enumerate(rows) if held(r, prints)}
+
+
+def split(rows: list[dict]) -> tuple[list[dict], list[dict]]:
+    """The rows to keep and the rows dropped for sharing text with the held-out sets."""
+    drop = held_rows(rows)
+    return [r for i, r in enumerate(rows) if i not in drop], [r for i, r in enumerate(rows) if i in drop]
 
 
 def main(argv: list[str]) -> int:
