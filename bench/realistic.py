@@ -79,15 +79,12 @@ def prepare_models() -> None:
     keep = tc.outside(data, {tc.family(s) for s in HELD_PROMPTS})  # with texts shared by other sources
     rtexts, rlabels, rgroups, rdata = tc.refusal_data()
     rkeep = [i for i, r in enumerate(rdata) if r["source"] not in HELD_ANSWERS]
-    made = []
+    made = []  # each names the sources it saw in meta["sources"]
     for encoder in ("hashed", tc.SEMANTIC_ENCODER):
         clf, cat = tc.train_harmful(tc.encode(texts, encoder), labels, groups, data, keep, encoder)
         ref = tc.train_refusal(tc.encode(rtexts, encoder), rlabels, rgroups, rkeep, encoder)
-        made += [(clf, data), (ref, rdata)] + ([(cat, data)] if encoder == "hashed" else [])
-    for model, src in made:
-        held = HELD_PROMPTS | HELD_ANSWERS
-        if "sources" not in model.meta:  # the harmful heads name the rows they saw themselves
-            model.meta["sources"] = dict(sorted(Counter(r["source"] for r in src if r["source"] not in held).items()))
+        made += [clf, ref] + ([cat] if encoder == "hashed" else [])
+    for model in made:
         model.meta["held_out"] = want
         model.save(MODELS / f"{model.name}.npz")
     stamp.write_text(json.dumps(want))

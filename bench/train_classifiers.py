@@ -55,7 +55,8 @@ SEMANTIC, SEMANTIC_ENCODER = "semantic", "minilm"
 MAX_BENIGN_FPR = 0.05  # the `harmful` threshold: this share of ordinary benign prompts flagged out of fold
 MIN_CATEGORY_ROWS = 40
 # The MiniLM harmful head keeps the sources of 2026-11-29: with the six added on 2026-12-07 its
-# leave-one-source-out recall fell from 61% to 54% at 6.7% benign flagged (the hashed head's rose,
+# leave-one-source-out recall on the same 11 sources fell from 61% to 55%, benign flagged rose from 5.4%
+# to 6.7% (the hashed head's recall rose,
 # docs/benchmarks.md), so those six train the hashed heads only. Compared once, disclosed there.
 SEMANTIC_WITHOUT = frozenset(
     {
@@ -302,6 +303,7 @@ def train_refusal(x: Any, labels: list[str], groups: list[str], idx: list[int], 
     classes = tuple(c for c in REFUSAL_CLASSES if c in lab)
     name = "refusal" if encoder == "hashed" else f"refusal_{SEMANTIC}"
     clf, _ = fit_model(name, x[idx], lab, [groups[i] for i in idx], classes, encoder)
+    clf.meta["sources"] = dict(sorted(Counter(groups[i] for i in idx).items()))  # groups: the answers' sources
     return clf
 
 
@@ -404,24 +406,23 @@ def ship(task: str | None = None, encoders: tuple[str, ...] = ("hashed", SEMANTI
     """Fit the shipped models (both tasks, or one; both encoders, or one) on every source."""
     OUT.mkdir(parents=True, exist_ok=True)
     today = dt.date.today().isoformat()
-    made = []
+    made: list[textclf.TextClassifier] = []  # each names the sources it saw in meta["sources"]
     if task in (None, "harmful"):
         ptexts, plabels, pgroups, pdata = harmful_data()
         for encoder in encoders:
             x = encode(ptexts, encoder)
             clf, cat_clf = train_harmful(x, plabels, pgroups, pdata, list(range(len(pdata))), encoder)
-            made += [(clf, pdata), (cat_clf, pdata)] if encoder == "hashed" else [(clf, pdata)]
+            made += [clf, cat_clf] if encoder == "hashed" else [clf]
     if task in (None, "refusal"):
         rtexts, rlabels, rgroups, rdata = refusal_data()
         for encoder in encoders:
             x = encode(rtexts, encoder)
-            made.append((train_refusal(x, rlabels, rgroups, list(range(len(rdata))), encoder), rdata))
-    for model, data in made:
+            made.append(train_refusal(x, rlabels, rgroups, list(range(len(rdata))), encoder))
+    for model in made:
         model.meta.update(
             trained=today,
             script="bench/train_classifiers.py",
             data="docs/data.md",
-            sources=model.meta.get("sources") or dict(sorted(Counter(r["source"] for r in data).items())),
             hyper={"C": C[model.encoder == "minilm"], "ngrams": list(model.ngrams), "n_features": model.n_features},
         )
         model.save(OUT / f"{model.name}.npz")
