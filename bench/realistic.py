@@ -5,7 +5,7 @@
 Held out from the classifiers (docs/data.md): the harmful prompts of the HarmBench family
 (`harmbench`, `tdc2023`), the ordinary prompts of `dolly`, and the answers of `do-not-answer`
 (six models) and `dolly-answers`. The script first trains every shipped head (hashed `harmful`,
-`harm_category`, `refusal`; MiniLM `harmful_semantic`, `refusal_semantic`) by the shipped recipe
+`harm_category`, `refusal`; the semantic tier `harmful_semantic`, `refusal_semantic`) by the shipped recipe
 (`bench/train_classifiers.py`) on every other source, into `bench/results/realistic-models/`,
 and points cuewatch at them with `CUEWATCH_MODELS_DIR`; nothing it is scored on was seen in
 training or calibration.
@@ -21,7 +21,8 @@ dataset's annotators (actions 0, and 3 or 5), and answers the rest with Dolly's 
 
 The `cue_gap` detector as shipped (only `harmful`, strata `harm_category`, alpha 0.01) reads, on
 the same traffic: cuewatch's default features computed from the text (hashed heads); the same
-with the MiniLM heads (`only: harmful_semantic`, `metrics: [complied_semantic]`); or the
+with the semantic heads (hashed n-grams beside MiniLM: `only: harmful_semantic`, `metrics:
+[complied_semantic]`); or the
 simulator's truth (oracle: harmful or not, its category, complied or not). The figure is the number of
 requests (live) or sampled requests (shadow) until the first finding. Prints a table and writes
 bench/results/realistic.json.
@@ -66,15 +67,15 @@ CHUNK = 500  # requests generated and classified at a time
 
 def prepare_models() -> None:
     """The heads trained without the held-out sources (kept when already made)."""
-    names = ("harmful", "harm_category", "refusal", "harmful_semantic", "refusal_semantic")
-    stamp = MODELS / "held_out.json"
-    want = {"prompts": sorted(HELD_PROMPTS), "answers": sorted(HELD_ANSWERS)}
-    if stamp.exists() and json.loads(stamp.read_text()) == want and all((MODELS / f"{n}.npz").exists() for n in names):
-        return
     from bench import train_classifiers as tc
 
+    names = ("harmful", "harm_category", "refusal", "harmful_semantic", "refusal_semantic")
+    stamp = MODELS / "held_out.json"
+    want = {"prompts": sorted(HELD_PROMPTS), "answers": sorted(HELD_ANSWERS), "semantic": tc.SEMANTIC_ENCODER}
+    if stamp.exists() and json.loads(stamp.read_text()) == want and all((MODELS / f"{n}.npz").exists() for n in names):
+        return
     MODELS.mkdir(parents=True, exist_ok=True)
-    print("training the hashed heads without the held-out sources ...", file=sys.stderr, flush=True)
+    print("training the heads without the held-out sources ...", file=sys.stderr, flush=True)
     texts, labels, groups, data = tc.harmful_data()
     keep = tc.outside(data, {tc.family(s) for s in HELD_PROMPTS})  # with texts shared by other sources
     rtexts, rlabels, rgroups, rdata = tc.refusal_data()
@@ -93,7 +94,7 @@ def prepare_models() -> None:
 # ---------------------------------------------------------------------------- traffic
 
 
-def pools() -> dict[str, list[Any]]:
+def pools(comply: set[int] = COMPLY) -> dict[str, list[Any]]:
     prompts = rows("prompts")
     answers = rows("responses")
     harmful = [r for r in prompts if r["source"] in HELD_PROMPTS and r["label"] == "harmful"]
@@ -102,7 +103,7 @@ def pools() -> dict[str, list[Any]]:
         "harmful": [(r["text"], r.get("category")) for r in harmful],
         "benign": [r["text"] for r in prompts if r["source"] == "dolly"],
         "refusals": [r["response"] for r in dna if r["source_label"]["action"] in REFUSE],
-        "compliances": [r["response"] for r in dna if r["source_label"]["action"] in COMPLY],
+        "compliances": [r["response"] for r in dna if r["source_label"]["action"] in comply],
         "answers": [r["response"] for r in answers if r["source"] == "dolly-answers"],
     }
 
@@ -159,14 +160,14 @@ def answered(
     return ex, reply
 
 
-def setup() -> dict[str, list[Any]]:
+def setup(comply: set[int] = COMPLY) -> dict[str, list[Any]]:
     """Held-out heads in use (trained if needed) and the held-out pools."""
     prepare_models()
     os.environ["CUEWATCH_MODELS_DIR"] = str(MODELS)
     from detectors import features
 
     features._MEMO_SIZE = 100_000  # every distinct text of the pools stays classified once
-    return pools()
+    return pools(comply)
 
 
 class Stream:
@@ -275,7 +276,7 @@ def _fmt(x: float) -> str:
 WHO = {
     "hashed": "cuewatch, only flagged requests (hashed `harmful`, strata `harm_category`)",
     "banded": "cuewatch, every request (strata `harm_band`, hashed)",
-    "semantic": "cuewatch MiniLM heads (`harmful_semantic`, `complied_semantic`)",
+    "semantic": "cuewatch semantic heads (`harmful_semantic`, `complied_semantic`; hashed + MiniLM)",
     "oracle": "oracle (simulator truth)",
 }
 
@@ -321,11 +322,20 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=20261129)
     ap.add_argument("--quick", action="store_true", help="5 seeds, short horizons: a smoke run")
     ap.add_argument("--out", type=Path, default=ROOT / "bench" / "results" / "realistic.json")
+    ap.add_argument(
+        "--comply-actions",
+        default="3,5",
+        help="do-not-answer actions whose answers the simulator complies in (5 alone: without the "
+        "disclaimer answers of action 3, some of which decline and point to an expert)",
+    )
     a = ap.parse_args()
+    comply = {int(v) for v in a.comply_actions.split(",")}
+    if not comply <= {2, 3, 5}:
+        ap.error("--comply-actions: do-not-answer actions that answer are 2, 3 and 5")
     if a.quick:
         a.seeds, a.horizon, a.aa_horizon = 5, 10_000, 2_000
     t0 = time.time()
-    p = setup()
+    p = setup(comply)
     print(
         f"held-out pools: {len(p['harmful'])} harmful and {len(p['benign'])} dolly prompts; "
         f"{len(p['refusals'])} refusals, {len(p['compliances'])} compliances (do-not-answer), "
@@ -337,6 +347,7 @@ def main() -> None:
         "harmful_share": a.harmful_share,
         "seeds": a.seeds,
         "held_out": {"prompts": sorted(HELD_PROMPTS), "answers": sorted(HELD_ANSWERS)},
+        "comply_actions": sorted(comply),
         "cases": {},
     }
     print(

@@ -5,10 +5,10 @@
     .venv/bin/python bench/train_classifiers.py ship [harmful|refusal] [--encoder E]
                                                   # fit on every source (both encoders), write detectors/models/
 
-    .venv/bin/python bench/train_classifiers.py eval harmful --encoder minilm   # the semantic model
+    .venv/bin/python bench/train_classifiers.py eval harmful --encoder hashed+minilm   # the semantic tier
     .venv/bin/python bench/train_classifiers.py shipped harmful --sources a,b  # shipped model, unseen sources
 
-Models: hashed word 1-2-grams (or MiniLM sentence embeddings) and a logistic layer
+Models: hashed word 1-2-grams (the semantic tier: beside MiniLM sentence embeddings) and a logistic layer
 (`detectors/textclf.py`), with the same text views as the live features (`request_view`: user
 turn without the cue; `answer_view`: the final answer's start and end). Sources weigh the same
 within a class, so a big source cannot teach its style as the sign of its class; sources that
@@ -49,27 +49,13 @@ from detectors.scratchpad.extract import without_reasoning  # noqa: E402
 
 N_FEATURES = 2**19
 NGRAMS = (1, 2)
-EMBED_DIM = 384
-C = {False: 4.0, True: 1.0}  # inverse L2 strength: hashed n-grams, sentence embeddings
-SEMANTIC, SEMANTIC_ENCODER = "semantic", "minilm"
+EMBED_DIM = textclf.EMBED_DIM
+C = {False: 4.0, True: 1.0}  # inverse L2 strength: with hashed n-grams, sentence embeddings alone
+# The semantic tier: hashed n-grams and MiniLM side by side (2026-12-07; MiniLM alone before, see
+# docs/benchmarks.md); `--encoder minilm` still trains and evaluates MiniLM alone.
+SEMANTIC, SEMANTIC_ENCODER = "semantic", "hashed+minilm"
 MAX_BENIGN_FPR = 0.05  # the `harmful` threshold: this share of ordinary benign prompts flagged out of fold
 MIN_CATEGORY_ROWS = 40
-# The MiniLM harmful head keeps the sources of 2026-11-29: with the six added on 2026-12-07 its
-# leave-one-source-out recall on the same 11 sources fell from 61% to 55%, benign flagged rose from 5.4%
-# to 6.7% (the hashed head's recall rose,
-# docs/benchmarks.md), so those six train the hashed heads only. Compared once, disclosed there.
-SEMANTIC_WITHOUT = frozenset(
-    {
-        "catqa",
-        "harmfulqa",
-        "multijail",
-        "ailuminate",
-        "cyberseceval_interpreter",
-        "cyberseceval_frr",
-        "safeguard_harmful",
-        "safeguard_harmless",
-    }
-)
 OUT = ROOT / "detectors" / "models"
 # Sources that share text or derive from one another are held out together (docs/data.md):
 # JailbreakBench and StrongREJECT draw on AdvBench; HarmBench on the TDC 2023 red-teaming set;
@@ -112,6 +98,10 @@ def encode(texts: list[str], encoder: str) -> Any:
     """All rows encoded once (sentence embeddings are cached on disk by text digest)."""
     if encoder == "hashed":
         return textclf.vectorizer(N_FEATURES, NGRAMS).transform(texts)
+    if encoder == "hashed+minilm":
+        import scipy.sparse as sp
+
+        return sp.hstack([encode(texts, "hashed"), sp.csr_matrix(encode(texts, "minilm"))], format="csr")
     from detectors import semantic
 
     cache_path = ROOT / "bench" / "results" / "embeddings.npz"
@@ -212,7 +202,11 @@ def fit_model(
     oof = _oof_logits(x, labels, groups, classes) if calibrate else np.zeros((len(y), len(classes)), np.float32)
     scale, bias = _calibrate(oof, y) if calibrate else (1.0, np.zeros(len(classes), np.float32))
     w, b = _fit_linear(x, labels, classes, groups)
-    dims, ngrams = (EMBED_DIM, (0, 0)) if encoder == "minilm" else (N_FEATURES, NGRAMS)
+    dims, ngrams = {
+        "hashed": (N_FEATURES, NGRAMS),
+        "minilm": (EMBED_DIM, (0, 0)),
+        "hashed+minilm": (N_FEATURES + EMBED_DIM, NGRAMS),
+    }[encoder]
     clf = textclf.TextClassifier(name, classes, dims, ngrams, w, b, scale, bias, encoder=encoder)
     z = scale * oof + bias
     z -= z.max(axis=1, keepdims=True)
@@ -256,8 +250,6 @@ def train_harmful(
 ) -> tuple[textclf.TextClassifier, textclf.TextClassifier]:
     """The harmful-request model and the category model on rows `idx`; the threshold flags at
     most MAX_BENIGN_FPR of ordinary benign prompts out of fold (each source weighing the same)."""
-    if encoder == SEMANTIC_ENCODER:
-        idx = [i for i in idx if data[i]["source"] not in SEMANTIC_WITHOUT]
     lab, grp = [labels[i] for i in idx], [groups[i] for i in idx]
     name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
     clf, oof = fit_model(name, x[idx], lab, grp, ("benign", "harmful"), encoder)
@@ -396,7 +388,7 @@ def eval_shipped(names: list[str], encoder: str) -> None:
         idx = [i for i in sorted(unseen) if data[i]["source"] == src]
         if not idx:
             raise SystemExit(f"no rows of source {src!r} (rebuild with bench/data/build_prompts.py)")
-        p = clf.probs_of(encode([texts[i] for i in idx], encoder))[:, 1]
+        p = clf.probs_of(encode([texts[i] for i in idx], clf.encoder))[:, 1]
         for kind in sorted({data[i]["label"] for i in idx}):
             sel = np.asarray([data[i]["label"] == kind for i in idx])
             print(f"| {src} | {kind} | {int(sel.sum())} | {(p[sel] >= cut).mean():.1%} |")
@@ -433,7 +425,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("what", choices=("eval", "ship", "shipped"))
     ap.add_argument("task", nargs="?", choices=("harmful", "refusal"))
-    ap.add_argument("--encoder", choices=textclf.ENCODERS, help="default: hashed (ship: both)")
+    ap.add_argument("--encoder", choices=textclf.ENCODERS, help="default: hashed (ship: hashed and the semantic tier)")
     ap.add_argument("--sources", default="", help="shipped: comma-separated sources the model never saw")
     args = ap.parse_args()
     started = time.monotonic()

@@ -278,18 +278,42 @@ def harm_band(batch: list[Exchange]) -> list[str | None]:
 @batch_feature("harm_category", kind="category")
 def harm_category(batch: list[Exchange]) -> list[str | None]:
     """The category of a harmful request (weapons, cyber, drugs, ...), None for benign ones."""
+    return _categories(batch, harmful(batch))
+
+
+def _categories(batch: list[Exchange], flags: list[int]) -> list[str | None]:
     from detectors import textclf
 
     names = textclf.load("harm_category").classes
-    flags = harmful(batch)
     probs = classify("harm_category", _requests(batch))
     return [names[int(np.argmax(p))] if f else None for f, p in zip(flags, probs, strict=True)]
 
 
+#: The request and refusal classifiers of each tier: the default hashed heads, or the semantic
+#: tier (hashed n-grams beside the sentence embedding; needs the embedding model).
+CLASSIFIER_TIERS = {"hashed": ("harmful", "refusal"), "semantic": ("harmful_semantic", "refusal_semantic")}
+
+
+def harm_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[float | None, int, str | None]]:
+    """(score, flag, category) of each request under a tier's classifier; the category comes
+    from the hashed `harm_category` head, for the requests that tier flags."""
+    model = CLASSIFIER_TIERS[tier][0]
+    scores = _harm_scores(model, batch)
+    flags = _harm_flags(model, scores)
+    return list(zip(scores, flags, _categories(batch, flags), strict=True))
+
+
+def refusal_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[str | None, float | None]]:
+    """(label, probability of an outright refusal) of each answer under a tier's classifier."""
+    model = CLASSIFIER_TIERS[tier][1]
+    return list(zip(_refusal_labels(model, batch), _refusal_scores(model, batch), strict=True))
+
+
 @batch_feature("harm_score_semantic", kind="continuous", model=True)
 def harm_score_semantic(batch: list[Exchange]) -> list[float | None]:
-    """`harm_score` from the local sentence-embedding model and a head trained on the same data:
-    better on request sources it never saw (docs/benchmarks.md), tens of requests/s on a CPU."""
+    """`harm_score` from the hashed n-grams and the local sentence embedding side by side, trained
+    on the same data: better on request sources it never saw (docs/benchmarks.md), tens of
+    requests/s on a CPU."""
     return _harm_scores("harmful_semantic", batch)
 
 
@@ -329,11 +353,15 @@ def _refusal_labels(model: str, batch: list[Exchange]) -> list[str | None]:
 @batch_feature("refusal_score", kind="continuous")
 def refusal_score(batch: list[Exchange]) -> list[float | None]:
     """Calibrated probability of an outright refusal."""
+    return _refusal_scores("refusal", batch)
+
+
+def _refusal_scores(model: str, batch: list[Exchange]) -> list[float | None]:
     from detectors import textclf
 
-    k = textclf.load("refusal").classes.index("refusal")
+    k = textclf.load(model).classes.index("refusal")
     texts = _answers(batch)
-    probs = classify("refusal", [t or "" for t in texts])
+    probs = classify(model, [t or "" for t in texts])
     return [None if t is None else float(p[k]) for t, p in zip(texts, probs, strict=True)]
 
 
@@ -414,8 +442,8 @@ def model(ex: Exchange) -> str | None:
 
 @batch_feature("refused_semantic", model=True)
 def refused_semantic(batch: list[Exchange]) -> list[int | None]:
-    """`refused` from the local sentence-embedding model and a head trained on the same
-    third-party responses (`refusal_semantic`), batched; tens of answers a second on a CPU."""
+    """`refused` from the hashed n-grams and the local sentence embedding side by side, trained on
+    the same third-party responses (`refusal_semantic`), batched; tens of answers a second on a CPU."""
     return [_refused_of(ex, label) for ex, label in zip(batch, _refusal_labels("refusal_semantic", batch), strict=True)]
 
 

@@ -1,11 +1,13 @@
 """Linear text classifiers trained on text others wrote: the request and response classifiers.
 
-Two encoders feed one linear layer and a calibration fitted on sources the layer was not trained on:
+Three encoders feed one linear layer and a calibration fitted on sources the layer was not trained on:
 - `hashed`: words and word pairs hashed into a fixed-size vector (scikit-learn's
   `HashingVectorizer`, so no vocabulary ships); thousands of texts a second on one core, the
   default for every exchange (`harmful`, `harm_category`, `refusal`);
 - `minilm`: the local sentence-embedding model (`detectors.semantic`); about 50-100 texts a second
-  on a CPU, better across sources for harmful requests (`harmful_semantic`).
+  on a CPU;
+- `hashed+minilm`: both side by side in one layer, the semantic tier (`harmful_semantic`,
+  `refusal_semantic`): better across sources than either alone, at the embedding model's speed.
 The same code serves live features, `cuewatch scan` and the benchmarks.
 
     clf = load("harmful")
@@ -35,7 +37,8 @@ from numpy.typing import NDArray
 
 TOKENS = r"(?u)\b\w+\b"  # single letters and digits count: "I", "t" of "can't", "2"
 FORMAT = 1
-ENCODERS = ("hashed", "minilm")
+ENCODERS = ("hashed", "minilm", "hashed+minilm")
+EMBED_DIM = 384  # the sentence embeddings' width
 
 
 def vectorizer(n_features: int, ngrams: tuple[int, int]) -> Any:
@@ -82,25 +85,32 @@ class TextClassifier:
 
     @functools.cached_property
     def _vectorizer(self) -> Any:
-        return vectorizer(self.n_features, self.ngrams)
+        return vectorizer(self._hashed_features, self.ngrams)
+
+    @property
+    def _hashed_features(self) -> int:
+        return self.n_features - EMBED_DIM if self.encoder == "hashed+minilm" else self.n_features
 
     def encode(self, texts: list[str]) -> Any:
-        """The rows the linear layer reads: hashed n-grams (sparse) or sentence embeddings.
-        Hashed rows of the last batch are kept per hashing set-up, so models that read the same
-        texts the same way (`harmful` and `harm_category`) hash a batch once."""
+        """The rows the linear layer reads: hashed n-grams (sparse), sentence embeddings, or
+        both side by side. Hashed rows of the last batch are kept per hashing set-up, so models
+        that read the same texts the same way (`harmful` and `harm_category`) hash a batch once."""
         if self.encoder == "minilm":
             from detectors import semantic
 
             return semantic.embed(texts)
-        key, batch = (self.n_features, self.ngrams), tuple(texts)
+        key, batch = (self._hashed_features, self.ngrams), tuple(texts)
         with _last_lock:
             last = _last_hashed.get(key)
         if last is not None and last[0] == batch:
-            return last[1]
-        rows = self._vectorizer.transform(texts)
-        rows.data.flags.writeable = False  # shared by the models (and threads) reading this batch
-        with _last_lock:
-            _last_hashed[key] = (batch, rows)
+            rows = last[1]
+        else:
+            rows = self._vectorizer.transform(texts)
+            rows.data.flags.writeable = False  # shared by the models (and threads) reading this batch
+            with _last_lock:
+                _last_hashed[key] = (batch, rows)
+        if self.encoder == "hashed+minilm":
+            return stack(rows, texts)
         return rows
 
     def logits(self, texts: list[str]) -> NDArray[np.float32]:
@@ -176,6 +186,15 @@ class TextClassifier:
                 meta=head["meta"],
                 encoder=head.get("encoder", "hashed"),
             )
+
+
+def stack(hashed: Any, texts: list[str]) -> Any:
+    """Hashed rows with the texts' sentence embeddings beside them (the `hashed+minilm` rows)."""
+    import scipy.sparse as sp
+
+    from detectors import semantic
+
+    return sp.hstack([hashed, sp.csr_matrix(semantic.embed(texts))], format="csr")
 
 
 # (n_features, ngrams) -> (the last batch of texts hashed so, its rows, read-only). One slot per

@@ -10,6 +10,8 @@ answer). Output: one JSON object per input line, in order, on stdout:
      "harmful": {"score": 0..1, "flag": bool, "category": str|null},     # with a prompt
      "refusal": {"label": "refusal"|"partial"|"compliance", "score": 0..1}}   # with a response
 
+`--classifiers semantic` takes `harmful` and `refusal` from the semantic tier (hashed n-grams
+beside the embedding model) instead of the live default's hashed heads.
 Spans index into the line's `reasoning`. Lines that cannot be read are reported on stderr with
 their line number and written as `{"id", "line", "error"}` so nothing is silently dropped. The
 same scorer and answer parser as the live detectors; deterministic for a given input.
@@ -101,17 +103,24 @@ def scan(
     batch_size: int = 64,
     progress: IO[str] | None = None,
     judge: Any = None,
+    classifiers: str = "hashed",
 ) -> dict[str, int]:
     """Scan `path` (or '-' for stdin), writing one JSON line per input line to `out`.
 
     With a `judge` (detectors.scratchpad.judge.Judge), categories the local tier scores at or
     above the judge's gate are put to it; `judge` holds the share of Yes votes and the flags
-    become the categories the judge confirms (share >= 0.5)."""
+    become the categories the judge confirms (share >= 0.5). `classifiers` picks the harmful-request
+    and refusal heads: `hashed` (the live default) or `semantic` (with the embedding model)."""
+    from detectors import features, semantic
     from detectors.scratchpad.model import Scorer
 
     unknown = [p for p in parts if p not in PARTS]
     if unknown:
         raise CuewatchError(f"--detectors: unknown {', '.join(unknown)}; choose from {', '.join(PARTS)}")
+    if classifiers not in features.CLASSIFIER_TIERS:
+        raise CuewatchError(f"--classifiers: choose from {', '.join(features.CLASSIFIER_TIERS)}, got {classifiers!r}")
+    if classifiers == "semantic" and "classify" in parts and not semantic.available():
+        raise CuewatchError(f"--classifiers semantic {semantic.MISSING}")
     if str(path) != "-" and not path.exists():
         raise CuewatchError(f"no such file: {path}")
     try:
@@ -131,7 +140,7 @@ def scan(
                 zip((it.line for it in reasoned), scorer.score_texts([it.reasoning for it in reasoned]), strict=True)
             )
         answered = _answers(items) if "answers" in parts else {}
-        classified = _classified(items) if "classify" in parts else {}
+        classified = _classified(items, classifiers) if "classify" in parts else {}
         for b in batch:
             counts["lines"] += 1
             if not isinstance(b, Item):
@@ -204,9 +213,9 @@ def _answers(items: list[Item]) -> dict[int, dict[str, Any]]:
     return out
 
 
-def _classified(items: list[Item]) -> dict[int, dict[str, Any]]:
+def _classified(items: list[Item], tier: str = "hashed") -> dict[int, dict[str, Any]]:
     """The live features' harmful-request and refusal verdicts, for lines with a prompt or a
-    response (the same code: each line becomes an exchange)."""
+    response (the same code: each line becomes an exchange), from the `hashed` or `semantic` tier."""
     from datetime import UTC, datetime
 
     from detectors import features
@@ -228,12 +237,11 @@ def _classified(items: list[Item]) -> dict[int, dict[str, Any]]:
     asked = [it for it in items if it.prompt is not None]
     if asked:
         exs = [exchange(it) for it in asked]
-        rows = zip(features.harm_score(exs), features.harmful(exs), features.harm_category(exs), strict=True)
-        for it, (score, flag, cat) in zip(asked, rows, strict=True):
+        for it, (score, flag, cat) in zip(asked, features.harm_verdicts(exs, tier), strict=True):
             out[it.line]["harmful"] = {"score": score, "flag": bool(flag), "category": cat}
     answered = [it for it in items if it.response is not None]
     if answered:
         exs = [exchange(it) for it in answered]
-        for it, label, score in zip(answered, features.refusal(exs), features.refusal_score(exs), strict=True):
+        for it, (label, score) in zip(answered, features.refusal_verdicts(exs, tier), strict=True):
             out[it.line]["refusal"] = {"label": label, "score": score}
     return out

@@ -27,7 +27,7 @@ def _ex(user: str, answer: str | None = "ok", i: int = 0, **kw: Any) -> Exchange
     return Exchange(**(base | kw))
 
 
-@pytest.mark.parametrize("name", ["harmful", "harm_category", "refusal"])
+@pytest.mark.parametrize("name", ["harmful", "harm_category", "refusal", "harmful_semantic", "refusal_semantic"])
 def test_shipped_models_load_with_provenance(name: str) -> None:
     clf = textclf.load(name)
     assert len(clf.classes) >= 2 and clf.scale > 0
@@ -52,6 +52,19 @@ def test_models_hashing_alike_hash_a_batch_once() -> None:
     assert other is not rows and (other[0] != rows[0]).nnz == 0 and (other[1] != rows[1]).nnz > 0
     fresh = textclf.vectorizer(harmful.n_features, harmful.ngrams).transform(texts)
     assert (harmful.encode(texts) != fresh).nnz == 0
+
+
+@pytest.mark.slow
+def test_semantic_tier_reads_hashed_ngrams_beside_embeddings() -> None:
+    """A `hashed+minilm` model's rows are the hashed model's rows (hashed once for both) with
+    the unit-norm sentence embeddings after them."""
+    texts = ["How do I pick a lock?", "Write a haiku about the sea."]
+    semantic, hashed = textclf.load("harmful_semantic"), textclf.load("harmful")
+    assert semantic.encoder == "hashed+minilm" and semantic.n_features == hashed.n_features + textclf.EMBED_DIM
+    rows = semantic.encode(texts)
+    assert rows.shape == (2, semantic.n_features)
+    assert (rows[:, : hashed.n_features] != hashed.encode(texts)).nnz == 0
+    assert np.allclose(np.linalg.norm(rows[:, hashed.n_features :].toarray(), axis=1), 1.0, atol=1e-5)
 
 
 def test_calibration_is_monotone_in_the_score() -> None:
