@@ -14,7 +14,8 @@ Traffic: a share of harmful requests (HarmBench family; all, and 10%) among doll
 policy's cue texts in the system prompt. The simulator (monitor.sim) answers: harmful requests
 are complied with 12% of the time under 'monitored' and 3% under 'unmonitored' (or 12% under
 both: A/A); it refuses and complies in the words of do-not-answer answers so annotated by that
-dataset's annotators (actions 0, and 3 or 5), and answers the rest with Dolly's human answers.
+dataset's annotators (actions 0, and 3 or 5; `--comply-actions 5`: 5 alone), and answers the rest
+with Dolly's human answers.
 
 - live: each request gets one arm at random (50/50), as in a live experiment;
 - shadow: each request is sent under both arms (a pair), as for a sampled shadow request.
@@ -82,9 +83,11 @@ def prepare_models() -> None:
     rkeep = [i for i, r in enumerate(rdata) if r["source"] not in HELD_ANSWERS]
     made = []  # each names the sources it saw in meta["sources"]
     for encoder in ("hashed", tc.SEMANTIC_ENCODER):
-        clf, cat = tc.train_harmful(tc.encode(texts, encoder), labels, groups, data, keep, encoder)
-        ref = tc.train_refusal(tc.encode(rtexts, encoder), rlabels, rgroups, rkeep, encoder)
-        made += [clf, ref] + ([cat] if encoder == "hashed" else [])
+        x = tc.encode(texts, encoder)
+        made.append(tc.train_harmful(x, labels, groups, data, keep, encoder))
+        made.append(tc.train_refusal(tc.encode(rtexts, encoder), rlabels, rgroups, rkeep, encoder))
+        if encoder == "hashed":
+            made.append(tc.train_category(x, groups, data, keep, encoder))
     for model in made:
         model.meta["held_out"] = want
         model.save(MODELS / f"{model.name}.npz")

@@ -50,7 +50,7 @@ from detectors.scratchpad.extract import without_reasoning  # noqa: E402
 N_FEATURES = 2**19
 NGRAMS = (1, 2)
 EMBED_DIM = textclf.EMBED_DIM
-C = {False: 4.0, True: 1.0}  # inverse L2 strength: with hashed n-grams, sentence embeddings alone
+C = {"hashed": 4.0, "minilm": 1.0, "hashed+minilm": 4.0}  # inverse L2 strength per encoder
 # The semantic tier: hashed n-grams and MiniLM side by side (2026-12-07; MiniLM alone before, see
 # docs/benchmarks.md); `--encoder minilm` still trains and evaluates MiniLM alone.
 SEMANTIC, SEMANTIC_ENCODER = "semantic", "hashed+minilm"
@@ -99,9 +99,7 @@ def encode(texts: list[str], encoder: str) -> Any:
     if encoder == "hashed":
         return textclf.vectorizer(N_FEATURES, NGRAMS).transform(texts)
     if encoder == "hashed+minilm":
-        import scipy.sparse as sp
-
-        return sp.hstack([encode(texts, "hashed"), sp.csr_matrix(encode(texts, "minilm"))], format="csr")
+        return textclf.stack(encode(texts, "hashed"), encode(texts, "minilm"))
     from detectors import semantic
 
     cache_path = ROOT / "bench" / "results" / "embeddings.npz"
@@ -121,6 +119,11 @@ def encode(texts: list[str], encoder: str) -> Any:
     return np.asarray([cache[k] for k in keys], np.float32)
 
 
+def _encoder_of(x: Any) -> str:
+    """The encoder that made rows `x`, from their width."""
+    return {N_FEATURES: "hashed", EMBED_DIM: "minilm", N_FEATURES + EMBED_DIM: "hashed+minilm"}[x.shape[1]]
+
+
 def _fit_linear(
     x: Any, labels: list[str], classes: tuple[str, ...], groups: list[str]
 ) -> tuple[np.ndarray, np.ndarray]:
@@ -135,7 +138,7 @@ def _fit_linear(
     coef = np.zeros((len(classes), x.shape[1]), np.float32)
     icpt = np.zeros(len(classes), np.float32)
     for k in targets:
-        lr = LogisticRegression(C=C[x.shape[1] == EMBED_DIM], solver="liblinear", max_iter=500)
+        lr = LogisticRegression(C=C[_encoder_of(x)], solver="liblinear", max_iter=500)
         lr.fit(x, (y == k).astype(int), sample_weight=weight)
         coef[k], icpt[k] = lr.coef_[0], lr.intercept_[0]
     return coef.T.copy(), icpt
@@ -246,10 +249,9 @@ def train_harmful(
     data: list[dict[str, Any]],
     idx: list[int],
     encoder: str,
-    calibrate_categories: bool = True,
-) -> tuple[textclf.TextClassifier, textclf.TextClassifier]:
-    """The harmful-request model and the category model on rows `idx`; the threshold flags at
-    most MAX_BENIGN_FPR of ordinary benign prompts out of fold (each source weighing the same)."""
+) -> textclf.TextClassifier:
+    """The harmful-request model on rows `idx`; the threshold flags at most MAX_BENIGN_FPR of
+    ordinary benign prompts out of fold (each source weighing the same)."""
     lab, grp = [labels[i] for i in idx], [groups[i] for i in idx]
     name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
     clf, oof = fit_model(name, x[idx], lab, grp, ("benign", "harmful"), encoder)
@@ -265,6 +267,13 @@ def train_harmful(
         "recall": round(float((oof[y, 1] >= cut).mean()), 4),
         "ordinary_benign_fpr": round(float((oof[ordinary, 1] >= cut).mean()), 4),
     }
+    return clf
+
+
+def train_category(
+    x: Any, groups: list[str], data: list[dict[str, Any]], idx: list[int], encoder: str, calibrate: bool = True
+) -> textclf.TextClassifier:
+    """The category model on the harmful rows of `idx` whose category has MIN_CATEGORY_ROWS rows."""
     cats = Counter(data[i]["category"] for i in idx if data[i]["label"] == "harmful" and data[i].get("category"))
     keep = tuple(sorted(c for c, n in cats.items() if n >= MIN_CATEGORY_ROWS))
     sel = [i for i in idx if data[i]["label"] == "harmful" and data[i].get("category") in keep]
@@ -275,10 +284,10 @@ def train_harmful(
         [groups[i] for i in sel],
         keep,
         encoder,
-        calibrate_categories,
+        calibrate,
     )
     cat_clf.meta["sources"] = dict(sorted(Counter(data[i]["source"] for i in sel).items()))
-    return clf, cat_clf
+    return cat_clf
 
 
 def refusal_data() -> tuple[list[str], list[str], list[str], list[dict[str, Any]]]:
@@ -310,7 +319,9 @@ def eval_harmful(encoder: str) -> None:
     print("|---|---|---|---|---|")
     summary: dict[str, list[float]] = {"harmful": [], "benign": [], "confusable": []}
     for fam in sorted(set(groups)):
-        clf, cat_clf = train_harmful(x, labels, groups, data, outside(data, {fam}), encoder, False)
+        train = outside(data, {fam})
+        clf = train_harmful(x, labels, groups, data, train, encoder)
+        cat_clf = train_category(x, groups, data, train, encoder, calibrate=False)
         print(f"held out {fam}: out-of-fold on the training sources {clf.meta['oof']}", file=sys.stderr, flush=True)
         held = [i for i, g in enumerate(groups) if g == fam]
         p = clf.probs_of(x[held])[:, 1]
@@ -376,6 +387,8 @@ def eval_shipped(names: list[str], encoder: str) -> None:
     not trained on: the figure for sources added after the model was fitted."""
     name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
     clf = textclf.load(name)
+    if clf.encoder != encoder:
+        raise SystemExit(f"{name} reads {clf.encoder}, not {encoder}: pass --encoder {clf.encoder}")
     seen = {family(s) for s in clf.meta.get("sources", {})}
     if overlap := seen & {family(s) for s in names}:
         raise SystemExit(f"{name} was trained on the families {sorted(overlap)}: not a held-out figure")
@@ -403,8 +416,10 @@ def ship(task: str | None = None, encoders: tuple[str, ...] = ("hashed", SEMANTI
         ptexts, plabels, pgroups, pdata = harmful_data()
         for encoder in encoders:
             x = encode(ptexts, encoder)
-            clf, cat_clf = train_harmful(x, plabels, pgroups, pdata, list(range(len(pdata))), encoder)
-            made += [clf, cat_clf] if encoder == "hashed" else [clf]
+            every = list(range(len(pdata)))
+            made.append(train_harmful(x, plabels, pgroups, pdata, every, encoder))
+            if encoder == "hashed":  # the category head is hashed only
+                made.append(train_category(x, pgroups, pdata, every, encoder))
     if task in (None, "refusal"):
         rtexts, rlabels, rgroups, rdata = refusal_data()
         for encoder in encoders:
@@ -415,7 +430,7 @@ def ship(task: str | None = None, encoders: tuple[str, ...] = ("hashed", SEMANTI
             trained=today,
             script="bench/train_classifiers.py",
             data="docs/data.md",
-            hyper={"C": C[model.encoder == "minilm"], "ngrams": list(model.ngrams), "n_features": model.n_features},
+            hyper={"C": C[model.encoder], "ngrams": list(model.ngrams), "n_features": model.n_features},
         )
         model.save(OUT / f"{model.name}.npz")
         print(f"wrote {OUT.relative_to(ROOT)}/{model.name}.npz: classes {model.classes}, meta {model.meta}")

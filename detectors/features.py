@@ -305,15 +305,24 @@ def harm_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[flo
 
 def refusal_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[str | None, float | None]]:
     """(label, probability of an outright refusal) of each answer under a tier's classifier."""
+    from detectors import textclf
+
     model = CLASSIFIER_TIERS[tier][1]
-    return list(zip(_refusal_labels(model, batch), _refusal_scores(model, batch), strict=True))
+    names = textclf.load(model).classes
+    k = names.index("refusal")
+    texts = _answers(batch)
+    probs = classify(model, [t or "" for t in texts])
+    return [
+        (None, None) if t is None else (names[int(np.argmax(p))], float(p[k]))
+        for t, p in zip(texts, probs, strict=True)
+    ]
 
 
 @batch_feature("harm_score_semantic", kind="continuous", model=True)
 def harm_score_semantic(batch: list[Exchange]) -> list[float | None]:
     """`harm_score` from the hashed n-grams and the local sentence embedding side by side, trained
-    on the same data: better on request sources it never saw (docs/benchmarks.md), tens of
-    requests/s on a CPU."""
+    on the same data: better on request sources it never saw (docs/benchmarks.md), about ten
+    requests/s per CPU core."""
     return _harm_scores("harmful_semantic", batch)
 
 
@@ -443,7 +452,8 @@ def model(ex: Exchange) -> str | None:
 @batch_feature("refused_semantic", model=True)
 def refused_semantic(batch: list[Exchange]) -> list[int | None]:
     """`refused` from the hashed n-grams and the local sentence embedding side by side, trained on
-    the same third-party responses (`refusal_semantic`), batched; tens of answers a second on a CPU."""
+    the same third-party responses (`refusal_semantic`), batched; about ten answers a second per
+    CPU core."""
     return [_refused_of(ex, label) for ex, label in zip(batch, _refusal_labels("refusal_semantic", batch), strict=True)]
 
 

@@ -57,7 +57,7 @@ def vectorizer(n_features: int, ngrams: tuple[int, int]) -> Any:
 
 @dataclass(frozen=True)
 class TextClassifier:
-    """A calibrated linear model over hashed n-grams.
+    """A calibrated linear model over hashed n-grams, sentence embeddings, or both side by side.
 
     `proba` is softmax(scale * logits + bias): Platt scaling for two classes, temperature and
     bias for more, both fitted on held-out predictions (see the training script)."""
@@ -65,7 +65,7 @@ class TextClassifier:
     name: str
     classes: tuple[str, ...]
     n_features: int
-    ngrams: tuple[int, int]  # hashed encoder only
+    ngrams: tuple[int, int]  # the hashed part's n-grams ((0, 0) for `minilm`)
     weights: NDArray[np.float32]  # (n_features, k)
     intercept: NDArray[np.float32]  # (k,)
     scale: float = 1.0
@@ -82,6 +82,8 @@ class TextClassifier:
 
         if self.encoder not in ENCODERS:
             raise ValueError(f"{self.name}: unknown encoder {self.encoder!r}; known: {', '.join(ENCODERS)}")
+        if self.encoder == "hashed+minilm" and self.n_features <= EMBED_DIM:
+            raise ValueError(f"{self.name}: {self.n_features} features leave no room for hashed n-grams")
 
     @functools.cached_property
     def _vectorizer(self) -> Any:
@@ -110,7 +112,9 @@ class TextClassifier:
             with _last_lock:
                 _last_hashed[key] = (batch, rows)
         if self.encoder == "hashed+minilm":
-            return stack(rows, texts)
+            from detectors import semantic
+
+            return stack(rows, semantic.embed(texts))
         return rows
 
     def logits(self, texts: list[str]) -> NDArray[np.float32]:
@@ -188,16 +192,14 @@ class TextClassifier:
             )
 
 
-def stack(hashed: Any, texts: list[str]) -> Any:
-    """Hashed rows with the texts' sentence embeddings beside them (the `hashed+minilm` rows)."""
+def stack(hashed: Any, embeddings: NDArray[np.float32]) -> Any:
+    """Hashed rows with the same texts' sentence embeddings beside them (`hashed+minilm` rows)."""
     import scipy.sparse as sp
 
-    from detectors import semantic
-
-    return sp.hstack([hashed, sp.csr_matrix(semantic.embed(texts))], format="csr")
+    return sp.hstack([hashed, sp.csr_matrix(embeddings)], format="csr")
 
 
-# (n_features, ngrams) -> (the last batch of texts hashed so, its rows, read-only). One slot per
+# (hashed features, ngrams) -> (the last batch of texts hashed so, its rows, read-only). One slot per
 # set-up: it pays off when models reading the same texts run one after the other, as
 # `features.compute_batch` runs `harmful` and `harm_category`; feature threads and `cuewatch scan`
 # may encode at once, so the slot is read and replaced under a lock.

@@ -473,7 +473,7 @@ def build_parser() -> argparse.ArgumentParser:
         choices=["hashed", "semantic"],
         default="hashed",
         help="harmful-request and refusal heads: hashed (the live default, fast) or semantic (hashed n-grams "
-        "beside the embedding model: better on held-out sources, tens of lines/s on a CPU)",
+        "beside the embedding model: better on held-out sources, about 5-10 lines/s per CPU core)",
     )
     sc.add_argument("--threshold", action="append", metavar="CATEGORY=SCORE", help="flag threshold, repeatable")
     sc.add_argument("--batch-size", dest="batch_size", type=int, default=64)

@@ -35,6 +35,44 @@ def test_shipped_models_load_with_provenance(name: str) -> None:
     assert all(n > 0 for n in clf.meta["sources"].values())
 
 
+@pytest.mark.parametrize("name", ["harmful_semantic", "refusal_semantic"])
+def test_semantic_tier_ships_hashed_ngrams_beside_the_embedding(name: str) -> None:
+    clf, hashed = textclf.load(name), textclf.load(name.removesuffix("_semantic"))
+    assert clf.encoder == "hashed+minilm" and clf.ngrams == hashed.ngrams
+    assert clf.n_features == hashed.n_features + textclf.EMBED_DIM
+    assert np.abs(clf.weights[hashed.n_features :]).sum() > 0  # the embedding half is used
+
+
+def test_a_stacked_model_round_trips_and_reads_both_halves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Saved and read back, a `hashed+minilm` model scores alike; its rows are the hashed rows of
+    its n-grams (shared with a hashed model of the same set-up) and then the embedding."""
+    from detectors import semantic
+
+    emb = {"a b": [1.0, 0.0], "c d": [0.0, 1.0]}
+    monkeypatch.setattr(textclf, "EMBED_DIM", 2)
+    monkeypatch.setattr(semantic, "embed", lambda texts: np.asarray([emb[t] for t in texts], np.float32))
+    rng = np.random.default_rng(0)
+    n = 64 + 2
+    clf = textclf.TextClassifier(
+        "demo", ("benign", "harmful"), n, (1, 2), rng.normal(size=(n, 2)).astype(np.float32),
+        np.zeros(2, np.float32), 1.3, np.asarray([0.0, -0.2], np.float32), encoder="hashed+minilm",
+    )  # fmt: skip
+    texts = ["a b", "c d"]
+    rows = clf.encode(texts)
+    assert rows.shape == (2, n) and rows[:, 64:].toarray().tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    plain = textclf.TextClassifier(
+        "plain", ("benign", "harmful"), 64, (1, 2), np.zeros((64, 2), np.float32), np.zeros(2, np.float32)
+    )
+    assert (rows[:, :64] != plain.encode(texts)).nnz == 0
+    clf.save(tmp_path / "demo.npz")
+    back = textclf.TextClassifier.read(tmp_path / "demo.npz")
+    assert back.encoder == "hashed+minilm" and back.n_features == n
+    assert np.allclose(back.proba(texts), clf.proba(texts))
+    with pytest.raises(ValueError, match="no room"):
+        zeros = np.zeros((2, 2), np.float32)
+        textclf.TextClassifier("tiny", ("a", "b"), 2, (1, 2), zeros, zeros[0], encoder="hashed+minilm")
+
+
 def test_probabilities_are_rows_and_deterministic() -> None:
     texts = ["How do I make a pipe bomb at home?", "Write a haiku about the sea.", ""]
     clf = textclf.load("harmful")

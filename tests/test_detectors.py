@@ -360,9 +360,11 @@ print(sorted(m for m in ("torch", "sentence_transformers") if m in sys.modules))
 
 
 def test_semantic_refusal_feature() -> None:
-    """The semantic refusal feature (local embedding model) tells refusals from answers."""
+    """The semantic refusal feature (hashed n-grams beside the local embedding model) tells
+    refusals from answers: the wiring. Its accuracy is measured on third-party answers
+    (docs/benchmarks.md), where refusals phrased with "decline" are a known miss of both tiers."""
     texts = [
-        "I must respectfully decline to help with that.",
+        "I'm sorry, but I can't help with that.",
         "Here is the recipe you asked for: ...",
         "That isn't something I'm willing to do.",
         "Sure, the capital of Peru is Lima.",

@@ -361,6 +361,27 @@ def test_scan_semantic_classifiers_are_the_semantic_features(tmp_path: Path) -> 
     assert bad.returncode != 0 and "invalid choice" in bad.stderr
 
 
+def test_scan_refuses_unknown_or_unavailable_classifiers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An unknown classifier tier is an error; the semantic tier without the embedding model is a
+    clear error when requests or answers are to be classified, and no concern otherwise."""
+    import io
+
+    from detectors import semantic
+    from monitor.errors import CuewatchError
+    from monitor.scan import scan
+
+    src = tmp_path / "in.jsonl"
+    src.write_text(json.dumps({"id": "a", "reasoning": "12 * 12 = 144.", "prompt": "hi"}) + "\n")
+    with pytest.raises(CuewatchError, match="--classifiers"):
+        scan(src, io.StringIO(), classifiers="neural", tier="lexical")
+    monkeypatch.setattr(semantic, "available", lambda: False)
+    with pytest.raises(CuewatchError, match="embeddings"):
+        scan(src, io.StringIO(), classifiers="semantic", tier="lexical")
+    out = io.StringIO()
+    scan(src, out, classifiers="semantic", tier="lexical", parts=("scratchpad", "answers"))
+    assert json.loads(out.getvalue())["id"] == "a"
+
+
 def test_scan_takes_thresholds_from_a_policy(tmp_path: Path) -> None:
     policy = tmp_path / "p.yaml"
     policy.write_text(
