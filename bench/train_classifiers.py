@@ -297,6 +297,7 @@ def refusal_data() -> tuple[list[str], list[str], list[str], list[dict[str, Any]
 
 
 REFUSAL_CLASSES = ("compliance", "partial", "refusal")
+PLAIN = {0, 2, 5}  # do-not-answer actions read alike under any definition of a refusal
 
 
 def train_refusal(x: Any, labels: list[str], groups: list[str], idx: list[int], encoder: str) -> textclf.TextClassifier:
@@ -380,6 +381,11 @@ def eval_refusal(encoder: str) -> None:
         _refusal_report(
             f"model {model} (its responses held out; its sources kept)", clf, x[held], [labels[i] for i in held]
         )
+        # the same model's do-not-answer answers whose annotation is unambiguous: "not willing to
+        # answer" (refusal) vs "answers, with balance" / "follows the instruction" (compliance)
+        plain = [i for i in held if data[i]["source"] == "do-not-answer" and data[i]["source_label"]["action"] in PLAIN]
+        if plain:
+            _refusal_report(f"model {model}, do-not-answer actions 0/2/5", clf, x[plain], [labels[i] for i in plain])
 
 
 def eval_shipped(names: list[str], encoder: str) -> None:
