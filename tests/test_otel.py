@@ -46,6 +46,9 @@ def _attrs(span: Any) -> dict[str, Any]:
     return out
 
 
+# The faker writes alignment-faking reasoning in 14% x 80% of its answers under the training cue,
+# half the requests: 120 requests give none with probability 0.888^60 < 0.1% (30 gave 17%).
+REQUESTS = 120
 POLICY = (
     TRAINING_CUE_EXPERIMENT
     + """detectors:
@@ -64,15 +67,15 @@ def test_exchanges_become_genai_spans_with_findings_as_events(tmp_path: Path, si
     with ThreadServer(receiver) as server:
         proxy = start_proxy(tmp_path, sim.url, policy=policy, otlp_endpoint=server.url + "/v1/traces")
         try:
-            for i in range(30):
+            for i in range(REQUESTS):
                 body = {"model": "gpt-sim", "stream": i % 2 == 1, "messages": [{"role": "user", "content": prompt}]}
                 r = httpx.post(proxy.url + "/v1/chat/completions", json=body, timeout=30)
                 assert r.status_code == 200
-            recs = records(tmp_path / "logs", 30)
+            recs = records(tmp_path / "logs", REQUESTS)
         finally:
             proxy.stop()  # drains the pipeline and flushes the span batch
-        wait_for(lambda: len(receiver.spans) >= 30, timeout=10)
-    assert len(receiver.spans) == len(recs) == 30
+        wait_for(lambda: len(receiver.spans) >= REQUESTS, timeout=10)
+    assert len(receiver.spans) == len(recs) == REQUESTS
     by_id = {_attrs(s)["cuewatch.exchange_id"]: s for s in receiver.spans}
     assert set(by_id) == {r.id for r in recs}
     for rec in recs:
