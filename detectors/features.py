@@ -305,17 +305,7 @@ def harm_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[flo
 
 def refusal_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[str | None, float | None]]:
     """(label, probability of an outright refusal) of each answer under a tier's classifier."""
-    from detectors import textclf
-
-    model = CLASSIFIER_TIERS[tier][1]
-    names = textclf.load(model).classes
-    k = names.index("refusal")
-    texts = _answers(batch)
-    probs = classify(model, [t or "" for t in texts])
-    return [
-        (None, None) if t is None else (names[int(np.argmax(p))], float(p[k]))
-        for t, p in zip(texts, probs, strict=True)
-    ]
+    return _refusal_verdicts(CLASSIFIER_TIERS[tier][1], batch)
 
 
 @batch_feature("harm_score_semantic", kind="continuous", model=True)
@@ -351,27 +341,27 @@ def refusal(batch: list[Exchange]) -> list[str | None]:
 
 
 def _refusal_labels(model: str, batch: list[Exchange]) -> list[str | None]:
+    return [label for label, _ in _refusal_verdicts(model, batch)]
+
+
+def _refusal_verdicts(model: str, batch: list[Exchange]) -> list[tuple[str | None, float | None]]:
+    """(top class, probability of `refusal`) per answer; (None, None) where there is no answer."""
     from detectors import textclf
 
     names = textclf.load(model).classes
+    k = names.index("refusal")
     texts = _answers(batch)
     probs = classify(model, [t or "" for t in texts])
-    return [None if t is None else names[int(np.argmax(p))] for t, p in zip(texts, probs, strict=True)]
+    return [
+        (None, None) if t is None else (names[int(np.argmax(p))], float(p[k]))
+        for t, p in zip(texts, probs, strict=True)
+    ]
 
 
 @batch_feature("refusal_score", kind="continuous")
 def refusal_score(batch: list[Exchange]) -> list[float | None]:
     """Calibrated probability of an outright refusal."""
-    return _refusal_scores("refusal", batch)
-
-
-def _refusal_scores(model: str, batch: list[Exchange]) -> list[float | None]:
-    from detectors import textclf
-
-    k = textclf.load(model).classes.index("refusal")
-    texts = _answers(batch)
-    probs = classify(model, [t or "" for t in texts])
-    return [None if t is None else float(p[k]) for t, p in zip(texts, probs, strict=True)]
+    return [score for _, score in _refusal_verdicts("refusal", batch)]
 
 
 @batch_feature("refused")
