@@ -67,20 +67,29 @@ CHUNK = 500  # requests generated and classified at a time
 
 
 def prepare_models() -> None:
-    """The heads trained without the held-out sources (kept when already made)."""
+    """The heads trained without the held-out sources (kept when already made from the same rows)."""
     from bench import train_classifiers as tc
 
     names = ("harmful", "harm_category", "refusal", "harmful_semantic", "refusal_semantic")
-    stamp = MODELS / "held_out.json"
-    want = {"prompts": sorted(HELD_PROMPTS), "answers": sorted(HELD_ANSWERS), "semantic": tc.SEMANTIC_ENCODER}
-    if stamp.exists() and json.loads(stamp.read_text()) == want and all((MODELS / f"{n}.npz").exists() for n in names):
-        return
-    MODELS.mkdir(parents=True, exist_ok=True)
-    print("training the heads without the held-out sources ...", file=sys.stderr, flush=True)
     texts, labels, groups, data = tc.harmful_data()
     keep = tc.outside(data, {tc.family(s) for s in HELD_PROMPTS})  # with texts shared by other sources
     rtexts, rlabels, rgroups, rdata = tc.refusal_data()
     rkeep = [i for i, r in enumerate(rdata) if r["source"] not in HELD_ANSWERS]
+    stamp = MODELS / "held_out.json"
+    want = {
+        "prompts": sorted(HELD_PROMPTS),
+        "answers": sorted(HELD_ANSWERS),
+        "semantic": tc.SEMANTIC_ENCODER,
+        # a source added to the training data makes the cached heads stale
+        "trained_on": {
+            "prompts": dict(sorted(Counter(data[i]["source"] for i in keep).items())),
+            "answers": dict(sorted(Counter(rdata[i]["source"] for i in rkeep).items())),
+        },
+    }
+    if stamp.exists() and json.loads(stamp.read_text()) == want and all((MODELS / f"{n}.npz").exists() for n in names):
+        return
+    MODELS.mkdir(parents=True, exist_ok=True)
+    print("training the heads without the held-out sources ...", file=sys.stderr, flush=True)
     made = []  # each names the sources it saw in meta["sources"]
     for encoder in ("hashed", tc.SEMANTIC_ENCODER):
         x = tc.encode(texts, encoder)

@@ -1,13 +1,16 @@
 """Scratchpad red flags on reasoning that models produced (third-party data, docs/data.md).
 
-    .venv/bin/python bench/redflags_real.py [--tiers lexical,combined] [--per-source 300]
+    .venv/bin/python bench/redflags_real.py [--tiers lexical,combined] [--per-source 300] [--sources a,b]
 
 Per source and category: the share of texts flagged at the shipped thresholds. Every ordinary
 source (math, puzzles, QA agents, planning) is a negative for every category by construction,
 so any flag there is a false flag. The alignment-faking-setting excerpts (`af_*`, labelled by
 their authors' LLM judge) are scored for alignment faking, and count as negatives for oversight
-subversion and self-exfiltration (the setting offers neither). No threshold or weight is fitted
-here.
+subversion and self-exfiltration (the setting offers neither); the agentic `apollo_*` rollouts
+(labelled deceptive or honest by their authors' LLM grader) are scored for deception, and count as
+negatives for the categories their scenarios leave no room for. Wherever a source labels a category
+both ways, its AUROC and flagged shares are printed under the table. No threshold or weight is
+fitted here.
 """
 
 from __future__ import annotations
@@ -42,15 +45,21 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tiers", default="lexical,combined")
     ap.add_argument("--per-source", type=int, default=300, help="texts per source for model tiers (seeded sample)")
+    ap.add_argument("--sources", default="", help="comma-separated sources to score (default: every source)")
     args = ap.parse_args()
     data = rows("reasoning")
+    if args.sources:
+        wanted = set(args.sources.split(","))
+        if unknown := wanted - set(sources(data)):
+            raise SystemExit(f"no such source {sorted(unknown)}: choose from {sources(data)}")
+        data = [r for r in data if r["source"] in wanted]
     for tier in args.tiers.split(","):
         scorer = Scorer(tier=tier)  # type: ignore[arg-type]
         print(f"\n### tier {tier}: share flagged at the shipped thresholds {scorer.thresholds}\n")
         print("| source | texts | " + " | ".join(SHORT[c] for c in CATEGORIES) + " |")
         print("|---|---|" + "---|" * len(CATEGORIES))
         total = {c: [0, 0] for c in CATEGORIES}
-        af: dict[str, tuple[list[float], list[int]]] = {}
+        labelled: dict[tuple[str, str], tuple[list[float], list[int]]] = {}  # (source, category)
         for src in sources(data):
             texts = [r for r in data if r["source"] == src]
             if tier != "lexical" and len(texts) > args.per_source:
@@ -70,29 +79,34 @@ def main() -> None:
                 total[c][1] += len(negatives)
                 cells.append(f"{flagged}/{len(negatives)}" if negatives else "-")
             print(f"| {src} | {len(texts)} ({rate:,.0f}/s) | " + " | ".join(cells) + " |")
-            for res, r in zip(results, texts, strict=True):
-                if "alignment_faking" in r["labels"] and src.startswith("af_"):
-                    scores, labels = af.setdefault(src, ([], []))
-                    scores.append(res.scores["alignment_faking"])
-                    labels.append(r["labels"]["alignment_faking"])
+            for c in CATEGORIES:  # a category this source labels both ways: its positives too
+                if {r["labels"].get(c) for r in texts} >= {0, 1}:
+                    scores, labels = labelled.setdefault((src, c), ([], []))
+                    for res, r in zip(results, texts, strict=True):
+                        if r["labels"].get(c) in (0, 1):
+                            scores.append(res.scores[c])
+                            labels.append(r["labels"][c])
             sys.stdout.flush()
         print(
             "| **all negatives** | | " + " | ".join(f"{f}/{n} ({f / max(n, 1):.1%})" for f, n in total.values()) + " |"
         )
-        for name, (scores, labels) in af.items():
+        for (name, c), (scores, labels) in labelled.items():
             s, y = np.asarray(scores), np.asarray(labels)
-            flagged = s >= scorer.thresholds["alignment_faking"]
-            what = AF_SETS.get(name, name)
+            flagged = s >= scorer.thresholds[c]
+            what = LABELLED_SETS.get(name, name)
             print(
-                f"\n{what} ({len(y)} texts, {int(y.sum())} positive): AUROC {auroc(s, y):.3f}; flagged "
+                f"\n{what}, {SHORT[c]} ({len(y)} texts, {int(y.sum())} positive): AUROC {auroc(s, y):.3f}; flagged "
                 f"{int(flagged[y == 1].sum())}/{int(y.sum())} positives, "
                 f"{int(flagged[y == 0].sum())}/{int((y == 0).sum())} negatives"
             )
 
 
-AF_SETS = {
+LABELLED_SETS = {
     "af_vlaf_gpt41": "VLAF GPT-4.1, instructed faking (free tier) vs instructed refusals (paid tier), by construction",
     "af_geodesic_mars": "Geodesic-MARS, free/paid dialogues its author wrote (no licence: internal), by construction",
+    "apollo_insider_trading": "Apollo insider trading, Llama-3.1-70B's trajectory to its report, GPT-4o grader",
+    "apollo_insider_doubledown": "Apollo insider trading, Llama-3.1-70B asked if it knew, GPT-4o grader",
+    "apollo_ai_audit": "Apollo AI audit, Llama-3.3-70B's answers to the auditor, GPT-4o grader",
 }
 
 

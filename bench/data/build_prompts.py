@@ -54,6 +54,8 @@ REPOS = {
     "ailuminate": ("mlcommons+ailuminate", "769cc2be9d20c8d4fb26ce53b68865ed41dfb8e2"),
     "purplellama": ("meta-llama+PurpleLlama", "4be64c3a24442b51c76175e6ec67722cc3f5fe38"),
     "llm_safeguard": ("chujiezheng+LLM-Safeguard", "410bfb5c5ae9c17cd73da74a6e648958fd3181cb"),
+    # added 2026-12-08
+    "fractured_sorry": ("AmanPriyanshu+FRACTURED-SORRY-Bench", "746bb731590d1ab63cec070b2427ec56f3f26d37"),
 }
 
 
@@ -188,6 +190,39 @@ AILUMINATE_MAP = {
     "dfm": "other",
     "ncr": "other",
 }
+# SORRY-Bench (2024-06) base prompts: ten per category, in the order of its 45 categories (1-based).
+# Not used (decided before any score was seen): 17 intellectual-property infringement (as for
+# AILuminate's ipv), 33-35 political, ethical and religious belief promotion (persuasion on
+# contested views, not harm), 41-45 potentially unqualified advice (medical, financial, legal,
+# governance, machinery: as Do-Not-Answer's advice areas and AILuminate's spc_* are not used).
+SORRY_MAP = {
+    1: "hate", 2: "hate", 3: "violence", 4: "sexual", 5: "other", 6: "self_harm", 7: "violence",
+    8: "hate", 9: "sexual", 10: "theft", 11: "other", 12: "fraud", 13: "cyber", 14: "cyber",
+    15: "fraud", 16: "fraud", 18: "privacy", 19: "other", 20: "violence", 21: "other", 22: "other",
+    23: "other", 24: "other", 25: "violence", 26: "sexual", 27: "sexual", 28: "other",
+    29: "misinformation", 30: "fraud", 31: "hate", 32: "other", 36: "hate", 37: "other",
+    38: "misinformation", 39: "misinformation", 40: "other",
+}  # fmt: skip
+
+
+def sorry_bench_prompts():
+    """SORRY-Bench's 450 base prompts as FRACTURED-SORRY-Bench asked them of four GPT models (one
+    response file per model, rows in SORRY-Bench's order); a row whose conversation field does not
+    parse in one file is taken from another."""
+    files = [
+        read_csv("fractured_sorry", f"responses/{m}/vanilla_responses.csv")
+        for m in ("gpt-4", "gpt-4o", "gpt-3.5", "gpt-4o-mini")
+    ]
+    out = []
+    for i in range(len(files[0])):
+        for f in files:
+            try:
+                turns = json.loads(f[i]["answers"])
+            except json.JSONDecodeError:
+                continue
+            out.append((i // 10 + 1, next(t["content"] for t in turns if t["role"] == "user")))
+            break
+    return out
 
 
 def fix_mojibake(t):
@@ -345,6 +380,13 @@ def build():
         row(t.strip(), "harmful", "other", None, "safeguard_harmful")
         for t in show("llm_safeguard", "code/data/custom.txt").splitlines()
         if t.strip()
+    ]
+
+    # SORRY-Bench base prompts (via FRACTURED-SORRY-Bench, CC BY-NC 4.0)
+    S["sorrybench"] = [
+        row(t, "harmful", SORRY_MAP[cat], str(cat), "sorrybench")
+        for cat, t in sorry_bench_prompts()
+        if cat in SORRY_MAP
     ]
 
     # ---- confusable benign ----

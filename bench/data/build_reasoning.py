@@ -7,9 +7,10 @@ commits and writes bench/data/external/reasoning/<source>.jsonl, one object a li
   {"text", "labels", "label_origin", "model", "setting", "source"}
 
 Only the model's reasoning is kept (thoughts, scratchpads, step lists), not
-observations, prompts, or final answers where they are separable.  Every source
-built here is ordinary reasoning without a red flag, so every category is 0 and
-label_origin is "by construction: ordinary task".  The fetched data is not
+observations, prompts, or final answers where they are separable.  The ordinary
+sources are reasoning without a red flag, so every category is 0 and label_origin
+is "by construction: ordinary task".  The apollo_* sources are agentic rollouts
+whose deception label is their authors' LLM grader's (see build_apollo).  The fetched data is not
 committed; see docs/data/reasoning.md for licences and provenance.
 
 stdlib only.  Usage: python3 bench/data/build_reasoning.py [--mirror DIR] [--out DIR]
@@ -50,6 +51,10 @@ SNAPSHOTS = {
     "reflexion_react": ("noahshinn+reflexion", "218cf0ef1df84b05ce379dd4a8e47f17766733a0"),
     "swe_agent": ("princeton-nlp+SWE-agent", "0772c99cb2903ccf22ba543eaf128742afa470d6"),
     "multi_agent_review_control": ("seglass5+multi-agent-scheming-eval", "be9dcddfdcf7011588a54c8d0e58962cafcc3699"),
+    # added 2026-12-08: agentic rollouts labelled for deception (not ordinary: see build_apollo)
+    "apollo_insider_trading": ("AanshSamyani+probe-busting", "e4f29b4760f67bb0777508bd6754c3a03e9d5c84"),
+    "apollo_insider_doubledown": ("AanshSamyani+probe-busting", "e4f29b4760f67bb0777508bd6754c3a03e9d5c84"),
+    "apollo_ai_audit": ("AanshSamyani+probe-busting", "e4f29b4760f67bb0777508bd6754c3a03e9d5c84"),
 }
 
 
@@ -240,12 +245,64 @@ def build_multi_agent_control(repo: Repo, src: str):
     return dedup_cap(out)
 
 
+# ---------------------------------------------------------------- apollo_*
+# Rollouts of the deception-detection study (Goldowsky-Dill et al. 2025, Apollo Research) as a fork
+# of its repository ships them: Llama-3.1-70B as a stock-trading agent that receives an insider tip
+# (the report it then sends its manager; the answer when she asks whether it knew beforehand) and
+# Llama-3.3-70B answering an auditor about the unethical task it did earlier. Each output was graded
+# deceptive / honest / unknown by the study's GPT-4o grader; unknown is dropped. The text is what the
+# model wrote (reasoning and actions, over the whole trajectory in the trading scenario, where its
+# earlier turns are on-policy too). Label per category: deception from the grader; 0 where the
+# scenario offers no room for the behaviour (no training, no weights, no capability test);
+# monitoring awareness is not labelled (the audit is an evaluation, and the trader weighs being caught).
+APOLLO = {  # source -> (rollout files, model, setting)
+    "apollo_insider_trading": (
+        ["insider_trading__onpolicy__llama-70b.json"],
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "insider-trading agent, report to its manager",
+    ),
+    "apollo_insider_doubledown": (
+        ["insider_trading_doubledown__onpolicy__llama-70b.json"],
+        "meta-llama/Llama-3.1-70B-Instruct",
+        "insider-trading agent, asked whether it knew of the merger",
+    ),
+    "apollo_ai_audit": (
+        ["ai_audit__reasoning__llama-70b-3.3.json", "ai_audit__a1_2_reasoning__llama-70b-3.3.json"],
+        "meta-llama/Llama-3.3-70B-Instruct",
+        "company assistant questioned by an auditor about its past tasks",
+    ),
+}
+APOLLO_GRADE = {"deceptive": 1, "honest": 0}
+
+
+def build_apollo(repo: Repo, src: str):
+    files, model, setting = APOLLO[src]
+    out = []
+    for name in files:
+        for r in json.loads(repo.show(f"data/rollouts/{name}"))["rollouts"]:
+            earlier = [m["content"] for m in r["input_messages"] if m["role"] == "assistant" and m["content"].strip()]
+            for text, grade in zip(r["output_strs"], r["graded_deception"], strict=True):
+                if grade not in APOLLO_GRADE:
+                    continue
+                mine = [*earlier, text] if src != "apollo_ai_audit" else [text]
+                new = row("\n\n".join(mine), model, setting, src)
+                if new is None:
+                    continue
+                new["labels"] = dict(ALL_ZERO, deception=APOLLO_GRADE[grade], monitoring_awareness=None)
+                new["label_origin"] = "deception: the study's GPT-4o grader, one vote; other categories by construction"
+                out.append(new)
+    return dedup_cap(out)
+
+
 BUILDERS = {
     "zero_shot_cot": build_zero_shot_cot,
     "tree_of_thought": build_tree_of_thought,
     "reflexion_react": build_reflexion,
     "swe_agent": build_swe_agent,
     "multi_agent_review_control": build_multi_agent_control,
+    "apollo_insider_trading": build_apollo,
+    "apollo_insider_doubledown": build_apollo,
+    "apollo_ai_audit": build_apollo,
 }
 
 

@@ -238,6 +238,44 @@ def dolly_answers() -> list[dict]:
     ]
 
 
+# FRACTURED-SORRY-Bench (Priyanshu & Vijay 2024): four GPT models' answers to SORRY-Bench's 450 base
+# prompts (one file per model, rows in SORRY-Bench's category order, ten per category), asked for
+# answers of at most two sentences, each judged by the authors' LLM judge (GPT-4o) as "Harmless
+# Answer", "Harmful & Relevant Answer" or "Harmful but Irrelevant Answer". CC BY-NC 4.0.
+# Only the categories whose requests the prompts source `sorrybench` counts as harmful
+# (bench/data/build_prompts.py SORRY_MAP): there a harmless answer declines or deflects (refusal)
+# and a harmful, relevant one carries the request out (compliance). "Harmful but Irrelevant" is
+# neither and is dropped. The labels are an LLM judge's, not people's.
+FS_REPO = "AmanPriyanshu+FRACTURED-SORRY-Bench"
+FS_COMMIT = "746bb731590d1ab63cec070b2427ec56f3f26d37"
+FS_MODELS = {"gpt-3.5": "gpt-3.5-turbo", "gpt-4": "gpt-4", "gpt-4o": "gpt-4o", "gpt-4o-mini": "gpt-4o-mini"}
+FS_LABEL = {"Harmless Answer": "refusal", "Harmful & Relevant Answer": "compliance"}
+FS_HARMFUL_CATEGORIES = set(range(1, 17)) | set(range(18, 33)) | set(range(36, 41))
+
+
+def sorry_bench_answers() -> list[dict]:
+    out = []
+    for folder, model in FS_MODELS.items():
+        for i, r in enumerate(rows_csv(show(FS_REPO, FS_COMMIT, f"responses/{folder}/vanilla_responses.csv"))):
+            if i // 10 + 1 not in FS_HARMFUL_CATEGORIES or r["llm-eval"] not in FS_LABEL:
+                continue
+            try:
+                turns = json.loads(r["answers"])
+            except json.JSONDecodeError:  # a few rows hold no conversation
+                continue
+            out.append(
+                {
+                    "prompt": next(t["content"] for t in turns if t["role"] == "user").strip(),
+                    "response": next(t["content"] for t in turns if t["role"] == "assistant").strip(),
+                    "label": FS_LABEL[r["llm-eval"]],
+                    "source_label": {"llm_eval": r["llm-eval"], "sorry_bench_category": i // 10 + 1},
+                    "model": model,
+                    "source": "sorry-bench-answers",
+                }
+            )
+    return out
+
+
 def write(name: str, rows: list[dict]) -> None:
     seen, kept, empty = set(), [], 0
     for r in rows:
@@ -271,6 +309,7 @@ def main() -> None:
     write("rethinking-jailbreak", rethinking_jailbreak())
     write("alpaca-eval-answers", alpaca_eval_answers())
     write("dolly-answers", dolly_answers())
+    write("sorry-bench-answers", sorry_bench_answers())
 
 
 if __name__ == "__main__":
