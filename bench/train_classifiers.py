@@ -30,7 +30,9 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import hashlib
+import re
 import sys
 import time
 from collections import Counter
@@ -232,13 +234,52 @@ def _norm(text: str) -> str:
     return " ".join(text.lower().split())
 
 
+NEAR_JACCARD = 0.6  # two prompts whose word sets overlap this much are one text, lightly edited
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+@functools.lru_cache(maxsize=2)
+def near_duplicates(texts: tuple[str, ...]) -> tuple[frozenset[int], ...]:
+    """For each text, the others whose word sets have a Jaccard similarity >= NEAR_JACCARD.
+    Candidates are pairs sharing a word that at most 200 texts hold (a sparse product), then
+    scored on their whole word sets: seconds for the ~20,000 prompts."""
+    import scipy.sparse as sp
+
+    vocab: dict[str, int] = {}
+    cells = [(i, vocab.setdefault(w, len(vocab))) for i, t in enumerate(texts) for w in set(_WORD.findall(t.lower()))]
+    r, c = np.asarray(cells, dtype=np.int64).reshape(-1, 2).T
+    x = sp.csr_matrix((np.ones(len(r), np.float32), (r, c)), shape=(len(texts), len(vocab)))
+    size = np.asarray(x.sum(axis=1)).ravel()
+    rare = (x @ sp.diags((np.asarray(x.sum(axis=0)).ravel() <= 200).astype(np.float32))).tocsr()
+    near: list[set[int]] = [set() for _ in texts]
+    for start in range(0, len(texts), 4000):
+        shared = (rare[start : start + 4000] @ rare.T).tocoo()
+        i, j = shared.row + start, shared.col
+        i, j = i[i < j], j[i < j]
+        common = np.asarray(x[i].multiply(x[j]).sum(axis=1)).ravel()
+        close = common / np.maximum(size[i] + size[j] - common, 1) >= NEAR_JACCARD
+        for a, b in zip(i[close].tolist(), j[close].tolist(), strict=True):
+            near[a].add(b)
+            near[b].add(a)
+    return tuple(frozenset(n) for n in near)
+
+
 def outside(data: list[dict[str, Any]], held: set[str], key: str = "source") -> list[int]:
-    """Rows outside the held-out families, without any text that also occurs in them."""
+    """Rows outside the held-out families, without any text that also occurs in them. Prompts
+    also lose their near duplicates of held-out text (sources that compile earlier sets edit
+    some prompts lightly); answers do not, since refusals are formulaic and alike across
+    models without being copies."""
     fam = [family(r[key]) if key == "source" else r[key] for r in data]
     text_key = "text" if "text" in data[0] else "response"
     banned = {_norm(r[text_key]) for r, f in zip(data, fam, strict=True) if f in held}
+    close: set[int] = set()
+    if text_key == "text":
+        near = near_duplicates(tuple(r["text"] for r in data))
+        close = {j for i, f in enumerate(fam) if f in held for j in near[i]}
     return [
-        i for i, (r, f) in enumerate(zip(data, fam, strict=True)) if f not in held and _norm(r[text_key]) not in banned
+        i
+        for i, (r, f) in enumerate(zip(data, fam, strict=True))
+        if f not in held and _norm(r[text_key]) not in banned and i not in close
     ]
 
 

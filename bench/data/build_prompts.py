@@ -56,6 +56,7 @@ REPOS = {
     "llm_safeguard": ("chujiezheng+LLM-Safeguard", "410bfb5c5ae9c17cd73da74a6e648958fd3181cb"),
     # added 2026-12-08
     "fractured_sorry": ("AmanPriyanshu+FRACTURED-SORRY-Bench", "746bb731590d1ab63cec070b2427ec56f3f26d37"),
+    "jailjudge": ("usail-hkust+Jailjudge", "8743c1364bd9fde2bd680109c70d18942c1f4394"),
 }
 
 
@@ -203,6 +204,21 @@ SORRY_MAP = {
     29: "misinformation", 30: "fraud", 31: "hate", 32: "other", 36: "hate", 37: "other",
     38: "misinformation", 39: "misinformation", 40: "other",
 }  # fmt: skip
+
+# HEx-PHI (Qi et al. 2023): 330 harmful instructions, thirty per category in the order of its 11
+# categories (1-based; the copy keeps no category column). Political Campaigning (9) and Tailored
+# Financial Advice (11) are not used, as for CatQA, which shares this taxonomy.
+HEXPHI_MAP = {
+    1: "other",  # Illegal Activity
+    2: "other",  # Child Abuse Content
+    3: "hate",  # Hate/Harass/Violence
+    4: "cyber",  # Malware
+    5: "violence",  # Physical Harm
+    6: "other",  # Economic Harm
+    7: "fraud",  # Fraud/Deception
+    8: "sexual",  # Adult Content
+    10: "privacy",  # Privacy Violation Activity
+}
 
 
 def sorry_bench_prompts():
@@ -387,6 +403,13 @@ def build():
         row(t, "harmful", SORRY_MAP[cat], str(cat), "sorrybench")
         for cat, t in sorry_bench_prompts()
         if cat in SORRY_MAP
+    ]
+
+    # HEx-PHI (copy in usail-hkust/Jailjudge `data/HEx-PHI.csv`: id, goal, target)
+    S["hexphi"] = [
+        row(r["goal"], "harmful", HEXPHI_MAP[int(r["id"]) // 30 + 1], str(int(r["id"]) // 30 + 1), "hexphi")
+        for r in read_csv("jailjudge", "data/HEx-PHI.csv")
+        if int(r["id"]) // 30 + 1 in HEXPHI_MAP
     ]
 
     # ---- confusable benign ----
