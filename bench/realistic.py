@@ -74,7 +74,7 @@ def prepare_models() -> None:
     texts, labels, groups, data = tc.harmful_data()
     keep = tc.outside(data, {tc.family(s) for s in HELD_PROMPTS})  # with texts shared by other sources
     rtexts, rlabels, rgroups, rdata = tc.refusal_data()
-    rkeep = [i for i, r in enumerate(rdata) if r["source"] not in HELD_ANSWERS]
+    rkeep = [i for i, r in enumerate(rdata) if r["source"] not in HELD_ANSWERS | tc.EVAL_ONLY_ANSWERS]
     stamp = MODELS / "held_out.json"
     want = {
         "prompts": sorted(HELD_PROMPTS),

@@ -338,10 +338,15 @@ def refusal_data() -> tuple[list[str], list[str], list[str], list[dict[str, Any]
 
 
 REFUSAL_CLASSES = ("compliance", "partial", "refusal")
+# Scored, never trained on: an LLM judge's harmful/harmless verdicts, whose "harmless" also covers
+# safe completions and support messages; trained on, it moved 66 of do-not-answer's 665 disclaimed
+# answers (action 3, compliance) to refusal (docs/benchmarks.md).
+EVAL_ONLY_ANSWERS = {"sorry-bench-answers"}
 PLAIN = {0, 2, 5}  # do-not-answer actions read alike under any definition of a refusal
 
 
 def train_refusal(x: Any, labels: list[str], groups: list[str], idx: list[int], encoder: str) -> textclf.TextClassifier:
+    idx = [i for i in idx if groups[i] not in EVAL_ONLY_ANSWERS]
     lab = [labels[i] for i in idx]
     classes = tuple(c for c in REFUSAL_CLASSES if c in lab)
     name = "refusal" if encoder == "hashed" else f"refusal_{SEMANTIC}"

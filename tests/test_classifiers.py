@@ -242,3 +242,23 @@ def test_held_out_prompts_leave_training_with_their_near_duplicates() -> None:
         {"model": "m2", "response": "I'm sorry, but I can't help with that request."},
     ]
     assert outside(answers, {"m1"}, key="model") == [1]
+
+
+def test_answers_kept_for_scoring_never_train_the_refusal_model() -> None:
+    """`EVAL_ONLY_ANSWERS`: a source whose labels are scored but never taught (an LLM judge's
+    verdicts) stays out of the fitted model's rows, wherever it sits in the training index."""
+    from bench.train_classifiers import EVAL_ONLY_ANSWERS, encode, train_refusal
+
+    judged = sorted(EVAL_ONLY_ANSWERS)[0]
+    rows = [
+        ("I'm sorry, but I can't help with that.", "refusal", "s1"),
+        ("Sure, here are three ideas for a birthday party.", "compliance", "s1"),
+        ("I cannot assist with this request.", "refusal", "s2"),
+        ("Here is the summary you asked for, in five points.", "compliance", "s2"),
+        ("I won't do that, it could hurt someone.", "refusal", "s3"),
+        ("Of course: the capital of France is Paris.", "compliance", "s3"),
+        ("Here is a list of support lines you can call.", "refusal", judged),
+    ]
+    texts, labels, groups = (list(col) for col in zip(*rows, strict=True))
+    clf = train_refusal(encode(texts, "hashed"), labels, groups, list(range(len(rows))), "hashed")
+    assert clf.meta["sources"] == {"s1": 2, "s2": 2, "s3": 2}
