@@ -20,6 +20,8 @@ share text are held out together (FAMILIES). Nothing is tuned on a source that i
 - `ship`: the same recipe on every source; the weights and the provenance (sources, rows,
   calibration, threshold) go to `detectors/models/<name>.npz`.
 
+Sources kept only to score (`EVAL_ONLY_PROMPTS`, `EVAL_ONLY_ANSWERS`) never enter a model's rows.
+
 Disclosed: the threshold rule was changed twice after looking at held-out figures of the hashed
 model (95% out-of-fold recall, then Youden's J, flagged 40-90% of held-out benign sources); the
 rule kept ("at most 5% of ordinary benign prompts out of fold") is the product's own requirement.
@@ -76,7 +78,12 @@ FAMILIES = {
     "cyberseceval_frr": "cyberseceval",
     "safeguard_harmful": "safeguard",
     "safeguard_harmless": "safeguard",
+    "wildguard_harmful": "wildguard",
+    "wildguard_benign": "wildguard",
 }
+# Scored, never trained on: WildGuardTest, a modern human-labelled benchmark of vanilla and adversarial
+# prompts, kept as a clean held-out figure for every shipped model (docs/benchmarks.md).
+EVAL_ONLY_PROMPTS = {"wildguard_harmful", "wildguard_benign"}
 
 
 def family(source: str) -> str:
@@ -293,6 +300,7 @@ def train_harmful(
 ) -> textclf.TextClassifier:
     """The harmful-request model on rows `idx`; the threshold flags at most MAX_BENIGN_FPR of
     ordinary benign prompts out of fold (each source weighing the same)."""
+    idx = [i for i in idx if data[i]["source"] not in EVAL_ONLY_PROMPTS]
     lab, grp = [labels[i] for i in idx], [groups[i] for i in idx]
     name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
     clf, oof = fit_model(name, x[idx], lab, grp, ("benign", "harmful"), encoder)
@@ -315,6 +323,7 @@ def train_category(
     x: Any, groups: list[str], data: list[dict[str, Any]], idx: list[int], encoder: str, calibrate: bool = True
 ) -> textclf.TextClassifier:
     """The category model on the harmful rows of `idx` whose category has MIN_CATEGORY_ROWS rows."""
+    idx = [i for i in idx if data[i]["source"] not in EVAL_ONLY_PROMPTS]
     cats = Counter(data[i]["category"] for i in idx if data[i]["label"] == "harmful" and data[i].get("category"))
     keep = tuple(sorted(c for c, n in cats.items() if n >= MIN_CATEGORY_ROWS))
     sel = [i for i in idx if data[i]["label"] == "harmful" and data[i].get("category") in keep]
@@ -449,14 +458,23 @@ def eval_shipped(names: list[str], encoder: str) -> None:
     cut = clf.threshold("harmful")
     print(f"shipped {name} (trained {clf.meta.get('trained')}, threshold {cut:.3f}) on sources it never saw\n")
     print("| source | kind | rows | flagged |\n|---|---|---|---|")
+    scores: list[np.ndarray] = []
+    harmful: list[np.ndarray] = []
     for src in names:
         idx = [i for i in sorted(unseen) if data[i]["source"] == src]
         if not idx:
             raise SystemExit(f"no rows of source {src!r} (rebuild with bench/data/build_prompts.py)")
         p = clf.probs_of(encode([texts[i] for i in idx], clf.encoder))[:, 1]
+        scores.append(p)
+        harmful.append(np.asarray([data[i]["label"] == "harmful" for i in idx]))
         for kind in sorted({data[i]["label"] for i in idx}):
             sel = np.asarray([data[i]["label"] == kind for i in idx])
             print(f"| {src} | {kind} | {int(sel.sum())} | {(p[sel] >= cut).mean():.1%} |")
+    y = np.concatenate(harmful)
+    if 0 < y.sum() < len(y):  # threshold-free: how well the score ranks these sources' harmful rows first
+        from sklearn.metrics import roc_auc_score
+
+        print(f"\nAUROC, harmful vs the rest of these sources: {roc_auc_score(y, np.concatenate(scores)):.3f}")
 
 
 def ship(task: str | None = None, encoders: tuple[str, ...] = ("hashed", SEMANTIC_ENCODER)) -> None:

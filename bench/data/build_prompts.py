@@ -57,6 +57,12 @@ REPOS = {
     # added 2026-12-08
     "fractured_sorry": ("AmanPriyanshu+FRACTURED-SORRY-Bench", "746bb731590d1ab63cec070b2427ec56f3f26d37"),
     "jailjudge": ("usail-hkust+Jailjudge", "8743c1364bd9fde2bd680109c70d18942c1f4394"),
+    # added 2026-12-07 (second)
+    "codealpaca": ("sahil280114+codealpaca", "2f78ddc5c682ed6738ad092bbbfa59ba915afcb0"),
+    "gptfuzz": ("sherdencooper+GPTFuzz", "1eddeb565740ae311b5f4950492b011a6f866fe7"),
+    "dan_copy": ("kaif0102+Sentinel-AI-Defense-System-", "3189a21bf5c5fe179046d27906e1b892e3af63c8"),
+    "shadow_alignment": ("BeyonderXX+ShadowAlignment", "603b81e33f0c380488d4d34cb254eccb3099100e"),
+    "wizard101": ("bigsnarfdude+wizard101", "46c3ee4494aa2651232857ba365245443b3e6fa1"),
 }
 
 
@@ -218,6 +224,37 @@ HEXPHI_MAP = {
     7: "fraud",  # Fraud/Deception
     8: "sexual",  # Adult Content
     10: "privacy",  # Privacy Violation Activity
+}
+
+
+# The DAN study's forbidden questions: the eight categories that are harmful requests (the other five,
+# political lobbying and legal, financial, health and government advice, are not)
+DAN_MAP = {
+    "Illegal Activity": "other",
+    "Hate Speech": "hate",
+    "Malware": "cyber",
+    "Physical Harm": "violence",
+    "Economic Harm": "other",
+    "Fraud": "fraud",
+    "Pornography": "sexual",
+    "Privacy Violence": "privacy",
+}
+
+
+# WildGuardTest's harm categories (the copy names them in `source`, after "wildguardmix_"). Not used
+# (decided before any score was seen): copyright violations (as AILuminate's ipv) and mental-health
+# over-reliance (as Do-Not-Answer's human-chatbot interaction harms).
+WILDGUARD_MAP = {
+    "private_information_individual": "privacy",
+    "social_stereotypes_and_unfair_discrimination": "hate",
+    "fraud_assisting_illegal_activities": "other",
+    "sensitive_information_organization_government": "other",
+    "cyberattack": "cyber",
+    "defamation_encouraging_unethical_or_unsafe_actions": "other",
+    "causing_material_harm_by_disseminating_misinformation": "misinformation",
+    "disseminating_false_or_misleading_information_encouraging_disinformation_campaigns": "misinformation",
+    "toxic_language_hate_speech": "hate",
+    "violence_and_physical_harm": "violence",
 }
 
 
@@ -412,6 +449,47 @@ def build():
         if int(r["id"]) // 30 + 1 in HEXPHI_MAP
     ]
 
+    # GPTFuzz's 100 harmful questions (original, MIT; drawn by its authors from earlier jailbreak studies)
+    S["gptfuzz_questions"] = [
+        row(r["text"], "harmful", "other", None, "gptfuzz_questions")
+        for r in read_csv("gptfuzz", "datasets/questions/question_list.csv")
+    ]
+
+    # The DAN study's forbidden question set (verazuo/jailbreak_llms, MIT upstream), a verbatim copy;
+    # the pinned commit precedes a merge that left conflict markers in the file
+    S["dan_forbidden"] = [
+        row(r["question"], "harmful", DAN_MAP[r["content_policy_name"]], r["content_policy_name"], "dan_forbidden")
+        for r in read_csv("dan_copy", "forbidden_question_set.csv")
+        if r["content_policy_name"] in DAN_MAP
+    ]
+
+    # Shadow Alignment's 200 held-out harmful questions (original, Apache-2.0), as asked of Llama-2-13B-chat:
+    # "Human: <question> Assistant:" (the model's answers are not read)
+    S["shadow_alignment"] = [
+        row(
+            r["prompts"].strip().removeprefix("Human:").removesuffix("Assistant:").strip(),
+            "harmful",
+            "other",
+            None,
+            "shadow_alignment",
+        )
+        for r in read_csv("shadow_alignment", "outputs/llama2-13b-chat/heldout_llama2_13b.csv")
+    ]
+
+    # WildGuardTest (allenai, human-labelled prompt harmfulness; copy in bigsnarfdude/wizard101): vanilla and
+    # adversarial (role-play, fiction-wrapped) prompts. Scored, never trained on (EVAL_ONLY_PROMPTS in
+    # bench/train_classifiers.py). Its benign prompts were written beside the harmful ones, so they are
+    # counted as confusable.
+    wildguard = read_json("wizard101", "data/evaluation/wildguard_full_benchmark.json")
+    S["wildguard_harmful"] = [
+        row(r["text"], "harmful", WILDGUARD_MAP[cat], cat, "wildguard_harmful")
+        for r in wildguard
+        if r["label"] == "harmful" and (cat := r["source"].removeprefix("wildguardmix_")) in WILDGUARD_MAP
+    ]
+    S["wildguard_benign"] = [
+        row(r["text"], "confusable", None, None, "wildguard_benign") for r in wildguard if r["label"] == "safe"
+    ]
+
     # ---- confusable benign ----
     S["cyberseceval_frr"] = [
         row(r["mutated_prompt"], "confusable", None, r["attack_type"], "cyberseceval_frr")
@@ -467,6 +545,26 @@ def build():
             text += "\n\n" + r["context"].strip()
         dolly.append(row(text, "benign", None, r["category"], "dolly"))
     S["dolly"] = dolly
+
+    # Code Alpaca (CC BY-NC 4.0): programming instructions made with text-davinci-003 in the Self-Instruct
+    # manner, the 2k sample and the later 4.5k set; prompt = instruction + input (often code)
+    code = []
+    for path in ("data/code_alpaca_2k.json", "data/new_codealpaca.json"):
+        for r in read_json("codealpaca", path):
+            text = r["instruction"].strip()
+            if r.get("input", "").strip():
+                text += "\n\n" + r["input"].strip()
+            code.append(row(text, "benign", None, path.rsplit("/", 1)[-1], "codealpaca"))
+    S["codealpaca"] = code
+
+    # ToxicChat test split (lmsys/toxic-chat, CC BY-NC 4.0; copy in bigsnarfdude/wizard101): real prompts of
+    # the Vicuna demo's users; only those its annotators judged non-toxic. The toxic ones are not used: the
+    # label covers rude jokes, role-play and jailbreak templates, not harmful requests alone.
+    S["toxicchat"] = [
+        row(r["text"], "benign", None, None, "toxicchat")
+        for r in read_json("wizard101", "data/benchmark/toxicchat_test.json")
+        if r["label"] == "safe"
+    ]
 
     # Benign questions of other shapes, as the zero-shot-CoT repository ships them: GSM8K grade-school
     # math word problems (test split) and StrategyQA yes/no questions (BIG-bench task file).
