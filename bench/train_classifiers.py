@@ -374,6 +374,7 @@ def eval_harmful(encoder: str) -> None:
     print("| held-out source | kind | rows | flagged | threshold (from training sources) |")
     print("|---|---|---|---|---|")
     summary: dict[str, list[float]] = {"harmful": [], "benign": [], "confusable": []}
+    pooled: list[tuple[str, str, float]] = []  # (kind, source, held-out score) of the sources in the means
     for fam in sorted(set(groups)):
         train = outside(data, {fam})
         clf = train_harmful(x, labels, groups, data, train, encoder)
@@ -384,8 +385,12 @@ def eval_harmful(encoder: str) -> None:
         cut = clf.threshold("harmful")
         for src, kind in sorted({(data[i]["source"], data[i]["label"]) for i in held}):
             sel = np.asarray([data[i]["source"] == src and data[i]["label"] == kind for i in held])
-            summary[kind].append(float((p[sel] >= cut).mean()))
-            print(f"| {src} | {kind} | {int(sel.sum())} | {(p[sel] >= cut).mean():.1%} | {cut:.3f} |")
+            scored_only = src in EVAL_ONLY_PROMPTS  # reported, outside the means (its own shipped-model figure)
+            if not scored_only:
+                summary[kind].append(float((p[sel] >= cut).mean()))
+                pooled += [(kind, src, float(v)) for v in p[sel]]
+            note = " (scored only, not in the means)" if scored_only else ""
+            print(f"| {src}{note} | {kind} | {int(sel.sum())} | {(p[sel] >= cut).mean():.1%} | {cut:.3f} |")
         cat_rows = [i for i in held if data[i]["label"] == "harmful" and data[i].get("category") in cat_clf.classes]
         if cat_rows:
             q = cat_clf.probs_of(x[cat_rows])
@@ -398,6 +403,25 @@ def eval_harmful(encoder: str) -> None:
         f"\nmean over held-out sources: harmful recall {np.mean(summary['harmful']):.1%}, ordinary benign flagged "
         f"{np.mean(summary['benign']):.1%}, confusable benign flagged {np.mean(summary['confusable']):.1%}"
     )
+    print(f"held-out AUROC, threshold-free (each source weighing the same): {_pooled_auroc(pooled)}")
+
+
+def _pooled_auroc(pooled: list[tuple[str, str, float]]) -> str:
+    """AUROC of the held-out scores, harmful against ordinary benign and against confusable prompts,
+    every source weighing the same (each fold's model scores only its own held-out family)."""
+    from sklearn.metrics import roc_auc_score
+
+    rows = Counter((kind, src) for kind, src, _ in pooled)
+    per_kind = Counter(kind for kind, _ in rows)
+    out = []
+    for other in ("benign", "confusable"):
+        sel = [(k, s, v) for k, s, v in pooled if k in ("harmful", other)]
+        if not per_kind["harmful"] or not per_kind[other]:
+            continue
+        y = [k == "harmful" for k, _, _ in sel]
+        w = [1.0 / (rows[(k, s)] * per_kind[k]) for k, s, _ in sel]
+        out.append(f"harmful vs {other} {roc_auc_score(y, [v for *_, v in sel], sample_weight=w):.3f}")
+    return ", ".join(out)
 
 
 def _refusal_report(label: str, clf: textclf.TextClassifier, x: Any, truth: list[str]) -> None:

@@ -57,7 +57,7 @@ REPOS = {
     # added 2026-12-08
     "fractured_sorry": ("AmanPriyanshu+FRACTURED-SORRY-Bench", "746bb731590d1ab63cec070b2427ec56f3f26d37"),
     "jailjudge": ("usail-hkust+Jailjudge", "8743c1364bd9fde2bd680109c70d18942c1f4394"),
-    # added 2026-12-07 (second)
+    # added 2026-12-07, after HEx-PHI
     "codealpaca": ("sahil280114+codealpaca", "2f78ddc5c682ed6738ad092bbbfa59ba915afcb0"),
     "gptfuzz": ("sherdencooper+GPTFuzz", "1eddeb565740ae311b5f4950492b011a6f866fe7"),
     "dan_copy": ("kaif0102+Sentinel-AI-Defense-System-", "3189a21bf5c5fe179046d27906e1b892e3af63c8"),
