@@ -72,8 +72,7 @@ def prepare_models() -> None:
 
     names = ("harmful", "harm_category", "refusal", "harmful_semantic", "refusal_semantic")
     texts, labels, groups, data = tc.harmful_data()
-    held = {tc.family(s) for s in HELD_PROMPTS}  # with texts shared by other sources; scored-only sources never train
-    keep = [i for i in tc.outside(data, held) if data[i]["source"] not in tc.EVAL_ONLY_PROMPTS]
+    keep = tc.trainable(data, tc.outside(data, {tc.family(s) for s in HELD_PROMPTS}))  # with texts shared elsewhere
     rtexts, rlabels, rgroups, rdata = tc.refusal_data()
     rkeep = [i for i, r in enumerate(rdata) if r["source"] not in HELD_ANSWERS | tc.EVAL_ONLY_ANSWERS]
     stamp = MODELS / "held_out.json"

@@ -90,6 +90,11 @@ def family(source: str) -> str:
     return FAMILIES.get(source, source)
 
 
+def trainable(data: list[dict[str, Any]], idx: list[int]) -> list[int]:
+    """The rows of `idx` a harmful or category model may learn from (not a scored-only source)."""
+    return [i for i in idx if data[i]["source"] not in EVAL_ONLY_PROMPTS]
+
+
 # ---------------------------------------------------------------------------- fitting
 
 
@@ -300,7 +305,7 @@ def train_harmful(
 ) -> textclf.TextClassifier:
     """The harmful-request model on rows `idx`; the threshold flags at most MAX_BENIGN_FPR of
     ordinary benign prompts out of fold (each source weighing the same)."""
-    idx = [i for i in idx if data[i]["source"] not in EVAL_ONLY_PROMPTS]
+    idx = trainable(data, idx)
     lab, grp = [labels[i] for i in idx], [groups[i] for i in idx]
     name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
     clf, oof = fit_model(name, x[idx], lab, grp, ("benign", "harmful"), encoder)
@@ -323,7 +328,7 @@ def train_category(
     x: Any, groups: list[str], data: list[dict[str, Any]], idx: list[int], encoder: str, calibrate: bool = True
 ) -> textclf.TextClassifier:
     """The category model on the harmful rows of `idx` whose category has MIN_CATEGORY_ROWS rows."""
-    idx = [i for i in idx if data[i]["source"] not in EVAL_ONLY_PROMPTS]
+    idx = trainable(data, idx)
     cats = Counter(data[i]["category"] for i in idx if data[i]["label"] == "harmful" and data[i].get("category"))
     keep = tuple(sorted(c for c, n in cats.items() if n >= MIN_CATEGORY_ROWS))
     sel = [i for i in idx if data[i]["label"] == "harmful" and data[i].get("category") in keep]
@@ -482,23 +487,18 @@ def eval_shipped(names: list[str], encoder: str) -> None:
     cut = clf.threshold("harmful")
     print(f"shipped {name} (trained {clf.meta.get('trained')}, threshold {cut:.3f}) on sources it never saw\n")
     print("| source | kind | rows | flagged |\n|---|---|---|---|")
-    scores: list[np.ndarray] = []
-    harmful: list[np.ndarray] = []
+    pooled: list[tuple[str, str, float]] = []
     for src in names:
         idx = [i for i in sorted(unseen) if data[i]["source"] == src]
         if not idx:
             raise SystemExit(f"no rows of source {src!r} (rebuild with bench/data/build_prompts.py)")
         p = clf.probs_of(encode([texts[i] for i in idx], clf.encoder))[:, 1]
-        scores.append(p)
-        harmful.append(np.asarray([data[i]["label"] == "harmful" for i in idx]))
+        pooled += [(data[i]["label"], src, float(v)) for i, v in zip(idx, p, strict=True)]
         for kind in sorted({data[i]["label"] for i in idx}):
             sel = np.asarray([data[i]["label"] == kind for i in idx])
             print(f"| {src} | {kind} | {int(sel.sum())} | {(p[sel] >= cut).mean():.1%} |")
-    y = np.concatenate(harmful)
-    if 0 < y.sum() < len(y):  # threshold-free: how well the score ranks these sources' harmful rows first
-        from sklearn.metrics import roc_auc_score
-
-        print(f"\nAUROC, harmful vs the rest of these sources: {roc_auc_score(y, np.concatenate(scores)):.3f}")
+    if auroc := _pooled_auroc(pooled):
+        print(f"\nAUROC, threshold-free (each source weighing the same): {auroc}")
 
 
 def ship(task: str | None = None, encoders: tuple[str, ...] = ("hashed", SEMANTIC_ENCODER)) -> None:
