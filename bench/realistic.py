@@ -80,6 +80,8 @@ def prepare_models() -> None:
         "prompts": sorted(HELD_PROMPTS),
         "answers": sorted(HELD_ANSWERS),
         "semantic": tc.SEMANTIC_ENCODER,
+        # the recipe: scored (calibration, threshold) by the most harmful part, benign prompts' later parts trained on
+        "recipe": "parts, benign parts",
         # a source added to the training data makes the cached heads stale
         "trained_on": {
             "prompts": dict(sorted(Counter(data[i]["source"] for i in keep).items())),
@@ -93,7 +95,7 @@ def prepare_models() -> None:
     made = []  # each names the sources it saw in meta["sources"]
     for encoder in ("hashed", tc.SEMANTIC_ENCODER):
         x = tc.encode(texts, encoder)
-        made.append(tc.train_harmful(x, labels, groups, data, keep, encoder))
+        made.append(tc.train_harmful(x, labels, groups, data, keep, encoder, tc.later_parts(data, encoder)))
         made.append(tc.train_refusal(tc.encode(rtexts, encoder), rlabels, rgroups, rkeep, encoder))
         if encoder == "hashed":
             made.append(tc.train_category(x, groups, data, keep, encoder))

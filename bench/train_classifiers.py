@@ -9,8 +9,10 @@
     .venv/bin/python bench/train_classifiers.py shipped harmful --sources a,b  # shipped model, unseen sources
 
 Models: hashed word 1-2-grams (the semantic tier: beside MiniLM sentence embeddings) and a logistic layer
-(`detectors/textclf.py`), with the same text views as the live features (`request_view`: user
-turn without the cue; `answer_view`: the final answer's start and end). Sources weigh the same
+(`detectors/textclf.py`), with the same text views as the live features (`request_windows`: user
+turn without the cue, in windows: a model learns from each prompt's first window and scores a
+prompt by its most harmful window, as the live feature does; `answer_view`: the final answer's
+start and end). Sources weigh the same
 within a class, so a big source cannot teach its style as the sign of its class; sources that
 share text are held out together (FAMILIES). Nothing is tuned on a source that is scored:
 
@@ -48,7 +50,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench.external import rows, sources  # noqa: E402
 from detectors import textclf  # noqa: E402
-from detectors.features import answer_view, request_view  # noqa: E402
+from detectors.features import answer_view, request_view, request_windows  # noqa: E402
 from detectors.scratchpad.extract import without_reasoning  # noqa: E402
 
 N_FEATURES = 2**19
@@ -133,6 +135,31 @@ def encode(texts: list[str], encoder: str) -> Any:
     return np.asarray([cache[k] for k in keys], np.float32)
 
 
+def windowed(clf: textclf.TextClassifier, prompts: list[str], encoder: str) -> np.ndarray:
+    """P(harmful) of each prompt as the live feature scores it: the highest over its windows
+    (`request_windows`; a model is trained on each prompt's first window)."""
+    windows = [request_windows(t) for t in prompts]
+    p = clf.probs_of(encode([w for ws in windows for w in ws], encoder))[:, 1]
+    out = np.full(len(prompts), -np.inf)
+    np.maximum.at(out, np.repeat(np.arange(len(prompts)), [len(ws) for ws in windows]), p)
+    return out
+
+
+def later_parts(data: list[dict[str, Any]], encoder: str) -> tuple[Any, np.ndarray]:
+    """Every prompt's parts after the first (`request_windows`), encoded, and the row of each: what
+    out-of-fold scoring adds so that a model's calibration and threshold see prompts as the live
+    feature scores them."""
+    parts = [(i, w) for i, r in enumerate(data) for w in request_windows(r["text"])[1:]]
+    return encode([w for _, w in parts], encoder), np.asarray([i for i, _ in parts], dtype=np.int64)
+
+
+def _vstack(a: Any, b: Any) -> Any:
+    """Rows of `b` under those of `a` (sparse or dense alike)."""
+    import scipy.sparse as sp
+
+    return sp.vstack([a, b], format="csr") if sp.issparse(a) else np.vstack([a, b])
+
+
 def _encoder_of(x: Any) -> str:
     """The encoder that made rows `x`, from their width."""
     return {N_FEATURES: "hashed", EMBED_DIM: "minilm", N_FEATURES + EMBED_DIM: "hashed+minilm"}[x.shape[1]]
@@ -183,9 +210,13 @@ def _calibrate(logits: np.ndarray, y: np.ndarray) -> tuple[float, np.ndarray]:
     return best[1], best[2].astype(np.float32)
 
 
-def _oof_logits(x: Any, labels: list[str], groups: list[str], classes: tuple[str, ...]) -> np.ndarray:
+def _oof_logits(
+    x: Any, labels: list[str], groups: list[str], classes: tuple[str, ...], later: tuple[Any, np.ndarray] | None = None
+) -> np.ndarray:
     """Out-of-fold logits, folds by source (at most 5), for calibration and thresholds; with a
-    single training source, 5 folds of its rows (seeded), the best that one source allows."""
+    single training source, 5 folds of its rows (seeded), the best that one source allows.
+    `later` (two classes only): more parts of the rows, (features, row of each); a row's logit is
+    then that of its part with the highest logit of the second class, as the live feature reads."""
     n = x.shape[0]
     names = sorted(set(groups))
     if len(names) > 1:
@@ -201,6 +232,10 @@ def _oof_logits(x: Any, labels: list[str], groups: list[str], classes: tuple[str
             continue
         w, b = _fit_linear(x[kept], [labels[i] for i in kept], classes, [groups[i] for i in kept])
         out[held] = np.asarray(x[held] @ w) + b
+        if later is not None:  # with two classes the first logit is 0: the second decides
+            sel = np.flatnonzero(np.isin(later[1], held))
+            z = (np.asarray(later[0][sel] @ w) + b)[:, 1].astype(out.dtype)
+            np.maximum.at(out[:, 1], later[1][sel], z)
     return out
 
 
@@ -212,11 +247,14 @@ def fit_model(
     classes: tuple[str, ...],
     encoder: str,
     calibrate: bool = True,
+    later: tuple[Any, np.ndarray] | None = None,
 ) -> tuple[textclf.TextClassifier, np.ndarray]:
     """The calibrated model on all rows, and the calibrated out-of-fold probabilities (without
-    `calibrate`, the raw model: enough where only the top class is read, in evaluations)."""
+    `calibrate`, the raw model: enough where only the top class is read, in evaluations);
+    `later`: see `_oof_logits`."""
     y = np.asarray([classes.index(label) for label in labels])
-    oof = _oof_logits(x, labels, groups, classes) if calibrate else np.zeros((len(y), len(classes)), np.float32)
+    n = (len(y), len(classes))
+    oof = _oof_logits(x, labels, groups, classes, later) if calibrate else np.zeros(n, np.float32)
     scale, bias = _calibrate(oof, y) if calibrate else (1.0, np.zeros(len(classes), np.float32))
     w, b = _fit_linear(x, labels, classes, groups)
     dims, ngrams = {
@@ -302,13 +340,32 @@ def train_harmful(
     data: list[dict[str, Any]],
     idx: list[int],
     encoder: str,
+    later: tuple[Any, np.ndarray] | None = None,
 ) -> textclf.TextClassifier:
-    """The harmful-request model on rows `idx`; the threshold flags at most MAX_BENIGN_FPR of
-    ordinary benign prompts out of fold (each source weighing the same)."""
+    """The harmful-request model on rows `idx` (each prompt's first part); the threshold flags at
+    most MAX_BENIGN_FPR of ordinary benign prompts out of fold (each source weighing the same).
+    `later` (`later_parts` of all rows): every part of a benign prompt is benign, so its later
+    parts train as benign rows of its source too (a paragraph of pasted text read alone must
+    not look harmful), and calibration and threshold score a prompt by its most harmful part,
+    as the live feature does. A harmful prompt's later parts are not labelled (the request may
+    sit in any one of them) and only score."""
     idx = trainable(data, idx)
     lab, grp = [labels[i] for i in idx], [groups[i] for i in idx]
     name = "harmful" if encoder == "hashed" else f"harmful_{SEMANTIC}"
-    clf, oof = fit_model(name, x[idx], lab, grp, ("benign", "harmful"), encoder)
+    n = len(idx)
+    rows, mine = x[idx], None
+    if later is not None:
+        local = np.full(len(data), -1, dtype=np.int64)
+        local[idx] = np.arange(n)
+        keep = np.flatnonzero(local[later[1]] >= 0)
+        owner = local[later[1][keep]]
+        mine = (later[0][keep], owner)
+        benign = keep[np.asarray([lab[o] == "benign" for o in owner], dtype=bool)]
+        rows = _vstack(rows, later[0][benign])
+        lab += ["benign"] * len(benign)
+        grp += [groups[i] for i in later[1][benign]]
+    clf, oof = fit_model(name, rows, lab, grp, ("benign", "harmful"), encoder, later=mine)
+    oof, lab, grp = oof[:n], lab[:n], grp[:n]  # the prompts themselves, each scored as a whole
     y = np.asarray(lab) == "harmful"
     ordinary = np.asarray([data[i]["label"] == "benign" for i in idx])
     weight = _weights(lab, grp)
@@ -317,6 +374,8 @@ def train_harmful(
     cut = float(grid[np.flatnonzero(fpr <= MAX_BENIGN_FPR)[0]])
     clf.meta["sources"] = dict(sorted(Counter(data[i]["source"] for i in idx).items()))  # the rows it saw
     clf.meta["thresholds"] = {"harmful": cut}
+    clf.meta["scored_by"] = "first part" if later is None else "most harmful part"  # as calibrated
+    clf.meta["benign_parts"] = rows.shape[0] - n  # later parts of benign prompts, trained on as rows
     clf.meta["oof"] = {
         "recall": round(float((oof[y, 1] >= cut).mean()), 4),
         "ordinary_benign_fpr": round(float((oof[ordinary, 1] >= cut).mean()), 4),
@@ -374,7 +433,7 @@ def train_refusal(x: Any, labels: list[str], groups: list[str], idx: list[int], 
 
 def eval_harmful(encoder: str) -> None:
     texts, labels, groups, data = harmful_data()
-    x = encode(texts, encoder)
+    x, later = encode(texts, encoder), later_parts(data, encoder)
     print(f"encoder {encoder}; threshold: at most {MAX_BENIGN_FPR:.0%} of ordinary benign prompts out of fold\n")
     print("| held-out source | kind | rows | flagged | threshold (from training sources) |")
     print("|---|---|---|---|---|")
@@ -382,11 +441,11 @@ def eval_harmful(encoder: str) -> None:
     pooled: list[tuple[str, str, float]] = []  # (kind, source, held-out score) of the sources in the means
     for fam in sorted(set(groups)):
         train = outside(data, {fam})
-        clf = train_harmful(x, labels, groups, data, train, encoder)
+        clf = train_harmful(x, labels, groups, data, train, encoder, later)
         cat_clf = train_category(x, groups, data, train, encoder, calibrate=False)
         print(f"held out {fam}: out-of-fold on the training sources {clf.meta['oof']}", file=sys.stderr, flush=True)
         held = [i for i, g in enumerate(groups) if g == fam]
-        p = clf.probs_of(x[held])[:, 1]
+        p = windowed(clf, [data[i]["text"] for i in held], encoder)
         cut = clf.threshold("harmful")
         for src, kind in sorted({(data[i]["source"], data[i]["label"]) for i in held}):
             sel = np.asarray([data[i]["source"] == src and data[i]["label"] == kind for i in held])
@@ -482,7 +541,7 @@ def eval_shipped(names: list[str], encoder: str) -> None:
     seen = {family(s) for s in clf.meta.get("sources", {})}
     if overlap := seen & {family(s) for s in names}:
         raise SystemExit(f"{name} was trained on the families {sorted(overlap)}: not a held-out figure")
-    texts, _, _, data = harmful_data()
+    data = harmful_data()[3]
     unseen = set(outside(data, seen))  # neither its families nor a text they hold
     cut = clf.threshold("harmful")
     print(f"shipped {name} (trained {clf.meta.get('trained')}, threshold {cut:.3f}) on sources it never saw\n")
@@ -492,7 +551,7 @@ def eval_shipped(names: list[str], encoder: str) -> None:
         idx = [i for i in sorted(unseen) if data[i]["source"] == src]
         if not idx:
             raise SystemExit(f"no rows of source {src!r} (rebuild with bench/data/build_prompts.py)")
-        p = clf.probs_of(encode([texts[i] for i in idx], clf.encoder))[:, 1]
+        p = windowed(clf, [data[i]["text"] for i in idx], clf.encoder)
         pooled += [(data[i]["label"], src, float(v)) for i, v in zip(idx, p, strict=True)]
         for kind in sorted({data[i]["label"] for i in idx}):
             sel = np.asarray([data[i]["label"] == kind for i in idx])
@@ -511,7 +570,7 @@ def ship(task: str | None = None, encoders: tuple[str, ...] = ("hashed", SEMANTI
         for encoder in encoders:
             x = encode(ptexts, encoder)
             every = list(range(len(pdata)))
-            made.append(train_harmful(x, plabels, pgroups, pdata, every, encoder))
+            made.append(train_harmful(x, plabels, pgroups, pdata, every, encoder, later_parts(pdata, encoder)))
             if encoder == "hashed":  # the category head is hashed only
                 made.append(train_category(x, pgroups, pdata, every, encoder))
     if task in (None, "refusal"):

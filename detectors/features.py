@@ -11,6 +11,7 @@ import base64
 import dataclasses
 import functools
 import json
+import re
 import threading
 from collections import OrderedDict
 from collections.abc import Callable
@@ -185,19 +186,54 @@ def last_user_text(ex: Exchange) -> str:
 
 # The request and response classifiers (detectors/textclf.py): hashed word n-grams and a linear
 # layer trained on text others wrote (docs/data.md), batched, cached per text. What each reads:
-REQUEST_CHARS = 2000  # the user's last turn, the experiment's cue removed
+# The user's last turn, the experiment's cue removed, read in parts: windows of REQUEST_CHARS that
+# start every REQUEST_STRIDE characters, and each paragraph of a text that has several (at most
+# REQUEST_WINDOWS of each, the first and the last always among them). A request scores as its most
+# harmful part. Half-overlapping windows cover the text for both tiers (the hashed heads read a
+# whole window, the sentence model about its first 1,000 characters, 256 word pieces); a
+# paragraph read alone is not diluted by the pasted text around it.
+REQUEST_CHARS, REQUEST_STRIDE, REQUEST_WINDOWS = 2000, 1000, 16
+_PARAGRAPH = re.compile(r"\n\s*\n")
 ANSWER_HEAD, ANSWER_TAIL = 1500, 500  # the start and the end of a long final answer
 _MEMO_SIZE = 8192
 _memo: OrderedDict[tuple[str, str], NDArray[np.float64]] = OrderedDict()
 _memo_lock = threading.Lock()
 
 
-def request_view(text: str, cue: str | None = None) -> str:
-    """What the harmful-request classifier reads: the user's text without the cue, so the arms
-    of an experiment always get the same verdict."""
+def request_windows(text: str, cue: str | None = None) -> list[str]:
+    """What the harmful-request classifiers read: the user's text without the cue (so the arms of
+    an experiment always get the same verdict), in parts; none for an empty text. The first part
+    is the text's start (the whole of a short text). A long text is read up to REQUEST_WINDOWS
+    windows (about 17,000 characters), so a request placed after pasted context is still read;
+    past that the windows spread evenly over it, with gaps between them. Each paragraph of a text
+    that has several is read alone too, so the request in one is not diluted by the rest."""
     if cue:
         text = text.replace(cue, " ")
-    return text.strip()[:REQUEST_CHARS]
+    text = text.strip()
+    if not text:
+        return []
+    last = max(len(text) - REQUEST_CHARS, 0)
+    starts = _spread([*range(0, last, REQUEST_STRIDE), last])
+    parts = [text[s : s + REQUEST_CHARS] for s in starts]
+    paragraphs = [p.strip()[:REQUEST_CHARS] for p in _PARAGRAPH.split(text) if p.strip()]
+    if len(paragraphs) > 1:
+        parts += _spread(paragraphs)
+    return list(dict.fromkeys(parts))
+
+
+def _spread(items: list[Any]) -> list[Any]:
+    """At most REQUEST_WINDOWS of `items`, evenly spaced, the first and the last among them."""
+    if len(items) <= REQUEST_WINDOWS:
+        return items
+    step = (len(items) - 1) / (REQUEST_WINDOWS - 1)
+    return [items[round(i * step)] for i in range(REQUEST_WINDOWS)]
+
+
+def request_view(text: str, cue: str | None = None) -> str:
+    """The first window of `request_windows`: what the request heads are trained on (a training
+    prompt is one row; most are a single window)."""
+    windows = request_windows(text, cue)
+    return windows[0] if windows else ""
 
 
 def answer_view(text: str) -> str:
@@ -227,8 +263,17 @@ def classify(model: str, texts: list[str]) -> list[NDArray[np.float64]]:
     return [known[t] for t in texts]
 
 
-def _requests(batch: list[Exchange]) -> list[str]:
-    return [request_view(last_user_text(ex), ex.cue) for ex in batch]
+def _harm_windows(model: str, batch: list[Exchange]) -> list[tuple[float | None, str]]:
+    """(score, window) of each request under `model`: its most harmful window and that window's
+    score; (None, "") where there is no text. Every window of the batch is classified at once."""
+    windows = [request_windows(last_user_text(ex), ex.cue) for ex in batch]
+    probs = iter(classify(model, [w for ws in windows for w in ws]))
+    out: list[tuple[float | None, str]] = []
+    for ws in windows:
+        scores = [float(next(probs)[1]) for _ in ws]
+        best = int(np.argmax(scores)) if scores else -1
+        out.append((scores[best], ws[best]) if scores else (None, ""))
+    return out
 
 
 @batch_feature("harm_score", kind="continuous")
@@ -244,8 +289,7 @@ def harmful(batch: list[Exchange]) -> list[int]:
 
 
 def _harm_scores(model: str, batch: list[Exchange]) -> list[float | None]:
-    texts = _requests(batch)
-    return [None if not t else float(p[1]) for t, p in zip(texts, classify(model, texts), strict=True)]
+    return [score for score, _ in _harm_windows(model, batch)]
 
 
 def _harm_flags(model: str, scores: list[float | None]) -> list[int]:
@@ -278,14 +322,15 @@ def harm_band(batch: list[Exchange]) -> list[str | None]:
 @batch_feature("harm_category", kind="category")
 def harm_category(batch: list[Exchange]) -> list[str | None]:
     """The category of a harmful request (weapons, cyber, drugs, ...), None for benign ones."""
-    return _categories(batch, harmful(batch))
+    return _categories(batch, harmful(batch), "harmful")
 
 
-def _categories(batch: list[Exchange], flags: list[int]) -> list[str | None]:
+def _categories(batch: list[Exchange], flags: list[int], model: str) -> list[str | None]:
+    """The category of each flagged request, read from its most harmful window under `model`."""
     from detectors import textclf
 
     names = textclf.load("harm_category").classes
-    probs = classify("harm_category", _requests(batch))
+    probs = classify("harm_category", [window for _, window in _harm_windows(model, batch)])
     return [names[int(np.argmax(p))] if f else None for f, p in zip(flags, probs, strict=True)]
 
 
@@ -300,7 +345,7 @@ def harm_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[flo
     model = CLASSIFIER_TIERS[tier][0]
     scores = _harm_scores(model, batch)
     flags = _harm_flags(model, scores)
-    return list(zip(scores, flags, _categories(batch, flags), strict=True))
+    return list(zip(scores, flags, _categories(batch, flags, model), strict=True))
 
 
 def refusal_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[str | None, float | None]]:
