@@ -27,7 +27,9 @@ Sources kept only to score (`EVAL_ONLY_PROMPTS`, `EVAL_ONLY_ANSWERS`) never ente
 Disclosed: the threshold rule was changed twice after looking at held-out figures of the hashed
 model (95% out-of-fold recall, then Youden's J, flagged 40-90% of held-out benign sources); the
 rule kept ("at most 5% of ordinary benign prompts out of fold") is the product's own requirement.
-Encoder and regularisation were compared once across held-out sources (docs/benchmarks.md).
+Encoder and regularisation were compared once across held-out sources (docs/benchmarks.md), and so
+were three ways of reading requests in parts (scored with the first-window threshold, calibrated on
+parts, benign parts trained on; the last shipped).
 """
 
 from __future__ import annotations
