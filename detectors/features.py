@@ -322,16 +322,24 @@ def harm_band(batch: list[Exchange]) -> list[str | None]:
 @batch_feature("harm_category", kind="category")
 def harm_category(batch: list[Exchange]) -> list[str | None]:
     """The category of a harmful request (weapons, cyber, drugs, ...), None for benign ones."""
-    return _categories(batch, harmful(batch), "harmful")
+    return [category for *_, category in _verdicts("harmful", batch)]
 
 
-def _categories(batch: list[Exchange], flags: list[int], model: str) -> list[str | None]:
-    """The category of each flagged request, read from its most harmful window under `model`."""
+def _verdicts(model: str, batch: list[Exchange]) -> list[tuple[float | None, int, str | None]]:
+    """(score, flag, category) of each request under `model`, from one pass over its parts: the
+    hashed `harm_category` head names the category of the flagged ones, read from their most
+    harmful part."""
     from detectors import textclf
 
+    found = _harm_windows(model, batch)
+    flags = _harm_flags(model, [score for score, _ in found])
+    flagged = [window for (_, window), f in zip(found, flags, strict=True) if f]
     names = textclf.load("harm_category").classes
-    probs = classify("harm_category", [window for _, window in _harm_windows(model, batch)])
-    return [names[int(np.argmax(p))] if f else None for f, p in zip(flags, probs, strict=True)]
+    probs = iter(classify("harm_category", flagged))
+    return [
+        (score, f, names[int(np.argmax(next(probs)))] if f else None)
+        for (score, _), f in zip(found, flags, strict=True)
+    ]
 
 
 #: The request and refusal classifiers of each tier: the default hashed heads, or the semantic
@@ -342,10 +350,7 @@ CLASSIFIER_TIERS = {"hashed": ("harmful", "refusal"), "semantic": ("harmful_sema
 def harm_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[float | None, int, str | None]]:
     """(score, flag, category) of each request under a tier's classifier; the category comes
     from the hashed `harm_category` head, for the requests that tier flags."""
-    model = CLASSIFIER_TIERS[tier][0]
-    scores = _harm_scores(model, batch)
-    flags = _harm_flags(model, scores)
-    return list(zip(scores, flags, _categories(batch, flags, model), strict=True))
+    return _verdicts(CLASSIFIER_TIERS[tier][0], batch)
 
 
 def refusal_verdicts(batch: list[Exchange], tier: str = "hashed") -> list[tuple[str | None, float | None]]:
