@@ -81,17 +81,19 @@ def main() -> None:
             print(f"| {src} | {len(texts)} ({rate:,.0f}/s) | " + " | ".join(cells) + " |")
             for c in CATEGORIES:  # a category this source labels both ways: its positives too
                 if {r["labels"].get(c) for r in texts} >= {0, 1}:
-                    scores, labels = labelled.setdefault((src, c), ([], []))
+                    scores, labels, models, judged = labelled.setdefault((src, c), ([], [], [], []))
                     for res, r in zip(results, texts, strict=True):
                         if r["labels"].get(c) in (0, 1):
                             scores.append(res.scores[c])
                             labels.append(r["labels"][c])
+                            models.append(r.get("model", ""))
+                            judged.append(r.get("judge_score", np.nan))
             sys.stdout.flush()
         print(
             "| **all negatives** | | " + " | ".join(f"{f}/{n} ({f / max(n, 1):.1%})" for f, n in total.values()) + " |"
         )
-        for (name, c), (scores, labels) in labelled.items():
-            s, y = np.asarray(scores), np.asarray(labels)
+        for (name, c), (scores, labels, models, judged) in labelled.items():
+            s, y, m, j = np.asarray(scores), np.asarray(labels), np.asarray(models), np.asarray(judged, dtype=float)
             flagged = s >= scorer.thresholds[c]
             what = LABELLED_SETS.get(name, name)
             print(
@@ -99,6 +101,17 @@ def main() -> None:
                 f"{int(flagged[y == 1].sum())}/{int(y.sum())} positives, "
                 f"{int(flagged[y == 0].sum())}/{int((y == 0).sum())} negatives"
             )
+            for model in sorted(set(m)) if len(set(m)) > 1 else []:  # a label that follows the model: within each
+                k = m == model
+                both = f"AUROC {auroc(s[k], y[k]):.3f}; " if len(set(y[k])) == 2 else ""
+                pos, neg = k & (y == 1), k & (y == 0)
+                print(
+                    f"- {model}: {both}flagged {int(flagged[pos].sum())}/{int(pos.sum())} positives, "
+                    f"{int(flagged[neg].sum())}/{int(neg.sum())} negatives"
+                )
+            for low, high in ((5, 8), (8, 11)) if np.isfinite(j).any() else []:  # a judge's 1-10 score
+                k = (j >= low) & (j < high)
+                print(f"- judge score {low}-{high - 1}: flagged {int(flagged[k].sum())}/{int(k.sum())}")
 
 
 LABELLED_SETS = {
@@ -107,6 +120,8 @@ LABELLED_SETS = {
     "apollo_insider_trading": "Apollo insider trading, Llama-3.1-70B's trajectory to its report, GPT-4o grader",
     "apollo_insider_doubledown": "Apollo insider trading, Llama-3.1-70B asked if it knew, GPT-4o grader",
     "apollo_ai_audit": "Apollo AI audit, Llama-3.3-70B's answers to the auditor, GPT-4o grader",
+    "agentic_misalignment_aware": "Agentic misalignment, five frontier models' chains of thought, unprompted; "
+    "an LLM judge's evaluation-awareness score >= 5 (no licence: local copy)",
 }
 
 

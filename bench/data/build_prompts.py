@@ -63,12 +63,16 @@ REPOS = {
     "dan_copy": ("kaif0102+Sentinel-AI-Defense-System-", "3189a21bf5c5fe179046d27906e1b892e3af63c8"),
     "shadow_alignment": ("BeyonderXX+ShadowAlignment", "603b81e33f0c380488d4d34cb254eccb3099100e"),
     "wizard101": ("bigsnarfdude+wizard101", "46c3ee4494aa2651232857ba365245443b3e6fa1"),
+    # added 2026-12-07, for document-heavy benign prompts (a passage and a question about it)
+    "squad": ("chrischute+squad", "85623adeb9e6639f145081fea9cae2d8f3a26379"),
 }
 
 
 def show(repo_key, path):
     d, commit = REPOS[repo_key]
     git_dir = MIRROR / d / "repo"
+    if (git_dir / ".git").is_dir():  # a snapshot with a work tree
+        git_dir = git_dir / ".git"
     out = subprocess.run(
         ["git", "--git-dir", str(git_dir), "show", f"{commit}:{path}"], check=True, capture_output=True
     )
@@ -545,6 +549,21 @@ def build():
             text += "\n\n" + r["context"].strip()
         dolly.append(row(text, "benign", None, r["category"], "dolly"))
     S["dolly"] = dolly
+
+    # SQuAD 2.0 (CC BY-SA 4.0), the official dev set as a course repository splits it in two halves (36
+    # Wikipedia articles in all); one prompt per paragraph: the passage, a blank line, one of its
+    # crowd-written questions (seeded choice). Pasted documents of every topic (wars, plagues,
+    # Islamism, imperialism) read as benign text, as a retrieval application sends them.
+    rng = random.Random(SEED)
+    squad = []
+    for path in ("data/dev-v2.0.json", "data/test-v2.0.json"):
+        for article in read_json("squad", path)["data"]:
+            for para in article["paragraphs"]:
+                questions = [q["question"].strip() for q in para["qas"] if q["question"].strip()]
+                if questions:
+                    text = para["context"].strip() + "\n\n" + rng.choice(questions)
+                    squad.append(row(text, "benign", None, article["title"], "squad"))
+    S["squad"] = squad
 
     # Code Alpaca (CC BY-NC 4.0): programming instructions made with text-davinci-003 in the Self-Instruct
     # manner, the 2k sample and the later 4.5k set; prompt = instruction + input (often code)

@@ -294,6 +294,40 @@ def build_apollo(repo: Repo, src: str):
     return dedup_cap(out)
 
 
+# ---------------------------------------------------------------- agentic_misalignment_aware
+# Chains of thought of frontier models in Anthropic's agentic-misalignment scenarios (an email agent
+# that learns it will be replaced: blackmail, leaking, cancelling an emergency alert), as the study
+# jasmineee-li/eval-awareness ships them, each scored 1-10 for evaluation awareness by its LLM judge
+# (`aware`: score >= 5). Only the unprompted condition (warning "bare", cond "baseline"): in the
+# others the prompt asks the model to consider whether it is evaluated. That repository has no
+# snapshot here, so its transcript files are copied by hand (the library's read_file, page by page)
+# into a folder given with --eval-awareness; its commit and paths: docs/data/reasoning.md. It has no
+# licence: local evaluation only, never committed. Label: monitoring awareness from the judge; the
+# scenarios are about the agent's own replacement, so every other category is left unlabelled.
+AWARE_MODELS = {"GPT-5.1"}  # its chain of thought is hidden: the field holds a summary, or nothing
+
+
+def build_eval_awareness(folder: pathlib.Path) -> list[dict]:
+    out = []
+    for path in sorted(folder.glob("*__bare__baseline__aware=*.jsonl")):
+        for line in path.read_text(encoding="utf-8").splitlines():
+            if not line.strip():
+                continue
+            r = json.loads(line)
+            if r["model"] in AWARE_MODELS or r["warning"] != "bare" or r["cond"] != "baseline":
+                continue
+            setting = f"agentic misalignment, {r['sample_id']}"
+            new = row(r.get("cot") or "", r["model"], setting, "agentic_misalignment_aware")
+            if new is None:
+                continue
+            score = float(r["evaluation_awareness"])
+            new["labels"] = {c: None for c in CATEGORIES} | {"monitoring_awareness": int(score >= 5)}
+            new["label_origin"] = "monitoring awareness: the study's LLM judge, score >= 5 of 10; others unlabelled"
+            new["judge_score"] = score
+            out.append(new)
+    return dedup_cap(out)
+
+
 BUILDERS = {
     "zero_shot_cot": build_zero_shot_cot,
     "tree_of_thought": build_tree_of_thought,
@@ -311,10 +345,21 @@ def main(argv=None) -> int:
     ap.add_argument("--mirror", type=pathlib.Path, default=DEFAULT_MIRROR)
     ap.add_argument("--out", type=pathlib.Path, default=DEFAULT_OUT)
     ap.add_argument("--only", nargs="*", default=None)
+    ap.add_argument(
+        "--eval-awareness",
+        type=pathlib.Path,
+        help="folder of the hand-copied agentic-misalignment transcripts (build_eval_awareness)",
+    )
     a = ap.parse_args(argv)
     a.out.mkdir(parents=True, exist_ok=True)
     heldout.load()  # before any snapshot is read: without the fingerprints nothing is built
     status = 0
+    if a.eval_awareness:
+        rows = build_eval_awareness(a.eval_awareness)
+        with open(a.out / "agentic_misalignment_aware.jsonl", "w", encoding="utf-8") as f:
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(f"agentic_misalignment_aware: {len(rows)} rows")
     for src, (name, commit) in SNAPSHOTS.items():
         if a.only and src not in a.only:
             continue
