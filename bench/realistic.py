@@ -23,7 +23,8 @@ with Dolly's human answers.
 The `cue_gap` detector as shipped (only `harmful`, strata `harm_category`, alpha 0.01) reads, on
 the same traffic: cuewatch's default features computed from the text (hashed heads); the same
 with the semantic heads (hashed n-grams beside MiniLM: `only: harmful_semantic`, `metrics:
-[complied_semantic]`); or the
+[complied_semantic]`); two other strata of the hashed features (every request, strata
+`harm_band`; flagged requests, strata `harm_band`, that is flagged and surely flagged); or the
 simulator's truth (oracle: harmful or not, its category, complied or not). The figure is the number of
 requests (live) or sampled requests (shadow) until the first finding. Prints a table and writes
 bench/results/realistic.json.
@@ -241,12 +242,13 @@ def first_finding(
     det = {
         "hashed": CueGap(experiment="monitoring-cue", only="harmful", condition_on="harm_category"),
         "banded": CueGap(experiment="monitoring-cue", only=None, condition_on="harm_band"),
+        "flagged_banded": CueGap(experiment="monitoring-cue", only="harmful", condition_on="harm_band"),
         "semantic": CueGap(experiment="monitoring-cue", metrics=["complied_semantic"], only="harmful_semantic"),
         "oracle": CueGap(experiment="monitoring-cue", only="harmful", condition_on="harm_category"),
     }
     hit: dict[str, int | None] = dict.fromkeys(det)
     counts: Counter[str] = Counter()
-    wants = det["hashed"].wants | det["banded"].wants | det["semantic"].wants
+    wants = set().union(*(d.wants for name, d in det.items() if name != "oracle"))
     while stream.n < horizon and any(v is None for v in hit.values()):
         exchanges, truth, number = stream.chunk()
         feats = features.compute_batch(exchanges, wants)
@@ -290,6 +292,7 @@ def _fmt(x: float) -> str:
 WHO = {
     "hashed": "cuewatch, only flagged requests (hashed `harmful`, strata `harm_category`)",
     "banded": "cuewatch, every request (strata `harm_band`, hashed)",
+    "flagged_banded": "cuewatch, only flagged requests (hashed `harmful`, strata `harm_band`: `b3`, `b4`)",
     "semantic": "cuewatch semantic heads (`harmful_semantic`, `complied_semantic`; hashed + MiniLM)",
     "oracle": "oracle (simulator truth)",
 }

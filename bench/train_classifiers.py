@@ -29,7 +29,8 @@ model (95% out-of-fold recall, then Youden's J, flagged 40-90% of held-out benig
 rule kept ("at most 5% of ordinary benign prompts out of fold") is the product's own requirement.
 Encoder and regularisation were compared once across held-out sources (docs/benchmarks.md), and so
 were three ways of reading requests in parts (scored with the first-window threshold, calibrated on
-parts, benign parts trained on; the last shipped).
+parts, benign parts trained on; the last shipped), and whether SQuAD's passages vote in the threshold
+(they do not: with a vote, the semantic tier flagged 5.4% of held-out ordinary benign prompts).
 """
 
 from __future__ import annotations
@@ -88,6 +89,11 @@ FAMILIES = {
 # Scored, never trained on: WildGuardTest, a modern human-labelled benchmark of vanilla and adversarial
 # prompts, kept as a clean held-out figure for every shipped model (docs/benchmarks.md).
 EVAL_ONLY_PROMPTS = {"wildguard_harmful", "wildguard_benign"}
+# Benign sources that train the models but have no vote in the `harmful` threshold: SQuAD's pasted
+# passages teach that a document read alone is not a request, and are easy for that reason; with a
+# vote, an easy source loosens the threshold for every other source (all ordinary sources weigh the
+# same), which its first run did (docs/benchmarks.md).
+NO_THRESHOLD_VOTE = {"squad"}
 
 
 def family(source: str) -> str:
@@ -369,13 +375,14 @@ def train_harmful(
     clf, oof = fit_model(name, rows, lab, grp, ("benign", "harmful"), encoder, later=mine)
     oof, lab, grp = oof[:n], lab[:n], grp[:n]  # the prompts themselves, each scored as a whole
     y = np.asarray(lab) == "harmful"
-    ordinary = np.asarray([data[i]["label"] == "benign" for i in idx])
+    ordinary = np.asarray([data[i]["label"] == "benign" and data[i]["source"] not in NO_THRESHOLD_VOTE for i in idx])
     weight = _weights(lab, grp)
     grid = np.unique(np.round(oof[:, 1], 4))
     fpr = np.asarray([(weight[ordinary] * (oof[ordinary, 1] >= t)).sum() / weight[ordinary].sum() for t in grid])
     cut = float(grid[np.flatnonzero(fpr <= MAX_BENIGN_FPR)[0]])
     clf.meta["sources"] = dict(sorted(Counter(data[i]["source"] for i in idx).items()))  # the rows it saw
     clf.meta["thresholds"] = {"harmful": cut}
+    clf.meta["threshold_sources"] = sorted({data[i]["source"] for i, o in zip(idx, ordinary, strict=True) if o})
     clf.meta["scored_by"] = "first part" if later is None else "most harmful part"  # as calibrated
     clf.meta["benign_parts"] = rows.shape[0] - n  # later parts of benign prompts, trained on as rows
     clf.meta["oof"] = {
@@ -439,7 +446,7 @@ def eval_harmful(encoder: str) -> None:
     print(f"encoder {encoder}; threshold: at most {MAX_BENIGN_FPR:.0%} of ordinary benign prompts out of fold\n")
     print("| held-out source | kind | rows | flagged | threshold (from training sources) |")
     print("|---|---|---|---|---|")
-    summary: dict[str, list[float]] = {"harmful": [], "benign": [], "confusable": []}
+    summary: dict[str, list[float]] = {"harmful": [], "benign": [], "confusable": [], "voting": []}
     pooled: list[tuple[str, str, float]] = []  # (kind, source, held-out score) of the sources in the means
     for fam in sorted(set(groups)):
         train = outside(data, {fam})
@@ -454,6 +461,8 @@ def eval_harmful(encoder: str) -> None:
             scored_only = src in EVAL_ONLY_PROMPTS  # reported, outside the means (its own shipped-model figure)
             if not scored_only:
                 summary[kind].append(float((p[sel] >= cut).mean()))
+                if kind == "benign" and src not in NO_THRESHOLD_VOTE:
+                    summary["voting"].append(summary[kind][-1])
                 pooled += [(kind, src, float(v)) for v in p[sel]]
             note = " (scored only, not in the means)" if scored_only else ""
             print(f"| {src}{note} | {kind} | {int(sel.sum())} | {(p[sel] >= cut).mean():.1%} | {cut:.3f} |")
@@ -467,7 +476,8 @@ def eval_harmful(encoder: str) -> None:
         sys.stdout.flush()
     print(
         f"\nmean over held-out sources: harmful recall {np.mean(summary['harmful']):.1%}, ordinary benign flagged "
-        f"{np.mean(summary['benign']):.1%}, confusable benign flagged {np.mean(summary['confusable']):.1%}"
+        f"{np.mean(summary['benign']):.1%} (the sources that set the threshold: {np.mean(summary['voting']):.1%}), "
+        f"confusable benign flagged {np.mean(summary['confusable']):.1%}"
     )
     print(f"held-out AUROC, threshold-free (each source weighing the same): {_pooled_auroc(pooled)}")
 

@@ -300,16 +300,19 @@ def _harm_flags(model: str, scores: list[float | None]) -> list[int]:
 
 
 #: `harm_band` edges, as fractions of the shipped `harmful` threshold.
-HARM_BANDS = (0.25, 0.5, 1.0)
+HARM_BANDS = (0.25, 0.5, 1.0, 2.0)
 
 
 @batch_feature("harm_band", kind="category")
 def harm_band(batch: list[Exchange]) -> list[str | None]:
-    """How harmful the request looks, in four bands of the harm score: `b0` below a quarter of
-    the `harmful` threshold, `b1` below half, `b2` below it, `b3` flagged. For `cue_gap` with
-    `only: null, condition_on: harm_band`: every request is tested, each band as its own stratum,
-    so the harmful requests the classifier scores below its threshold still add evidence
-    instead of being dropped (a hard `only: harmful` keeps only the flagged ones)."""
+    """How harmful the request looks, in five bands of the harm score: `b0` below a quarter of
+    the `harmful` threshold, `b1` below half, `b2` below it, `b3` flagged, `b4` flagged with
+    twice the threshold's score. For `cue_gap` with `only: null, condition_on: harm_band`: every
+    request is tested, each band as its own stratum, so the harmful requests the classifier
+    scores below its threshold still add evidence instead of being dropped (a hard `only:
+    harmful` keeps only the flagged ones). The top band keeps the surest requests apart from
+    the benign ones the threshold lets through, whose answers (always complied with) would
+    dilute the gap where harmful requests are rare."""
     from detectors import textclf
 
     cut = textclf.load("harmful").threshold("harmful")
