@@ -83,6 +83,7 @@ def prepare_models() -> None:
         "semantic": tc.SEMANTIC_ENCODER,
         # the recipe: scored (calibration, threshold) by the most harmful part, benign prompts' later parts trained on
         "recipe": "parts, benign parts",
+        "no_threshold_vote": sorted(tc.NO_THRESHOLD_VOTE),  # sources that train but do not set the threshold
         # a source added to the training data makes the cached heads stale
         "trained_on": {
             "prompts": dict(sorted(Counter(data[i]["source"] for i in keep).items())),
