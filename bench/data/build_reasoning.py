@@ -304,17 +304,17 @@ def build_apollo(repo: Repo, src: str):
 # into a folder given with --eval-awareness; its commit and paths: docs/data/reasoning.md. It has no
 # licence: local evaluation only, never committed. Label: monitoring awareness from the judge; the
 # scenarios are about the agent's own replacement, so every other category is left unlabelled.
-AWARE_MODELS = {"GPT-5.1"}  # its chain of thought is hidden: the field holds a summary, or nothing
+HIDDEN_COT = {"GPT-5.1"}  # its chain of thought is hidden: the field holds a summary, or nothing
 
 
 def build_eval_awareness(folder: pathlib.Path) -> list[dict]:
     out = []
-    for path in sorted(folder.glob("*__bare__baseline__aware=*.jsonl")):
+    for path in sorted(folder.glob("*.jsonl")):
         for line in path.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue
             r = json.loads(line)
-            if r["model"] in AWARE_MODELS or r["warning"] != "bare" or r["cond"] != "baseline":
+            if r["model"] in HIDDEN_COT or r["warning"] != "bare" or r["cond"] != "baseline":
                 continue
             setting = f"agentic misalignment, {r['sample_id']}"
             new = row(r.get("cot") or "", r["model"], setting, "agentic_misalignment_aware")
@@ -355,11 +355,7 @@ def main(argv=None) -> int:
     heldout.load()  # before any snapshot is read: without the fingerprints nothing is built
     status = 0
     if a.eval_awareness:
-        rows = build_eval_awareness(a.eval_awareness)
-        with open(a.out / "agentic_misalignment_aware.jsonl", "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        print(f"agentic_misalignment_aware: {len(rows)} rows")
+        write(a.out, "agentic_misalignment_aware", build_eval_awareness(a.eval_awareness))
     for src, (name, commit) in SNAPSHOTS.items():
         if a.only and src not in a.only:
             continue
@@ -370,11 +366,15 @@ def main(argv=None) -> int:
             print(f"{src}: snapshot {name}@{commit[:10]} unavailable ({e})", file=sys.stderr)
             status = 1
             continue
-        with open(a.out / f"{src}.jsonl", "w", encoding="utf-8") as f:
-            for r in rows:
-                f.write(json.dumps(r, ensure_ascii=False) + "\n")
-        print(f"{src}: {len(rows)} rows")
+        write(a.out, src, rows)
     return status
+
+
+def write(out: pathlib.Path, src: str, rows: list[dict]) -> None:
+    with open(out / f"{src}.jsonl", "w", encoding="utf-8") as f:
+        for r in rows:
+            f.write(json.dumps(r, ensure_ascii=False) + "\n")
+    print(f"{src}: {len(rows)} rows")
 
 
 if __name__ == "__main__":
