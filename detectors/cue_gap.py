@@ -49,6 +49,7 @@ from detectors.base import Observation, Params, feature_name, measurable
 from detectors.registry import register
 from detectors.stats import (
     DEFAULT_LAMBDA,
+    DEFAULT_POOL,
     Alarm,
     ArmBet,
     ClassifierBet,
@@ -69,9 +70,11 @@ Interval = Callable[[bool, tuple[float, float, float], tuple[float, float, float
 class _Track:
     """One metric for one ordered pair of arms (arm1, arm0)."""
 
-    def __init__(self, arm1: str, arm0: str, alpha: float, lam: float, max_strata: int, binary: bool) -> None:
+    def __init__(
+        self, arm1: str, arm0: str, alpha: float, lam: float, max_strata: int, binary: bool, pool: float = DEFAULT_POOL
+    ) -> None:
         self.arm1, self.arm0, self.binary = arm1, arm0, binary
-        self.lam, self.max_strata = lam, max_strata
+        self.lam, self.max_strata, self.pool = lam, max_strata, pool
         self.alarm = Alarm(alpha)
         self.unpaired: ArmBet | ClassifierBet | None = None
         self.paired = PairedSignBet(lam=lam)
@@ -167,7 +170,7 @@ class _Track:
         elif "classifier" in u:
             self.unpaired = ClassifierBet.from_state(u["classifier"])
         else:
-            self.unpaired = ArmBet(float(u["pi"]), n_strata=self.max_strata, lam=self.lam)
+            self.unpaired = ArmBet(float(u["pi"]), n_strata=self.max_strata, lam=self.lam, pool=self.pool)
             self.unpaired.restore(u)
         self.paired.restore(state["paired"])
         arms = {self.arm1, self.arm0}
@@ -200,6 +203,7 @@ class CueGapParams(Params):
     arms: tuple[str, ...] | None = None
     alpha: float = Field(0.01, gt=0, lt=1)
     lam: float = Field(DEFAULT_LAMBDA, gt=0, le=1)
+    pool: float = Field(DEFAULT_POOL, ge=0, allow_inf_nan=False)
     examples: int = Field(5, ge=0)
     severity: Severity = "warning"
     max_strata: int = Field(16, ge=1)
@@ -240,6 +244,9 @@ class CueGap:
     alpha: false-alarm level of the first alarm (later ones: alpha / k^2), for all metrics
         together (with several metrics each test runs at alpha / (metrics + 1)).
     lam: weight of the learned predictor against the assignment probability.
+    pool: how much each stratum of `condition_on` borrows from the others (pseudo-observations;
+        0: each stratum learns alone): the gap the strata share is learned once, each stratum
+        keeps its own base rate.
     examples: example exchange ids kept per arm for each finding.
     severity: severity of findings.
     max_strata: strata beyond this many distinct values share one.
@@ -268,6 +275,7 @@ class CueGap:
         self.only, self.condition_on = p.only, p.condition_on
         self.arms_param = list(p.arms) if p.arms is not None else None
         self.alpha, self.lam, self.examples, self.severity = p.alpha, p.lam, p.examples, p.severity
+        self.pool = p.pool
         self.max_strata, self.reweight, self.pairs_all = p.max_strata, p.reweight, p.pairs_all
         # `alpha` bounds the false alarms of the detector as a whole: with k metrics there are
         # k + 1 tests (each metric and their combination), each run at alpha / (k + 1).
@@ -335,7 +343,7 @@ class CueGap:
         key = (metric, *pair)
         if key not in self._tracks:
             binary = features.kind(metric) == "binary"
-            self._tracks[key] = _Track(pair[0], pair[1], self._test_alpha, self.lam, self.max_strata, binary)
+            self._tracks[key] = _Track(pair[0], pair[1], self._test_alpha, self.lam, self.max_strata, binary, self.pool)
         return self._tracks[key]
 
     def _stratum(self, value: Any) -> int:
@@ -351,7 +359,7 @@ class CueGap:
         is1 = int(arm == track.arm1)
         if track.unpaired is None:
             track.unpaired = (
-                ArmBet(pi, n_strata=self.max_strata, lam=self.lam)
+                ArmBet(pi, n_strata=self.max_strata, lam=self.lam, pool=track.pool)
                 if track.binary
                 else ClassifierBet(pi, OnlineLogit(2 + self.max_strata, scale=True), lam=min(self.lam, 0.5))
             )

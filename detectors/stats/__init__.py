@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from detectors.stats.betting import (
     DEFAULT_LAMBDA,
+    DEFAULT_POOL,
     DEFAULT_PRIOR,
     Alarm,
     ArmBet,
@@ -16,6 +17,7 @@ from detectors.stats.msprt import msprt_log_lambda
 
 __all__ = [
     "DEFAULT_LAMBDA",
+    "DEFAULT_POOL",
     "DEFAULT_PRIOR",
     "Alarm",
     "ArmBet",

@@ -35,6 +35,7 @@ Array = NDArray[np.float64]
 #: bench/tune_betting.py and docs/benchmarks.md), never on the benchmark cases themselves.
 DEFAULT_LAMBDA = 0.95
 DEFAULT_PRIOR = (1.0, 1.0)
+DEFAULT_POOL = 20.0
 
 
 def _check(name: str, value: float, lo: float, hi: float, *, open_lo: bool = True) -> None:
@@ -73,12 +74,23 @@ class ArmBet(_Bet):
     P(y|0,s)). Rare outcomes that differ between arms move q_hat far from pi; common ones that
     do not barely move it, so no wealth is wasted on strata that carry no signal.
 
+    With strata, the arms' rates in a stratum are shrunk toward what the other strata show:
+    each stratum's prior (`pool` pseudo-observations on top of the Beta prior) is centred on the
+    stratum's own rate (both arms), with the arms set apart by the common odds ratio of all
+    strata (Mantel-Haenszel). The gap the strata share is then learned once, not once per
+    stratum, while each stratum keeps its base rate: strata that comply alike, strata of
+    requests that are always complied with (benign ones let through) and strata with rates of
+    their own all cost less than strata learning alone. Everything is learned from past
+    exchanges only, so the bet stays a test martingale. With one stratum `pool` is unused.
+
     Parameters
     ----------
     pi: probability that an exchange of the two arms compared is in arm 1.
     n_strata: number of request strata (e.g. harmful-request categories).
     lam: weight of the predictor against pi, in (0, 1].
     prior: Beta prior (a, b) of each arm's outcome rate.
+    pool: pseudo-observations of each stratum's prior from the other strata (0: strata learn
+        alone).
     streams: number of independent streams (1 for a detector).
 
     Examples
@@ -102,6 +114,7 @@ class ArmBet(_Bet):
         lam: float = DEFAULT_LAMBDA,
         prior: tuple[float, float] = DEFAULT_PRIOR,
         streams: int = 1,
+        pool: float = DEFAULT_POOL,
     ) -> None:
         _check("pi", pi, 0.0, 1.0)
         if pi >= 1.0:
@@ -111,7 +124,10 @@ class ArmBet(_Bet):
             raise ValueError(f"n_strata must be >= 1, got {n_strata}")
         if min(prior) <= 0:
             raise ValueError(f"prior must be positive, got {prior}")
+        if not 0 <= pool < math.inf:
+            raise ValueError(f"pool must be >= 0 and finite, got {pool!r}")
         self.pi, self.lam, self.prior, self.n_strata, self.streams = pi, lam, prior, n_strata, streams
+        self.pool = pool if n_strata > 1 else 0.0  # one stratum: nothing to pool
         self.successes = np.zeros((streams, n_strata, 2))
         self.trials = np.zeros((streams, n_strata, 2))
         self.log_wealth = np.zeros(streams)
@@ -120,11 +136,25 @@ class ArmBet(_Bet):
         """q = P(arm = 1) for the next exchanges, from their outcomes and past data only."""
         idx = np.arange(self.streams)
         st = np.zeros(self.streams, dtype=int) if stratum is None else stratum
-        a, b = self.prior
-        rate = (self.successes[idx, st] + a) / (self.trials[idx, st] + a + b)  # (streams, 2)
+        a, b, m = *self.prior, self.pool
+        succ, tri = self.successes[idx, st], self.trials[idx, st]  # (streams, 2)
+        rate = (succ + a + m * self._centre(succ, tri)) / (tri + a + b + m) if m else (succ + a) / (tri + a + b)
         lik = np.where(np.asarray(y)[:, None] == 1, rate, 1.0 - rate)
         q_hat = self.pi * lik[:, 1] / (self.pi * lik[:, 1] + (1.0 - self.pi) * lik[:, 0])
         return np.asarray((1.0 - self.lam) * self.pi + self.lam * q_hat, dtype=np.float64)
+
+    def _centre(self, succ: Array, tri: Array) -> Array:
+        """Each arm's prior rate in the strata of `succ`, `tri` (streams, 2): the stratum's rate
+        over both arms, its log odds moved half the common log odds ratio each way."""
+        a, b = self.prior
+        s, n = self.successes, self.trials  # (streams, strata, 2)
+        total = np.maximum(n.sum(axis=2), 1.0)
+        up = (s[..., 1] * (n[..., 0] - s[..., 0]) / total).sum(axis=1) + 0.5  # Mantel-Haenszel, smoothed
+        down = ((n[..., 1] - s[..., 1]) * s[..., 0] / total).sum(axis=1) + 0.5
+        half = 0.5 * np.log(up / down)
+        rate = (succ.sum(axis=1) + a) / (tri.sum(axis=1) + a + b)
+        logit = np.log(rate / (1.0 - rate))
+        return np.asarray(1.0 / (1.0 + np.exp(-(logit[:, None] + np.stack([-half, half], axis=1)))), np.float64)
 
     def update(self, arm: NDArray[Any], y: NDArray[Any], stratum: NDArray[Any] | None = None) -> Array:
         """Bet on each stream's arm, then learn from it; returns the log wealth."""
@@ -140,11 +170,15 @@ class ArmBet(_Bet):
 
     def update_one(self, arm: int, y: int, stratum: int = 0) -> float:
         """`update` for a single stream (a detector's case) with Python floats: the same formula
-        without numpy's per-call overhead on one-element arrays; returns the log wealth."""
-        a, b = self.prior
+        without numpy's per-call overhead on one-element arrays (pooled strata go through numpy
+        once); returns the log wealth."""
+        a, b, m = *self.prior, self.pool
         succ, tri = self.successes[0, stratum], self.trials[0, stratum]
-        r0 = (float(succ[0]) + a) / (float(tri[0]) + a + b)
-        r1 = (float(succ[1]) + a) / (float(tri[1]) + a + b)
+        c0 = c1 = 0.0
+        if m:
+            c0, c1 = (float(v) for v in self._centre(succ[None], tri[None])[0])
+        r0 = (float(succ[0]) + a + m * c0) / (float(tri[0]) + a + b + m)
+        r1 = (float(succ[1]) + a + m * c1) / (float(tri[1]) + a + b + m)
         l0, l1 = (r0, r1) if y == 1 else (1.0 - r0, 1.0 - r1)
         pi = self.pi
         q = (1.0 - self.lam) * pi + self.lam * (pi * l1 / (pi * l1 + (1.0 - pi) * l0))
