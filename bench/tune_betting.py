@@ -2,7 +2,7 @@
 (other rates, other seeds), by the geometric mean of the median detection delay.
 
 - lam = 0.95 and the Beta(1, 1) prior: one stratum, four rate pairs (`--part single`);
-- pool = 20 (a stratum's prior from the other strata): four stratified scenarios
+- pool = 20 (a stratum's prior at the strata's common odds ratio): four stratified scenarios
   (`--part strata`), among them strata that all behave alike, strata with rates of their own,
   a gap in one stratum only, and strata that always comply (benign requests let through).
 

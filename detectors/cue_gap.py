@@ -71,7 +71,7 @@ class _Track:
     """One metric for one ordered pair of arms (arm1, arm0)."""
 
     def __init__(
-        self, arm1: str, arm0: str, alpha: float, lam: float, max_strata: int, binary: bool, pool: float = DEFAULT_POOL
+        self, arm1: str, arm0: str, alpha: float, lam: float, max_strata: int, binary: bool, pool: float
     ) -> None:
         self.arm1, self.arm0, self.binary = arm1, arm0, binary
         self.lam, self.max_strata, self.pool = lam, max_strata, pool
@@ -244,9 +244,10 @@ class CueGap:
     alpha: false-alarm level of the first alarm (later ones: alpha / k^2), for all metrics
         together (with several metrics each test runs at alpha / (metrics + 1)).
     lam: weight of the learned predictor against the assignment probability.
-    pool: how much each stratum of `condition_on` borrows from the others (pseudo-observations;
-        0: each stratum learns alone): the gap the strata share is learned once, each stratum
-        keeps its own base rate.
+    pool: how much each stratum of `condition_on` borrows from all strata (pseudo-observations
+        at the common odds ratio of the arms; 0: each stratum learns alone): the gap the strata
+        share is learned once, each stratum keeps its own base rate. Unused without
+        `condition_on`, and for metrics that are not binary.
     examples: example exchange ids kept per arm for each finding.
     severity: severity of findings.
     max_strata: strata beyond this many distinct values share one.
@@ -275,7 +276,7 @@ class CueGap:
         self.only, self.condition_on = p.only, p.condition_on
         self.arms_param = list(p.arms) if p.arms is not None else None
         self.alpha, self.lam, self.examples, self.severity = p.alpha, p.lam, p.examples, p.severity
-        self.pool = p.pool
+        self.pool = p.pool if p.condition_on else 0.0  # one stratum: nothing to pool
         self.max_strata, self.reweight, self.pairs_all = p.max_strata, p.reweight, p.pairs_all
         # `alpha` bounds the false alarms of the detector as a whole: with k metrics there are
         # k + 1 tests (each metric and their combination), each run at alpha / (k + 1).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import random
 from datetime import UTC, datetime
 from typing import Any
@@ -303,6 +304,16 @@ def test_drift_detects_shift_within_an_arm() -> None:
         if det.update(Observation(_ex(i, "a"), {"complied": int(rng.random() < (0.3 if i >= 1000 else 0.02))}))
     ]
     assert hits and 1000 <= hits[0] < 1400
+
+
+def test_cue_gap_pool_checked_and_unused_without_strata() -> None:
+    """`pool` must be a finite number >= 0; without `condition_on` every exchange lands in one
+    stratum, where pooling would count its data twice, so it is off."""
+    for bad in (-1.0, math.inf, math.nan):
+        with pytest.raises(ValueError, match="pool"):
+            CueGap(experiment="e", pool=bad)
+    assert CueGap(experiment="e", condition_on=None, pool=20.0).pool == 0.0
+    assert CueGap(experiment="e", pool=5.0).pool == 5.0
 
 
 def test_category_metric_rejected() -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 
 import numpy as np
@@ -101,16 +102,33 @@ def test_one_step_expectation_is_exactly_one(pi: float, lam: float, y: int, coun
 def test_pooled_strata_one_step_expectation_is_exactly_one(
     pi: float, lam: float, pool: float, y: int, stratum: int, counts: list[int]
 ) -> None:
-    """Strata pooled through the common odds ratio: still E[payoff | past, outcome] = 1 for any
-    learned state, so the stratified bet stays a test martingale."""
+    """Strata pooled through the common odds ratio: for any learned state and outcome, the wealth
+    each arm would bring, weighed by the arm's probability, averages exactly 1 (both the batch
+    and the single-stream paths), so the stratified bet stays a test martingale."""
     bet = ArmBet(pi, n_strata=3, lam=lam, pool=pool)
     for s_ in range(3):
         c = counts[4 * s_ : 4 * s_ + 4]
         bet.successes[0, s_] = [min(c[0], c[1]), min(c[2], c[3])]
         bet.trials[0, s_] = [c[1], c[3]]
-    q = float(bet.predict(np.array([y]), np.array([stratum]))[0])
-    assert 0.0 < q < 1.0
-    assert pi * (q / pi) + (1 - pi) * ((1 - q) / (1 - pi)) == pytest.approx(1.0, abs=1e-12)
+    for step in (
+        lambda b, arm: float(b.update(np.array([arm]), np.array([y]), np.array([stratum]))[0]),
+        lambda b, arm: b.update_one(arm, y, stratum),
+    ):
+        gain = {arm: math.exp(step(copy.deepcopy(bet), arm)) for arm in (0, 1)}
+        assert gain[0] > 0 and gain[1] > 0
+        assert pi * gain[1] + (1 - pi) * gain[0] == pytest.approx(1.0, abs=1e-12)
+
+
+def test_scalar_path_equals_vectorised_with_many_strata() -> None:
+    """Pooled, with 16 strata of which 6 never see an exchange: `update_one` gives the batch
+    path's wealth."""
+    arm, y = _stream(13, 1500, 0.05, 0.15)
+    strata = np.random.default_rng(2).integers(0, 10, 1500)
+    fast, slow = ArmBet(0.5, n_strata=16, pool=20.0), ArmBet(0.5, n_strata=16, pool=20.0)
+    for t in range(1500):
+        assert fast.update_one(int(arm[t]), int(y[t]), int(strata[t])) == pytest.approx(
+            float(slow.update(arm[t : t + 1], y[t : t + 1], strata[t : t + 1])[0]), abs=1e-9
+        )
 
 
 def test_pooling_strata_finds_a_shared_gap_sooner() -> None:
@@ -126,7 +144,10 @@ def test_pooling_strata_finds_a_shared_gap_sooner() -> None:
         pooled.update(arm, y, stratum)
         alone.update(arm, y, stratum)
     assert np.median(pooled.log_wealth) > np.median(alone.log_wealth) + 0.5
-    assert ArmBet(0.5, pool=50.0).pool == 0.0
+    arm, y = _stream(3, 300, 0.03, 0.12)  # one stratum: `pool` is unused
+    one, plain = ArmBet(0.5, pool=50.0), ArmBet(0.5, pool=0.0)
+    for t in range(300):
+        assert one.update_one(int(arm[t]), int(y[t])) == plain.update_one(int(arm[t]), int(y[t]))
 
 
 def test_pooled_strata_keep_their_own_base_rates() -> None:

@@ -74,14 +74,16 @@ class ArmBet(_Bet):
     P(y|0,s)). Rare outcomes that differ between arms move q_hat far from pi; common ones that
     do not barely move it, so no wealth is wasted on strata that carry no signal.
 
-    With strata, the arms' rates in a stratum are shrunk toward what the other strata show:
-    each stratum's prior (`pool` pseudo-observations on top of the Beta prior) is centred on the
-    stratum's own rate (both arms), with the arms set apart by the common odds ratio of all
-    strata (Mantel-Haenszel). The gap the strata share is then learned once, not once per
-    stratum, while each stratum keeps its base rate: strata that comply alike, strata of
-    requests that are always complied with (benign ones let through) and strata with rates of
-    their own all cost less than strata learning alone. Everything is learned from past
-    exchanges only, so the bet stays a test martingale. With one stratum `pool` is unused.
+    With strata, the arms' rates in a stratum borrow from what all strata show: each stratum's
+    prior (`pool` pseudo-observations on top of the Beta prior) is centred on the stratum's own
+    rate (both arms), with the arms set apart by the common odds ratio of all strata
+    (Mantel-Haenszel, the stratum included). The gap the strata share is then learned once, not
+    once per stratum, while each stratum keeps its base rate: strata that comply alike, strata
+    of requests that are always complied with (benign ones let through) and strata with rates
+    of their own cost less than strata learning alone; a gap confined to one stratum costs a
+    little more (bench/tune_betting.py). Everything is learned from past exchanges only, so the
+    bet stays a test martingale. With `n_strata` 1 `pool` is unused; a caller with strata that
+    all land in one should pass 0 (the pooled prior would count that stratum's data twice).
 
     Parameters
     ----------
@@ -89,8 +91,8 @@ class ArmBet(_Bet):
     n_strata: number of request strata (e.g. harmful-request categories).
     lam: weight of the predictor against pi, in (0, 1].
     prior: Beta prior (a, b) of each arm's outcome rate.
-    pool: pseudo-observations of each stratum's prior from the other strata (0: strata learn
-        alone).
+    pool: pseudo-observations of each stratum's prior at the common odds ratio of all strata
+        (0: strata learn alone).
     streams: number of independent streams (1 for a detector).
 
     Examples
@@ -138,7 +140,8 @@ class ArmBet(_Bet):
         st = np.zeros(self.streams, dtype=int) if stratum is None else stratum
         a, b, m = *self.prior, self.pool
         succ, tri = self.successes[idx, st], self.trials[idx, st]  # (streams, 2)
-        rate = (succ + a + m * self._centre(succ, tri)) / (tri + a + b + m) if m else (succ + a) / (tri + a + b)
+        centre = self._centre(succ, tri) if m else 0.0
+        rate = (succ + a + m * centre) / (tri + a + b + m)
         lik = np.where(np.asarray(y)[:, None] == 1, rate, 1.0 - rate)
         q_hat = self.pi * lik[:, 1] / (self.pi * lik[:, 1] + (1.0 - self.pi) * lik[:, 0])
         return np.asarray((1.0 - self.lam) * self.pi + self.lam * q_hat, dtype=np.float64)
@@ -149,12 +152,13 @@ class ArmBet(_Bet):
         a, b = self.prior
         s, n = self.successes, self.trials  # (streams, strata, 2)
         total = np.maximum(n.sum(axis=2), 1.0)
-        up = (s[..., 1] * (n[..., 0] - s[..., 0]) / total).sum(axis=1) + 0.5  # Mantel-Haenszel, smoothed
-        down = ((n[..., 1] - s[..., 1]) * s[..., 0] / total).sum(axis=1) + 0.5
-        half = 0.5 * np.log(up / down)
+        mh_num = 0.5 + (s[..., 1] * (n[..., 0] - s[..., 0]) / total).sum(axis=1)  # Mantel-Haenszel, smoothed
+        mh_den = 0.5 + ((n[..., 1] - s[..., 1]) * s[..., 0] / total).sum(axis=1)
+        half_log_or = 0.5 * np.log(mh_num / mh_den)
         rate = (succ.sum(axis=1) + a) / (tri.sum(axis=1) + a + b)
         logit = np.log(rate / (1.0 - rate))
-        return np.asarray(1.0 / (1.0 + np.exp(-(logit[:, None] + np.stack([-half, half], axis=1)))), np.float64)
+        shift = np.stack([-half_log_or, half_log_or], axis=1)
+        return np.asarray(1.0 / (1.0 + np.exp(-(logit[:, None] + shift))), np.float64)
 
     def update(self, arm: NDArray[Any], y: NDArray[Any], stratum: NDArray[Any] | None = None) -> Array:
         """Bet on each stream's arm, then learn from it; returns the log wealth."""
@@ -170,13 +174,21 @@ class ArmBet(_Bet):
 
     def update_one(self, arm: int, y: int, stratum: int = 0) -> float:
         """`update` for a single stream (a detector's case) with Python floats: the same formula
-        without numpy's per-call overhead on one-element arrays (pooled strata go through numpy
-        once); returns the log wealth."""
+        without numpy's per-call overhead on one-element arrays; returns the log wealth."""
         a, b, m = *self.prior, self.pool
         succ, tri = self.successes[0, stratum], self.trials[0, stratum]
         c0 = c1 = 0.0
-        if m:
-            c0, c1 = (float(v) for v in self._centre(succ[None], tri[None])[0])
+        if m:  # `_centre` for one stream, in Python floats
+            mh_num = mh_den = 0.0
+            for (s0, s1), (n0, n1) in zip(self.successes[0].tolist(), self.trials[0].tolist(), strict=True):
+                if n0 + n1:
+                    mh_num += s1 * (n0 - s0) / (n0 + n1)
+                    mh_den += (n1 - s1) * s0 / (n0 + n1)
+            half_log_or = 0.5 * math.log((0.5 + mh_num) / (0.5 + mh_den))
+            rate = (float(succ[0]) + float(succ[1]) + a) / (float(tri[0]) + float(tri[1]) + a + b)
+            logit = math.log(rate / (1.0 - rate))
+            c0 = 1.0 / (1.0 + math.exp(-(logit - half_log_or)))
+            c1 = 1.0 / (1.0 + math.exp(-(logit + half_log_or)))
         r0 = (float(succ[0]) + a + m * c0) / (float(tri[0]) + a + b + m)
         r1 = (float(succ[1]) + a + m * c1) / (float(tri[1]) + a + b + m)
         l0, l1 = (r0, r1) if y == 1 else (1.0 - r0, 1.0 - r1)
