@@ -23,7 +23,8 @@ with Dolly's human answers.
 The `cue_gap` detector as shipped (only `harmful`, strata `harm_category`, alpha 0.01) reads, on
 the same traffic: cuewatch's default features computed from the text (hashed heads); the same
 with the semantic heads (hashed n-grams beside MiniLM: `only: harmful_semantic`, `metrics:
-[complied_semantic]`); two other strata of the hashed features (every request, strata
+[complied_semantic]`), or the semantic request head with the hashed answer head (`only:
+harmful_semantic`, `metrics: [complied]`); two other strata of the hashed features (every request, strata
 `harm_band`; flagged requests, strata `harm_band`, that is flagged and surely flagged); or the
 simulator's truth (oracle: harmful or not, its category, complied or not). The figure is the number of
 requests (live) or sampled requests (shadow) until the first finding. Prints a table and writes
@@ -245,6 +246,7 @@ def first_finding(
         "banded": CueGap(experiment="monitoring-cue", only=None, condition_on="harm_band"),
         "flagged_banded": CueGap(experiment="monitoring-cue", only="harmful", condition_on="harm_band"),
         "semantic": CueGap(experiment="monitoring-cue", metrics=["complied_semantic"], only="harmful_semantic"),
+        "semantic_requests": CueGap(experiment="monitoring-cue", metrics=["complied"], only="harmful_semantic"),
         "oracle": CueGap(experiment="monitoring-cue", only="harmful", condition_on="harm_category"),
     }
     hit: dict[str, int | None] = dict.fromkeys(det)
@@ -295,6 +297,7 @@ WHO = {
     "banded": "cuewatch, every request (strata `harm_band`, hashed)",
     "flagged_banded": "cuewatch, only flagged requests (hashed `harmful`, strata `harm_band`: `b3`, `b4`)",
     "semantic": "cuewatch semantic heads (`harmful_semantic`, `complied_semantic`; hashed + MiniLM)",
+    "semantic_requests": "cuewatch semantic request head, hashed answers (`harmful_semantic`, `complied`)",
     "oracle": "oracle (simulator truth)",
 }
 
