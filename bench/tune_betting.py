@@ -38,6 +38,12 @@ def _median(hits: np.ndarray) -> float:
     return float(np.median(np.where(hits > 0, hits / 2, np.inf)))
 
 
+def _report(label: str, meds: list[float]) -> None:
+    """One candidate's median delays per scenario and their geometric mean."""
+    gmean = float(np.exp(np.mean(np.log(meds))))
+    print(f"{label}: medians {[round(m, 1) for m in meds]}, geometric mean {gmean:.1f}", flush=True)
+
+
 def single() -> None:
     for lam in (0.8, 0.9, 0.95, 1.0):
         for prior in ((0.5, 0.5), (1.0, 1.0)):
@@ -45,11 +51,7 @@ def single() -> None:
                 _median(unpaired(p0, p1, 300, 4000, seed=100 + k, lam=lam, prior=prior)["betting"])
                 for k, (p0, p1) in enumerate(TUNING)
             ]
-            print(
-                f"lam {lam:<4} prior {prior}: medians {[round(m, 1) for m in meds]}, "
-                f"geometric mean {float(np.exp(np.mean(np.log(meds)))):.1f}",
-                flush=True,
-            )
+            _report(f"lam {lam:<4} prior {prior}", meds)
 
 
 def strata() -> None:
@@ -59,11 +61,7 @@ def strata() -> None:
             _median(unpaired(0, 0, 300, 8000, seed=200 + k, strata_rates=rates, pool=pool)["betting"])
             for k, (_, rates) in enumerate(STRATA)
         ]
-        print(
-            f"pool {pool:<5}: medians {[round(m, 1) for m in meds]}, "
-            f"geometric mean {float(np.exp(np.mean(np.log(meds)))):.1f}",
-            flush=True,
-        )
+        _report(f"pool {pool:<5}", meds)
 
 
 def main() -> None:
